@@ -1,0 +1,1 @@
+"""anxin gateway: the composition root (config, runtime, MQTT ingest, store, transports, CLI)."""

@@ -1,0 +1,1 @@
+"""Hotline: a reference monitoring-centre receiver for anxin alerts."""

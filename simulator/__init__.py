@@ -1,0 +1,1 @@
+"""Simulator: virtual homes whose devices speak each model's native payloads."""
