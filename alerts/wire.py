@@ -52,7 +52,7 @@ class WireError(ValueError):
 
 
 def iso(ts: float, tz: ZoneInfo) -> str:
-    """ISO 8601 with the zone's offset, millisecond precision (e.g. 2026-11-22T21:44:05.123+08:00)."""
+    """ISO 8601 with the zone's offset, ms precision (2026-11-22T21:44:05.123+08:00)."""
     return datetime.fromtimestamp(ts, tz).isoformat(timespec="milliseconds")
 
 

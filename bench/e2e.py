@@ -1,0 +1,270 @@
+"""End-to-end latency and ingest rate: sensor publish -> signed webhook received at the hotline.
+
+Starts a real Mosquitto (nodelay, deep queue) on a random loopback port, the gateway as a
+separate process (`anxin run`), and an in-process webhook receiver that verifies every
+signature. Then:
+
+1. latency: N smoke/SOS alarms spread over many devices, published one at a time at random
+   intervals while a paho publisher sends `--background` normal sensor messages per second;
+   latency = webhook received - MQTT publish (same process, same monotonic clock).
+2. ingest: a burst of normal sensor messages as fast as paho can publish; rate = messages the
+   gateway stored as observations per second (read back from its SQLite store).
+
+Prints one JSON object. Not a test: figures vary ±30 % between runs on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from alerts import wire  # noqa: E402
+from tests._mosquitto import free_port, running_mosquitto  # noqa: E402
+
+SECRET = "bench-secret"
+
+
+def write_config(path: Path, broker_port: int, hook_port: int, n_alarm: int,
+                 n_background: int) -> None:
+    """A home with many alarm devices and many ordinary sensors."""
+    lines = [
+        '[gateway]\nid = "gw-bench"\ndata_dir = "./data"\nlog_level = "WARNING"\n',
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker_port}"\n',
+        '[home]\nid = "home-bench"\n',
+        '[[home.residents]]\nname = "测试"\nage = 80\nability_level = 1\n',
+        # every alarm in the bench is a distinct event: do not fold repeats together
+        '[alerts]\ndedupe_window_s = 0\n',
+    ]
+    for i in range(n_alarm):
+        model = "HS1SA" if i % 2 == 0 else "TS0215A_sos"
+        lines.append(f'[[devices]]\nid = "alarm-{i}"\nsource = "zigbee2mqtt"\n'
+                     f'topic = "zigbee2mqtt/alarm_{i}"\nmodel = "{model}"\nroom = "r{i % 7}"\n')
+    for i in range(n_background):
+        model = "RTCGQ11LM" if i % 2 == 0 else "MCCGQ11LM"
+        lines.append(f'[[devices]]\nid = "bg-{i}"\nsource = "zigbee2mqtt"\n'
+                     f'topic = "zigbee2mqtt/bg_{i}"\nmodel = "{model}"\nroom = "r{i % 7}"\n')
+    lines.append(f'[[hotline]]\nkind = "webhook"\nurl = "http://127.0.0.1:{hook_port}/alerts"\n'
+                 f'secret = "{SECRET}"\n')
+    path.write_text("\n".join(lines))
+
+
+def background_payload(i: int, rng: random.Random) -> tuple[str, bytes]:
+    """A normal (non-alarm) whole-state payload for background device i."""
+    if i % 2 == 0:
+        body = {"battery": 100, "voltage": 3055, "illuminance": rng.randint(0, 200),
+                "linkquality": rng.randint(20, 200), "occupancy": rng.random() < 0.5}
+    else:
+        body = {"battery": 100, "contact": rng.random() < 0.5, "device_temperature": 26,
+                "linkquality": rng.randint(20, 200), "voltage": 3015}
+    return f"zigbee2mqtt/bg_{i}", json.dumps(body).encode()
+
+
+class Receiver:
+    """A webhook receiver that verifies signatures and notes when each alert arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}  # device_id -> perf_counter at receipt
+        self.bad = 0
+        self.event = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        t = time.perf_counter()
+        try:
+            msg = wire.verify(SECRET.encode(), request.headers.get(wire.TIMESTAMP_HEADER),
+                              request.headers.get(wire.SIGNATURE_HEADER), body, time.time())
+        except wire.WireError:
+            self.bad += 1
+            return web.Response(status=401)
+        self.arrived.setdefault(msg.body["device_id"], t)
+        self.event.set()
+        return web.json_response({"status": "accepted"})
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
+
+
+def publisher(port: int, name: str) -> mqtt.Client:
+    """A connected paho client with its network loop running."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c
+
+
+def run_background(port: int, rate: float, n_devices: int, stop: threading.Event,
+                   sent: list[int]) -> None:
+    """Publish `rate` normal messages per second until stopped."""
+    c = publisher(port, "bench-background")
+    rng = random.Random(7)
+    interval = 1.0 / rate
+    next_t = time.perf_counter()
+    try:
+        while not stop.is_set():
+            topic, payload = background_payload(rng.randrange(n_devices), rng)
+            c.publish(topic, payload, qos=0)
+            sent[0] += 1
+            next_t += interval
+            delay = next_t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def stored_observations(db: Path) -> int:
+    """Rows the gateway has written to its observations table."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT count(*) FROM observations").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+async def bench(args: argparse.Namespace) -> dict[str, object]:
+    """Run both measurements; return the figures."""
+    rx = Receiver()
+    app = web.Application()
+    app.router.add_post("/alerts", rx.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    hook_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    results: dict[str, object] = {}
+    with running_mosquitto() as (_, port), tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "anxin.toml"
+        write_config(cfg, port, hook_port, args.alarms, args.devices)
+        anxin = Path(sys.executable).with_name("anxin")
+        gw = subprocess.Popen([str(anxin), "run", "--config", str(cfg)],
+                              stderr=subprocess.PIPE, text=True)
+        db = Path(tmp) / "data" / "anxin.db"
+        try:
+            ready_t = time.perf_counter()
+            # wait until the gateway's session is subscribed: a probe alarm round-trips
+            probe = publisher(port, "bench-probe")
+            while "alarm-0" not in rx.arrived:
+                if gw.poll() is not None:
+                    raise RuntimeError(f"gateway exited: {gw.stderr.read()[-2000:]}")
+                probe.publish("zigbee2mqtt/alarm_0", b'{"smoke": false}', qos=1)
+                probe.publish("zigbee2mqtt/alarm_0", b'{"smoke": true}', qos=1)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(rx.event.wait(), 0.5)
+            startup_s = time.perf_counter() - ready_t
+
+            stop = threading.Event()
+            sent = [0]
+            bg = threading.Thread(target=run_background,
+                                  args=(port, args.background, args.devices, stop, sent))
+            bg.start()
+            await asyncio.sleep(1.0)  # background at steady state
+            rng = random.Random(1)
+            published: dict[str, float] = {}
+            bg_before, t_before = sent[0], time.perf_counter()
+            for i in range(1, args.alarms):
+                device = f"alarm-{i}"
+                body = b'{"smoke": true, "battery": 100, "linkquality": 90}' if i % 2 == 0 \
+                    else b'{"action": "emergency", "battery": 100, "linkquality": 90}'
+                published[device] = time.perf_counter()
+                probe.publish(f"zigbee2mqtt/alarm_{i}", body, qos=1)
+                await asyncio.sleep(rng.uniform(0.005, 0.03))
+            deadline = time.perf_counter() + 30
+            while len([d for d in published if d in rx.arrived]) < len(published) \
+                    and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)
+            bg_rate = (sent[0] - bg_before) / (time.perf_counter() - t_before)
+            stop.set()
+            bg.join()
+            lat = [(rx.arrived[d] - t) * 1000 for d, t in published.items() if d in rx.arrived]
+            results.update({
+                "alarms_published": len(published),
+                "alarms_received": len(lat),
+                "bad_signatures": rx.bad,
+                "background_msgs_per_s": round(bg_rate),
+                "latency_ms": {"p50": round(statistics.median(lat), 2),
+                               "p99": round(percentile(lat, 99), 2),
+                               "max": round(max(lat), 2),
+                               "mean": round(statistics.fmean(lat), 2)},
+                "startup_to_first_alert_s": round(startup_s, 2),
+            })
+
+            # sustained ingest: a burst of normal messages, counted as stored observations
+            await asyncio.sleep(1.5)
+            base = stored_observations(db)
+            rng = random.Random(3)
+            payloads = [background_payload(rng.randrange(args.devices), rng)
+                        for _ in range(args.burst)]
+            per_msg = 3  # occupancy/contact + battery + linkquality
+            t0 = time.perf_counter()
+            for topic, payload in payloads:
+                probe.publish(topic, payload, qos=1)
+            published_s = time.perf_counter() - t0
+            target = base + args.burst * per_msg
+            last, last_change = base, time.perf_counter()
+            while True:
+                await asyncio.sleep(0.2)
+                n = stored_observations(db)
+                if n != last:
+                    last, last_change = n, time.perf_counter()
+                if n >= target or time.perf_counter() - last_change > 5:
+                    break
+            # observations are flushed once a second: the last change is when the final
+            # batch landed, at most one flush interval after processing finished
+            elapsed = last_change - t0
+            got = (last - base) // per_msg
+            results["ingest"] = {
+                "burst_messages": args.burst,
+                "messages_stored": got,
+                "publish_s": round(published_s, 2),
+                "msgs_per_s": round(got / elapsed) if elapsed > 0 else None,
+                "note": "includes up to 1 s of observation-flush delay",
+            }
+            probe.loop_stop()
+            probe.disconnect()
+        finally:
+            gw.terminate()
+            try:
+                gw.wait(10)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+    await runner.cleanup()
+    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    return results
+
+
+def main() -> None:
+    """Parse arguments, run, print one JSON object."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--alarms", type=int, default=400, help="alarm events (one device each)")
+    p.add_argument("--devices", type=int, default=200, help="background sensor devices")
+    p.add_argument("--background", type=float, default=1000.0, help="background msgs/s")
+    p.add_argument("--burst", type=int, default=20000, help="messages in the ingest burst")
+    args = p.parse_args()
+    print(json.dumps(asyncio.run(bench(args)), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The detection core: routes each Observation through the registered detectors.
+
+Detectors are step functions over explicit state with `now` passed in (CONVENTIONS 3). The
+registry is a plain dict; later detectors (inactivity, bed exit, accelerometer falls, …) are
+entries here, each with `step` and `tick`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from detectors import instant
+from detectors.finding import Finding
+from devices.observation import Observation
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Settings for every detector, one field per detector."""
+
+    instant: instant.InstantConfig = field(default_factory=instant.InstantConfig)
+
+
+class Core:
+    """Holds each detector's state; `step` for an Observation, `tick` for the passage of time."""
+
+    def __init__(self, cfg: CoreConfig | None = None) -> None:
+        self.cfg = cfg or CoreConfig()
+        self.instant = instant.InstantState()
+
+    def step(self, obs: Observation, now: float, *, prime: bool = False) -> list[Finding]:
+        """Findings caused by one Observation. `prime` updates state only (retained messages)."""
+        return instant.step(self.instant, obs, now, self.cfg.instant, prime=prime)
+
+    def tick(self, now: float) -> list[Finding]:
+        """Findings caused by time passing (nothing yet: instant rules react to events only)."""
+        del now
+        return []

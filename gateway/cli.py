@@ -1,0 +1,225 @@
+"""The `anxin` command: run, check-config, sim, hotline, demo, devices, quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from gateway.config import ConfigError, load
+
+logger = logging.getLogger("anxin")
+
+EXIT_CONFIG = 2
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def _run_async(coro: Coroutine[Any, Any, int | None]) -> int:
+    """Run until done, Ctrl-C or SIGTERM; either signal stops cleanly with exit code 0."""
+
+    async def main() -> int | None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            return 0
+
+    try:
+        return asyncio.run(main()) or 0
+    except KeyboardInterrupt:
+        return 0
+
+
+def _load_or_explain(path: str) -> Any:
+    try:
+        return load(path)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return None
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config and explain every problem by key path."""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    print(f"{args.config}: OK — gateway {cfg.gateway.id}, home {cfg.home.id}, "
+          f"{len(cfg.devices)} device(s), {len(cfg.hotline)} hotline target(s)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the gateway against the configured broker."""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    _setup_logging(cfg.gateway.log_level)
+    from gateway.runtime import Gateway  # noqa: PLC0415 (keep check-config light)
+
+    gw = Gateway(cfg, broker_url=args.broker)
+    return _run_async(gw.run_forever())
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Publish a scenario's native device payloads to a broker."""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    _setup_logging("WARNING")
+    from simulator.runner import describe, run  # noqa: PLC0415
+    from simulator.scenarios import ScenarioError, load_scenario  # noqa: PLC0415
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as e:
+        print(f"scenario: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(describe(scenario))
+    start = time.monotonic()
+
+    def show(t: float, what: str) -> None:
+        print(f"[sim {time.monotonic() - start:7.1f}s | scenario t={t:6.1f}s] {what}",
+              flush=True)
+
+    return _run_async(run(cfg.device_list(), scenario, args.broker, speed=args.speed,
+                          loop_forever=args.loop, on_event=show))
+
+
+def cmd_hotline(args: argparse.Namespace, rest: list[str]) -> int:
+    """The reference hotline receiver."""
+    del args
+    _setup_logging("INFO")
+    from hotline.server import main  # noqa: PLC0415
+
+    return main(rest)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Everything on embedded defaults: broker, gateway, simulated home, hotline."""
+    _setup_logging("WARNING" if not args.verbose else "INFO")
+    from gateway.demo import run_demo  # noqa: PLC0415
+
+    return _run_async(run_demo(data_dir=Path(args.data_dir), broker_port=args.broker_port,
+                               hotline_port=args.hotline_port, speed=args.speed))
+
+
+def cmd_devices_catalog(args: argparse.Namespace) -> int:
+    """Print the device catalogue."""
+    from devices.catalogue import CATALOGUE  # noqa: PLC0415
+
+    rows = [{"model": m.model, "models": list(m.models), "vendor": m.vendor,
+             "description": m.description, "classes": list(m.classes), "source": m.source,
+             "exposes": [e.property for e in m.exposes]} for m in CATALOGUE]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['model']:<22} {r['vendor']:<22} {','.join(r['classes']):<24} "
+                  f"{r['description']}")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """List messages that were kept instead of acted on, with the reason."""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    from gateway.store import Store  # noqa: PLC0415
+
+    db = cfg.data_path() / "anxin.db"
+    if not db.exists():
+        print(f"no store yet at {db}")
+        return 0
+    store = Store(db)
+    try:
+        rows = store.quarantined()
+    finally:
+        store.close()
+    if args.json:
+        for r in rows:
+            r["last_payload"] = r["last_payload"].decode("utf-8", "replace")
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print("quarantine is empty")
+    for r in rows:
+        print(f"{r['topic']}  [{r['category']}] x{r['count']}: {r['reason']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="anxin", description="安心 anxin safety gateway")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("run", help="run the gateway")
+    s.add_argument("--config", required=True, help="TOML config file")
+    s.add_argument("--broker", help="override [mqtt] url, e.g. mqtt://127.0.0.1:1883")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("check-config", help="validate a config file")
+    s.add_argument("config")
+    s.set_defaults(fn=cmd_check_config)
+
+    s = sub.add_parser("sim", help="simulate a home's devices on a broker")
+    s.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    s.add_argument("--config", required=True)
+    s.add_argument("--scenario", required=True, help="scenario name or TOML file")
+    s.add_argument("--speed", type=float, default=1.0, help="time compression (10 = 10x)")
+    s.add_argument("--loop", action="store_true", help="repeat the scenario until stopped")
+    s.set_defaults(fn=cmd_sim)
+
+    s = sub.add_parser("hotline", help="run the reference hotline receiver", add_help=False)
+    s.set_defaults(fn=None)
+
+    s = sub.add_parser("demo", help="broker + gateway + simulated home + hotline, one command")
+    s.add_argument("--data-dir", default="./var/demo")
+    s.add_argument("--broker-port", type=int, default=1883)
+    s.add_argument("--hotline-port", type=int, default=9000)
+    s.add_argument("--speed", type=float, default=1.0)
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("devices", help="device catalogue")
+    dsub = s.add_subparsers(dest="devices_command", required=True)
+    c = dsub.add_parser("catalog", help="print the catalogue")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(fn=cmd_devices_catalog)
+
+    s = sub.add_parser("quarantine", help="list messages kept instead of acted on")
+    s.add_argument("--config", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_quarantine)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `anxin` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hotline"]:
+        return cmd_hotline(argparse.Namespace(), argv[1:])
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""Gateway configuration: declared once (types, defaults, descriptions), loaded from TOML.
+
+Every section is a dataclass whose fields carry their default and a description. Loading walks
+the TOML against those declarations: unknown keys, wrong types and values out of range are
+errors naming the key path (e.g. `devices[2].model`) and what would fix it. Cross-checks
+(unknown model, duplicate ids and topics, a secret that cannot be read) come after, so one run
+reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import types
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from devices.catalogue import find_model
+from devices.registry import Device
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` lists each (key path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        lines = [f"{source}: {len(problems)} problem(s)" if source else "config problems:"]
+        lines += [f"  {path}: {msg}" for path, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+def doc(description: str, default: Any = MISSING, **kw: Any) -> Any:
+    """A dataclass field with its description (and default) declared in one place."""
+    if default is not MISSING and isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default),
+                     metadata={"doc": description, **kw})
+    return field(default=default, metadata={"doc": description, **kw})
+
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    """[gateway]"""
+
+    id: str = doc("This gateway's id, unique within the service centre", pattern=_ID)
+    timezone: str = doc("IANA time zone of the home, for time-of-day rules and times in alerts",
+                        "Asia/Shanghai")
+    data_dir: str = doc("Directory for the SQLite store and state (relative to the config file)",
+                        "./var")
+    log_level: str = doc("Log level: DEBUG, INFO, WARNING, ERROR", "INFO",
+                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    """[mqtt]"""
+
+    url: str = doc('Broker URL "mqtt://host:1883" / "mqtts://host:8883", or "embedded" '
+                   "(an in-process broker, for the demo only)", "mqtt://127.0.0.1:1883")
+    username: str | None = doc("Username on the broker", None)
+    password: str | None = doc("Password (prefer password_file)", None)
+    password_file: str | None = doc("File holding the password (systemd LoadCredential)", None)
+    client_id: str | None = doc("MQTT client id; default anxin-<gateway.id>. Kept fixed so the "
+                                "broker holds QoS-1 messages across a reconnect", None)
+    keepalive_s: int = doc("MQTT keepalive in seconds", 30, min=5, max=3600)
+    ca_file: str | None = doc("CA bundle for mqtts://", None)
+    cert_file: str | None = doc("Client certificate for mqtts://", None)
+    key_file: str | None = doc("Client key for mqtts://", None)
+    zigbee2mqtt_base_topic: str = doc("Zigbee2MQTT's base topic", "zigbee2mqtt")
+    native_base_topic: str = doc("Base topic of anxin-native devices", "anxin/sensor")
+    embedded_host: str = doc("Listen address of the embedded broker", "127.0.0.1")
+    embedded_port: int = doc("Port of the embedded broker", 1883, min=1, max=65535)
+
+
+@dataclass(frozen=True)
+class Resident:
+    """[[home.residents]]"""
+
+    name: str = doc("Resident's name (personal data: stays on the gateway except in alerts)")
+    age: int | None = doc("Age in years", None, min=0, max=130)
+    ability_level: int | None = doc("GB/T 42195-2022 老年人能力评估 level: 0 能力完好 … "
+                                    "4 完全失能", None, min=0, max=4)
+    conditions: list[str] = doc("Health conditions, free list (e.g. dementia); detectors read it",
+                                [])
+
+
+@dataclass(frozen=True)
+class HomeSection:
+    """[home]"""
+
+    id: str = doc("The home's id at the service centre", pattern=_ID)
+    address: str = doc("Street address, sent with alerts so help can be dispatched", "")
+    residents: list[Resident] = doc("The people living here", [])
+
+
+@dataclass(frozen=True)
+class AlertsSection:
+    """[alerts]"""
+
+    fall_cancel_window_s: float = doc(
+        "Seconds a fall waits in the home before it is sent, so the resident can cancel "
+        "(0 sends at once)", 30.0, min=0, max=300)
+    dedupe_window_s: float = doc(
+        "A repeat of the same event from the same device within this many seconds of the last "
+        "one is folded into the open alert instead of opening a new one", 120.0, min=0,
+        max=86400)
+    cancel_devices: list[str] = doc(
+        "Device ids of buttons that only cancel: their presses cancel a pending fall "
+        "pre-alarm and raise no SOS (every button's own cancel action works anyway)", [])
+    low_battery_pct: float = doc("Battery level at or below which a low-battery finding is "
+                                 "raised", 15.0, min=1, max=90)
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    """[[devices]]"""
+
+    id: str = doc("Device id, unique in this gateway", pattern=_ID)
+    source: str = doc('Which adapter reads it: "zigbee2mqtt" or "anxin" (native JSON)',
+                      choices=("zigbee2mqtt", "anxin"))
+    topic: str = doc("MQTT topic carrying the device's state")
+    model: str = doc("Catalogue model id, as Zigbee2MQTT names it (definition.model)")
+    room: str | None = doc("Room the device is in (kitchen, bathroom, bedroom, …)", None)
+    name: str | None = doc("Human name for the technician and the hotline", None)
+
+
+@dataclass(frozen=True)
+class HotlineTarget:
+    """[[hotline]]"""
+
+    kind: str = doc('Transport: "webhook" (HTTPS JSON, signed)', choices=("webhook",))
+    url: str = doc("Where alerts are POSTed")
+    name: str | None = doc("Short name for logs and the outbox; default hotline-<n>", None)
+    secret: str | None = doc("HMAC-SHA256 key shared with the hotline (prefer secret_file)",
+                             None)
+    secret_file: str | None = doc("File holding the HMAC key (systemd LoadCredential)", None)
+    secret_env: str | None = doc("Environment variable holding the HMAC key", None)
+    timeout_s: float = doc("Seconds to wait for the hotline's answer to one POST", 10.0,
+                           min=0.1, max=120)
+    retry_max_s: float = doc("Longest wait between retries (backoff grows to this)", 60.0,
+                             min=0.1, max=3600)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole gateway config."""
+
+    gateway: GatewaySection = doc("This gateway")
+    home: HomeSection = doc("The home this gateway watches")
+    mqtt: MqttSection = doc("Where the sensors' messages come from", MISSING)
+    alerts: AlertsSection = doc("Alert handling", MISSING)
+    devices: list[DeviceEntry] = doc("Commissioned devices", [])
+    hotline: list[HotlineTarget] = doc("Where alerts are delivered", [])
+    # Not from the file: where it was read, for resolving relative paths.
+    base_dir: str = field(default=".", metadata={"internal": True})
+
+    def secret(self, index: int) -> bytes:
+        """The HMAC key of hotline target `index` (read from where the config says)."""
+        return _read_secret(self.hotline[index], Path(self.base_dir))[0] or b""
+
+    def data_path(self) -> Path:
+        """The data directory, absolute."""
+        return (Path(self.base_dir) / self.gateway.data_dir).resolve()
+
+    def device_list(self) -> list[Device]:
+        """The configured devices as registry Devices of this home."""
+        return [Device(id=d.id, home=self.home.id, source=d.source, topic=d.topic, model=d.model,
+                       room=d.room, name=d.name) for d in self.devices]
+
+    def target_name(self, index: int) -> str:
+        """The name of hotline target `index`."""
+        return self.hotline[index].name or f"hotline-{index + 1}"
+
+
+# --- loading ---------------------------------------------------------------------------
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _type_name(tp: Any) -> str:
+    if is_dataclass(tp):
+        return "a table"
+    if get_origin(tp) is list:
+        return "a list"
+    return _TYPE_NAMES.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, path: str, meta: dict[str, Any],
+             problems: list[tuple[str, str]]) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return _convert(value, args[0], path, meta, problems)
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if not isinstance(value, list):
+            problems.append((path, f"expected {_type_name(tp)}, got {_show(value)}"))
+            return []
+        return [_convert(v, item_tp, f"{path}[{i}]", {}, problems) for i, v in enumerate(value)]
+    if is_dataclass(tp):
+        if not isinstance(value, dict):
+            problems.append((path, f"expected a table, got {_show(value)}"))
+            return None
+        return _build(tp, value, path, problems)
+    ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        problems.append((path, f"expected {_type_name(tp)}, got {_show(value)}"))
+        return value
+    if "choices" in meta and value not in meta["choices"]:
+        problems.append((path, f"{value!r} is not one of: {', '.join(meta['choices'])}"))
+    if "min" in meta and value < meta["min"]:
+        problems.append((path, f"{value} is below the minimum {meta['min']}"))
+    if "max" in meta and value > meta["max"]:
+        problems.append((path, f"{value} is above the maximum {meta['max']}"))
+    if "pattern" in meta and not meta["pattern"].match(value):
+        problems.append((path, f"{value!r} is not a valid id (letters, digits, _ . : - ; "
+                               "up to 64, starting with a letter or digit)"))
+    return value
+
+
+def _show(value: Any) -> str:
+    kind = {dict: "a table", list: "a list", bool: "a boolean", str: "a string",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} {text}" if len(text) <= 40 and not isinstance(value, dict | list) else kind
+
+
+def _build(cls: type, data: dict[str, Any], path: str,
+           problems: list[tuple[str, str]]) -> Any:
+    hints = get_type_hints(cls)
+    declared = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
+    prefix = f"{path}." if path else ""
+    for key in data:
+        if key not in declared:
+            close = [k for k in declared if k.replace("_", "") == key.replace("_", "").lower()]
+            hint = f"; did you mean {close[0]!r}?" if close else \
+                f"; known keys: {', '.join(declared)}"
+            problems.append((f"{prefix}{key}", f"unknown key{hint}"))
+    kwargs: dict[str, Any] = {}
+    for name, f in declared.items():
+        tp = hints[name]
+        if name in data:
+            kwargs[name] = _convert(data[name], tp, f"{prefix}{name}", dict(f.metadata), problems)
+        elif is_dataclass(tp) and f.default is MISSING and f.default_factory is MISSING:
+            # A section with every field defaulted may be left out of the file.
+            kwargs[name] = _build(tp, {}, f"{prefix}{name}", problems)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            problems.append((f"{prefix}{name}", f"required: {f.metadata.get('doc', '')}"))
+            kwargs[name] = None
+    try:
+        return cls(**kwargs)
+    except TypeError:  # only reached with problems already recorded
+        return None
+
+
+def _read_secret(t: HotlineTarget, base: Path) -> tuple[bytes | None, str | None]:
+    given = [k for k in ("secret", "secret_file", "secret_env") if getattr(t, k)]
+    if len(given) != 1:
+        return None, ("give exactly one of secret, secret_file, secret_env"
+                      + (f" (got {', '.join(given)})" if given else ""))
+    if t.secret is not None:
+        return t.secret.encode(), None
+    if t.secret_file is not None:
+        p = base / t.secret_file
+        try:
+            return p.read_bytes().rstrip(b"\r\n"), None
+        except OSError as e:
+            return None, f"cannot read secret_file {str(p)!r}: {e.strerror}"
+    value = os.environ.get(t.secret_env or "")
+    if not value:
+        return None, f"environment variable {t.secret_env} is not set"
+    return value.encode(), None
+
+
+def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
+    try:
+        ZoneInfo(cfg.gateway.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(("gateway.timezone", f"unknown time zone {cfg.gateway.timezone!r} "
+                                             "(use an IANA name such as Asia/Shanghai)"))
+    url = cfg.mqtt.url
+    if url != "embedded":
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            problems.append(("mqtt.url", f"{url!r} is not mqtt://host[:port], mqtts://host[:port]"
+                                         " or \"embedded\""))
+    if cfg.mqtt.password and cfg.mqtt.password_file:
+        problems.append(("mqtt.password", "give password or password_file, not both"))
+
+    ids: dict[str, int] = {}
+    topics: dict[str, int] = {}
+    for i, d in enumerate(cfg.devices):
+        if d is None:
+            continue
+        path = f"devices[{i}]"
+        if d.id in ids:
+            problems.append((f"{path}.id", f"duplicate id {d.id!r} (also devices[{ids[d.id]}])"))
+        ids.setdefault(d.id, i)
+        if d.topic in topics:
+            problems.append((f"{path}.topic", f"topic {d.topic!r} is already used by "
+                                              f"devices[{topics[d.topic]}]"))
+        topics.setdefault(d.topic, i)
+        if any(c in d.topic for c in "+#") or not d.topic or d.topic.startswith("/"):
+            problems.append((f"{path}.topic", f"{d.topic!r} must be a plain topic without "
+                                              "wildcards or a leading /"))
+        model = find_model(d.model)
+        if model is None:
+            problems.append((f"{path}.model", f"unknown model {d.model!r}: not in the device "
+                                              "catalogue (`anxin devices catalog` lists it)"))
+        elif model.source != d.source:
+            problems.append((f"{path}.source", f"model {d.model!r} is read by the "
+                                               f"{model.source!r} adapter, not {d.source!r}"))
+    for j, dev in enumerate(cfg.alerts.cancel_devices):
+        if dev not in ids:
+            problems.append((f"alerts.cancel_devices[{j}]", f"no device with id {dev!r}"))
+    names: set[str] = set()
+    for i, t in enumerate(cfg.hotline):
+        if t is None:
+            continue
+        path = f"hotline[{i}]"
+        parts = urlsplit(t.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append((f"{path}.url", f"{t.url!r} is not an http(s) URL"))
+        _, err = _read_secret(t, Path(cfg.base_dir))
+        if err:
+            problems.append((f"{path}.secret", err))
+        name = cfg.target_name(i)
+        if name in names:
+            problems.append((f"{path}.name", f"duplicate hotline name {name!r}"))
+        names.add(name)
+
+
+def parse(data: dict[str, Any], *, base_dir: str = ".", source: str = "") -> Config:
+    """Build a Config from parsed TOML, or raise ConfigError listing every problem."""
+    problems: list[tuple[str, str]] = []
+    cfg = _build(Config, data, "", problems)
+    if not problems:
+        cfg = Config(**{f.name: getattr(cfg, f.name) for f in fields(Config)
+                        if f.name != "base_dir"}, base_dir=base_dir)
+        _cross_check(cfg, problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError([("(file)", f"cannot read {str(p)!r}: {e.strerror}")], str(p)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError([("(file)", f"not UTF-8 text: {e}")], str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([("(file)", f"not valid TOML: {e}")], str(p)) from None
+    return parse(data, base_dir=str(p.resolve().parent), source=str(p))
+
+
+def demo_path() -> Path:
+    """The demo home's config shipped inside the package."""
+    return Path(__file__).with_name("defaults") / "demo.toml"

@@ -1,0 +1,92 @@
+"""Outbox senders: one per hotline target, delivering stored messages in sequence order.
+
+A message leaves the outbox only when its target acknowledged it. Until then the head of the
+queue is retried with exponential backoff and jitter, and nothing behind it overtakes it, so a
+hotline that comes back after an outage receives the alerts in the order they were raised. A
+restart picks up exactly where the database says it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+from gateway.store import AsyncStore, Store
+from gateway.transports.base import DeliveryError, Transport
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxSender:
+    """Drains one target's outbox through its transport."""
+
+    def __init__(self, store: AsyncStore, transport: Transport,
+                 on_delivered: Callable[[str], Awaitable[None]], *,
+                 backoff_base_s: float = 0.5, backoff_max_s: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.transport = transport
+        self.on_delivered = on_delivered
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self.failures = 0  # consecutive failed attempts; > 0 means the path is down
+        self.sent = 0
+
+    @property
+    def target(self) -> str:
+        """The target's name (the outbox rows' `target`)."""
+        return self.transport.name
+
+    def wake(self) -> None:
+        """New rows were written: look at the outbox now."""
+        self._wake.set()
+
+    def _delay(self) -> float:
+        # "Equal jitter": half the backoff fixed, half random, so many gateways that lost the
+        # same hotline do not all come back at the same instant.
+        cap = min(self.backoff_max_s, self.backoff_base_s * 2 ** min(self.failures - 1, 20))
+        return cap / 2 + random.uniform(0, cap / 2)
+
+    async def run(self) -> None:
+        """Send until cancelled."""
+        await self.transport.start()
+        try:
+            while True:
+                self._wake.clear()
+                rows = await self.store.call(Store.due, self.target)
+                if not rows:
+                    await self._wake.wait()
+                    continue
+                for row in rows:
+                    await self._deliver(row.id, row.alert_id, row.sequence, row.body)
+        finally:
+            await self.transport.close()
+
+    async def _deliver(self, row_id: int, alert_id: str, sequence: int, body: bytes) -> None:
+        while True:
+            try:
+                await self.transport.send(body)
+            except DeliveryError as e:
+                self.failures += 1
+                delay = self._delay()
+                if self.failures == 1:
+                    logger.warning("hotline %s unreachable (%s); alert %s (seq %d) is kept and "
+                                   "retried", self.target, e, alert_id, sequence)
+                await self.store.call(Store.failed, row_id, str(e), self.clock() + delay)
+                await asyncio.sleep(delay)
+                continue
+            if self.failures:
+                logger.warning("hotline %s reachable again after %d failed attempts",
+                               self.target, self.failures)
+                self.failures = 0
+            self.sent += 1
+            done = await self.store.call(Store.acked, row_id, self.clock())
+            logger.info("alert %s (seq %d) acknowledged by %s", alert_id, sequence, self.target)
+            if done is not None:
+                await self.on_delivered(done)
+            return

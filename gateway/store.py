@@ -1,0 +1,309 @@
+"""The gateway's SQLite store: alerts, the outbox, observations and the quarantine.
+
+One writer owns the connection (CONVENTIONS 8): `Store` is synchronous and is driven from a
+single worker thread by `AsyncStore`, so the event loop never waits on the disk and no two
+threads ever share the connection. WAL mode; an alert and its outbox rows are committed in one
+transaction with `synchronous=FULL` before anything is sent, so a power cut after the commit
+cannot lose the alert. Ordinary observations are batched and committed with NORMAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from alerts.alert import Alert, AlertState
+from devices.observation import Observation
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+QUARANTINE_PAYLOAD_BYTES = 1024
+
+
+# --- migrations: registered functions, each applied once, in a transaction with its record ---
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db["alerts"].create({
+        "id": str, "home": str, "device": str, "room": str, "detector": str, "code": int,
+        "event": str, "severity": int, "occurred_at": float, "test": int, "resident": str,
+        "evidence": str, "state": str, "history": str, "tier": int, "repeats": int,
+        "cancel_deadline": float, "sequence": int, "created_at": float, "updated_at": float,
+    }, pk="id", not_null={"home", "event", "state", "code", "severity", "occurred_at"})
+    db["alerts"].create_index(["state"])
+    db["outbox"].create({
+        "id": int, "alert_id": str, "target": str, "sequence": int, "severity": int,
+        "body": bytes, "created_at": float, "attempts": int, "next_attempt_at": float,
+        "last_error": str, "acked_at": float,
+    }, pk="id", not_null={"alert_id", "target", "sequence", "body"},
+        foreign_keys=[("alert_id", "alerts", "id")])
+    db["outbox"].create_index(["target", "acked_at", "sequence"])
+    db["outbox"].create_index(["alert_id", "target"], unique=True)
+    db["counters"].create({"name": str, "value": int}, pk="name")
+    db["observations"].create({
+        "id": int, "at": float, "home": str, "device": str, "kind": str, "value": str,
+        "room": str, "device_at": float,
+    }, pk="id")
+    db["observations"].create_index(["device", "at"])
+    db["quarantine"].create({
+        "topic": str, "category": str, "reason": str, "count": int, "first_at": float,
+        "last_at": float, "last_payload": bytes,
+    }, pk=("topic", "category"))
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("001_initial", _m001_initial),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One message waiting for one hotline target."""
+
+    id: int
+    alert_id: str
+    target: str
+    sequence: int
+    body: bytes
+    attempts: int
+    next_attempt_at: float
+
+
+class Store:
+    """Synchronous store; use it from one thread only (AsyncStore does that for you)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
+        # what the code says it is.
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.db = sqlite_utils.Database(self.conn)
+        self._migrate()
+
+    def close(self) -> None:
+        """Checkpoint and close."""
+        self.conn.close()
+
+    def _migrate(self) -> None:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS migrations "
+                          "(name TEXT PRIMARY KEY, applied_at REAL)")
+        done = {r[0] for r in self.conn.execute("SELECT name FROM migrations")}
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                fn(self.db)
+                self.conn.execute("INSERT INTO migrations VALUES (?, julianday('now'))", (name,))
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+            logger.info("store %s: applied migration %s", self.path, name)
+
+    def _tx(self, durable: bool) -> _Transaction:
+        return _Transaction(self.conn, durable)
+
+    # --- alerts ---------------------------------------------------------------------------
+
+    def _write_alert(self, alert: Alert, now: float, sequence: int | None = None) -> None:
+        r = alert.to_record()
+        row = {**r, "test": int(r["test"]), "evidence": json.dumps(r["evidence"],
+                                                                    ensure_ascii=False),
+               "history": json.dumps(r["history"]), "updated_at": now}
+        cols = list(row)
+        self.conn.execute(
+            f"INSERT INTO alerts ({', '.join(cols)}, created_at) "  # noqa: S608 (fixed columns)
+            f"VALUES ({', '.join('?' * len(cols))}, ?) ON CONFLICT(id) DO UPDATE SET "
+            + ", ".join(f"{c}=excluded.{c}" for c in cols if c != "id"),
+            [*row.values(), now])
+        if sequence is not None:
+            self.conn.execute("UPDATE alerts SET sequence=? WHERE id=?", (sequence, alert.id))
+
+    def save_alert(self, alert: Alert, now: float) -> None:
+        """Record an alert's current state (pending, cancelled, repeat count, delivered)."""
+        with self._tx(durable=True):
+            self._write_alert(alert, now)
+
+    def raise_alert(self, alert: Alert, targets: Sequence[str],
+                    encode: Callable[[int], bytes], now: float) -> int:
+        """Write a raised alert and one outbox row per target in one durable transaction.
+
+        `encode(sequence)` makes the wire body; the sequence number comes from this gateway's
+        counter inside the same transaction, so numbers never repeat or go backwards.
+        """
+        with self._tx(durable=True):
+            (seq,) = self.conn.execute(
+                "INSERT INTO counters(name, value) VALUES ('sequence', 1) ON CONFLICT(name) "
+                "DO UPDATE SET value = value + 1 RETURNING value").fetchone()
+            body = encode(seq)
+            self._write_alert(alert, now, seq)
+            self.conn.executemany(
+                "INSERT INTO outbox (alert_id, target, sequence, severity, body, created_at, "
+                "attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                [(alert.id, t, seq, alert.finding.severity, body, now, now) for t in targets])
+        return seq
+
+    def open_alerts(self) -> list[Alert]:
+        """Alerts not yet resolved or cancelled, oldest first (for a restart)."""
+        rows = self.conn.execute(
+            "SELECT * FROM alerts WHERE state IN ('pending_local','raised','delivered',"
+            "'accepted') ORDER BY created_at").fetchall()
+        return [self._alert(r) for r in rows]
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        """One alert by id."""
+        row = self.conn.execute("SELECT * FROM alerts WHERE id=?", (alert_id,)).fetchone()
+        return self._alert(row) if row else None
+
+    def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Recent alerts as plain dicts, newest first."""
+        cur = self.conn.execute("SELECT * FROM alerts ORDER BY created_at DESC LIMIT ?",
+                                (limit,))
+        names = [c[0] for c in cur.description]
+        out = []
+        for row in cur.fetchall():
+            d = dict(zip(names, row, strict=True))
+            d["evidence"] = json.loads(d["evidence"])
+            d["history"] = json.loads(d["history"])
+            d["test"] = bool(d["test"])
+            out.append(d)
+        return out
+
+    def _alert(self, row: tuple[Any, ...]) -> Alert:
+        names = [c[1] for c in self.conn.execute("PRAGMA table_info(alerts)")]
+        d = dict(zip(names, row, strict=True))
+        d["evidence"] = json.loads(d["evidence"])
+        d["history"] = json.loads(d["history"])
+        return Alert.from_record(d)
+
+    # --- outbox ---------------------------------------------------------------------------
+
+    def due(self, target: str, limit: int = 50) -> list[OutboxRow]:
+        """Unacknowledged messages for `target`, in sequence order."""
+        rows = self.conn.execute(
+            "SELECT id, alert_id, target, sequence, body, attempts, next_attempt_at FROM outbox "
+            "WHERE target=? AND acked_at IS NULL ORDER BY sequence LIMIT ?",
+            (target, limit)).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def acked(self, row_id: int, now: float) -> str | None:
+        """Mark a message acknowledged; return its alert id if every target has now acked it."""
+        with self._tx(durable=True):
+            (alert_id,) = self.conn.execute(
+                "UPDATE outbox SET acked_at=?, attempts=attempts+1, last_error=NULL WHERE id=? "
+                "RETURNING alert_id", (now, row_id)).fetchone()
+            (left,) = self.conn.execute(
+                "SELECT count(*) FROM outbox WHERE alert_id=? AND acked_at IS NULL",
+                (alert_id,)).fetchone()
+        return alert_id if left == 0 else None
+
+    def failed(self, row_id: int, error: str, next_attempt_at: float) -> None:
+        """Record a failed attempt and when to try again."""
+        with self._tx(durable=False):
+            self.conn.execute(
+                "UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt_at=? "
+                "WHERE id=?", (error[:500], next_attempt_at, row_id))
+
+    def outbox_depth(self) -> dict[str, int]:
+        """Unacknowledged messages per target."""
+        return dict(self.conn.execute(
+            "SELECT target, count(*) FROM outbox WHERE acked_at IS NULL GROUP BY target"))
+
+    # --- observations and quarantine -----------------------------------------------------
+
+    def add_observations(self, batch: Iterable[Observation]) -> None:
+        """Append a batch of observations (one NORMAL commit for the batch)."""
+        rows = [(o.at, o.home, o.device, o.kind, json.dumps(o.value), o.room, o.device_at)
+                for o in batch]
+        if not rows:
+            return
+        with self._tx(durable=False):
+            self.conn.executemany(
+                "INSERT INTO observations (at, home, device, kind, value, room, device_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def quarantine(self, topic: str, category: str, reason: str, payload: bytes,
+                   now: float) -> None:
+        """Keep a message that raised no alarm, with why, for the technician."""
+        with self._tx(durable=False):
+            self.conn.execute(
+                "INSERT INTO quarantine (topic, category, reason, count, first_at, last_at, "
+                "last_payload) VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT(topic, category) DO "
+                "UPDATE SET count=count+1, reason=excluded.reason, last_at=excluded.last_at, "
+                "last_payload=excluded.last_payload",
+                (topic, category, reason, now, now, payload[:QUARANTINE_PAYLOAD_BYTES]))
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        """The quarantine, most recent first."""
+        cur = self.conn.execute("SELECT topic, category, reason, count, first_at, last_at, "
+                                "last_payload FROM quarantine ORDER BY last_at DESC")
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def count(self, table: str) -> int:
+        """Rows in one of the store's tables."""
+        if table not in ("alerts", "outbox", "observations", "quarantine"):
+            raise ValueError(table)
+        return self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection, durable: bool) -> None:
+        self.conn = conn
+        self.durable = durable
+
+    def __enter__(self) -> None:
+        # FULL makes the commit wait for the WAL to reach the disk; NORMAL may lose the last
+        # commits on power loss (never corrupts). Alerts and acks are FULL.
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class AsyncStore:
+    """Runs a Store on one dedicated thread; every call is awaited from the event loop."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anxin-store")
+        self._path = path
+        self.store: Store | None = None
+
+    async def open(self) -> AsyncStore:
+        """Open the database (runs migrations) on the store thread."""
+        self.store = await self._run(Store, self._path)
+        return self
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run `fn(store, *args, **kw)` on the store thread."""
+        return await self._run(partial(fn, self.store, *args, **kw))
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def close(self) -> None:
+        """Close the database and stop the thread."""
+        if self.store is not None:
+            await self._run(self.store.close)
+            self.store = None
+        self._pool.shutdown(wait=True)
+
+
+__all__ = ["MIGRATIONS", "AlertState", "AsyncStore", "OutboxRow", "Store"]

@@ -1,0 +1,25 @@
+"""The transport interface: deliver one encoded alert body, or say why not."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class DeliveryError(Exception):
+    """The hotline did not acknowledge the message; it will be retried."""
+
+
+class Transport(ABC):
+    """Sends alert bodies to one hotline target. `send` returns only on acknowledgement."""
+
+    name: str
+
+    async def start(self) -> None:  # noqa: B027 (optional hook)
+        """Open connections (optional)."""
+
+    async def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections (optional)."""
+
+    @abstractmethod
+    async def send(self, body: bytes) -> None:
+        """Deliver `body`; raise DeliveryError unless the receiver acknowledged it."""

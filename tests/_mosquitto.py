@@ -1,0 +1,77 @@
+"""A real Mosquitto broker on a random 127.0.0.1 port, for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+# The broker config anxin ships for a Pi (systemd/mosquitto-anxin.conf) sets the same two
+# things that matter here: no Nagle delay, and a queue deep enough for a QoS-1 burst.
+CONF = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+set_tcp_nodelay true
+max_queued_messages 100000
+max_inflight_messages 100
+log_dest stderr
+log_type error
+log_type warning
+"""
+
+
+def mosquitto_binary() -> str | None:
+    """Path to mosquitto, or None."""
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), None)
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"mosquitto did not listen on {port} within {timeout} s")
+
+
+@contextlib.contextmanager
+def running_mosquitto(port: int | None = None) -> Iterator[tuple[str, int]]:
+    """Start mosquitto; yield (host, port); stop it."""
+    binary = mosquitto_binary()
+    if binary is None:
+        raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+    port = port or free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(CONF.format(port=port))
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            _wait_listening(port, proc)
+            yield "127.0.0.1", port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stderr:
+                proc.stderr.close()

@@ -1,0 +1,144 @@
+"""Config loading: every problem named by key path, exit code 2, nothing started."""
+
+import tomllib
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import ConfigError, demo_path, load, parse
+
+GOOD = """
+[gateway]
+id = "gw-001"
+timezone = "Asia/Shanghai"
+data_dir = "./var"
+
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+
+[home]
+id = "home-001"
+address = "上海市"
+
+[[home.residents]]
+name = "张三"
+age = 82
+ability_level = 2
+conditions = ["dementia"]
+
+[[devices]]
+id = "smoke-kitchen"
+source = "zigbee2mqtt"
+topic = "zigbee2mqtt/kitchen_smoke"
+model = "HS1SA"
+room = "kitchen"
+
+[[hotline]]
+kind = "webhook"
+url = "http://127.0.0.1:9000/alerts"
+secret = "s3cret"
+"""
+
+
+def problems(text, **kw):
+    with pytest.raises(ConfigError) as e:
+        parse(tomllib.loads(text), **kw)
+    return dict(e.value.problems)
+
+
+def test_the_issue_example_loads_with_defaults():
+    cfg = parse(tomllib.loads(GOOD))
+    assert cfg.gateway.id == "gw-001"
+    assert cfg.home.residents[0].conditions == ["dementia"]
+    assert cfg.devices[0].model == "HS1SA"
+    assert cfg.alerts.fall_cancel_window_s == 30.0
+    assert cfg.secret(0) == b"s3cret"
+    assert cfg.mqtt.keepalive_s == 30
+
+
+def test_demo_config_is_valid():
+    cfg = load(demo_path())
+    assert cfg.mqtt.url == "embedded"
+    assert len(cfg.devices) >= 8
+
+
+def test_unknown_key_names_its_path_and_suggests():
+    p = problems(GOOD.replace('room = "kitchen"', 'room = "kitchen"\nrom = 1'))
+    assert "devices[0].rom" in p
+    p = problems(GOOD.replace("[mqtt]", "[mqtt]\nkeep_alive_s = 3"))
+    assert "did you mean 'keepalive_s'" in p["mqtt.keep_alive_s"]
+
+
+def test_wrong_types_and_ranges():
+    p = problems(GOOD.replace("age = 82", 'age = "82"').replace("ability_level = 2",
+                                                                "ability_level = 7"))
+    assert "expected an integer" in p["home.residents[0].age"]
+    assert "above the maximum 4" in p["home.residents[0].ability_level"]
+
+
+def test_bool_is_not_a_number():
+    p = problems(GOOD.replace("age = 82", "age = true"))
+    assert "home.residents[0].age" in p
+
+
+def test_unknown_model_and_duplicate_ids_and_topics():
+    dup = GOOD + """
+[[devices]]
+id = "smoke-kitchen"
+source = "zigbee2mqtt"
+topic = "zigbee2mqtt/kitchen_smoke"
+model = "NOPE-9000"
+"""
+    p = problems(dup)
+    assert "duplicate id 'smoke-kitchen'" in p["devices[1].id"]
+    assert "already used by devices[0]" in p["devices[1].topic"]
+    assert "unknown model 'NOPE-9000'" in p["devices[1].model"]
+
+
+def test_missing_required_and_bad_urls_and_zone():
+    text = GOOD.replace('id = "home-001"\n', "").replace(
+        "http://127.0.0.1:9000/alerts", "ftp://x").replace(
+        "mqtt://127.0.0.1:1883", "tcp://broker").replace("Asia/Shanghai", "Mars/Olympus")
+    p = problems(text)
+    assert p["home.id"].startswith("required")
+    # cross-checks run only once the file's shape is right; fix the shape, see the rest
+    p = problems(GOOD.replace("http://127.0.0.1:9000/alerts", "ftp://x").replace(
+        "mqtt://127.0.0.1:1883", "tcp://broker").replace("Asia/Shanghai", "Mars/Olympus"))
+    assert set(p) >= {"hotline[0].url", "mqtt.url", "gateway.timezone"}
+
+
+def test_secret_sources(tmp_path, monkeypatch):
+    (tmp_path / "key").write_text("from-file\n")
+    cfg = parse(tomllib.loads(GOOD.replace('secret = "s3cret"', 'secret_file = "key"')),
+                base_dir=str(tmp_path))
+    assert cfg.secret(0) == b"from-file"
+    monkeypatch.setenv("HOTLINE_KEY", "from-env")
+    cfg = parse(tomllib.loads(GOOD.replace('secret = "s3cret"', 'secret_env = "HOTLINE_KEY"')))
+    assert cfg.secret(0) == b"from-env"
+    p = problems(GOOD.replace('secret = "s3cret"', 'secret_file = "missing"'),
+                 base_dir=str(tmp_path))
+    assert "cannot read secret_file" in p["hotline[0].secret"]
+    p = problems(GOOD.replace('secret = "s3cret"', ""))
+    assert "exactly one of" in p["hotline[0].secret"]
+
+
+def test_cancel_device_must_exist():
+    p = problems(GOOD + '\n[alerts]\ncancel_devices = ["nope"]\n')
+    assert "alerts.cancel_devices[0]" in p
+
+
+def test_cli_check_config_exit_codes(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    assert main(["check-config", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('model = "HS1SA"', 'model = "HS1SA"\ncolour = "red"'))
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "devices[0].colour: unknown key" in err
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[gateway\n")
+    assert main(["check-config", str(broken)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["check-config", str(tmp_path / "absent.toml")]) == 2
