@@ -90,6 +90,16 @@ def numeric(prop: str, kind: str, description: str = "") -> Expose:
                   lambda _k, v: v, description)
 
 
+def _key(v: Any) -> tuple[str, Any]:
+    # Python treats True == 1 and 1 == 1.0: a lookup keyed by value alone would read a
+    # payload's 1 as true. Key by the JSON type as well.
+    if isinstance(v, bool):
+        return ("bool", v)
+    if isinstance(v, int | float):
+        return ("number", v)
+    return (type(v).__name__, v)
+
+
 def enum(prop: str, kind: str, mapping: Mapping[Any, Any], description: str = "",
          *, skip: tuple[Any, ...] = ()) -> Expose:
     """A property whose payload values map to canonical values; `skip` values carry none.
@@ -97,16 +107,22 @@ def enum(prop: str, kind: str, mapping: Mapping[Any, Any], description: str = ""
     Values neither mapped nor skipped are a PayloadError: a new firmware value must be
     looked at, not guessed.
     """
+    lookup = {_key(raw): canonical for raw, canonical in mapping.items()}
+    skipped = {_key(raw) for raw in skip}
     reverse: dict[Any, Any] = {}
     for raw, canonical in mapping.items():
         reverse.setdefault(canonical, raw)
 
     def decode(v: Any) -> Any:
-        if v in skip:
-            return SKIP
-        if isinstance(v, bool) or not isinstance(v, str | int | float) or v not in mapping:
+        if not isinstance(v, str | int | float):
             raise PayloadError(f"{prop}: unexpected value {v!r}")
-        return kind, check_value(kind, mapping[v])
+        key = _key(v)
+        if key in skipped:
+            return SKIP
+        if key not in lookup:
+            raise PayloadError(f"{prop}: unexpected value {v!r} (expected one of "
+                               f"{', '.join(repr(m) for m in mapping)})")
+        return kind, check_value(kind, lookup[key])
 
     def encode(_kind: str, v: Any) -> Any:
         return reverse[v]
@@ -207,3 +223,151 @@ def action(mapping: Mapping[str, str]) -> Expose:
     return Expose("action", tuple(dict.fromkeys(mapping.values())), _null_is_unknown(decode),
                   encode,
                   "button action: " + ", ".join(f"{k} -> {v}" for k, v in mapping.items()))
+
+
+def event(prop: str, kind: str, description: str = "") -> Expose:
+    """A native event flag: true means it happened now; false is no event."""
+    def decode(v: Any) -> Any:
+        if not isinstance(v, bool):
+            raise PayloadError(f"{prop}: expected true/false, got {v!r}")
+        return (kind, True) if v else SKIP
+
+    return Expose(prop, (kind,), _null_is_unknown(decode), lambda _k, _v: True, description)
+
+
+def fall_state(prop: str, mapping: Mapping[Any, str], *, skip: tuple[Any, ...] = ()) -> Expose:
+    """A radar's or pendant's fall state, mapped to 'fall' / 'suspected' / 'none'."""
+    return enum(prop, "fall", mapping, "fall state: " + ", ".join(
+        f"{k!r} -> {v}" for k, v in mapping.items()), skip=skip)
+
+
+# --- the catalogue -------------------------------------------------------------------------
+#
+# Each entry cites what it was built from in ../shared/data/z2m_payloads.json (the
+# zigbee-herdsman-converters definition and captured payloads). Properties listed in
+# `ignored` are published by the model but say nothing about safety (settings, raw
+# electrical values, firmware update state).
+
+_SETTINGS_AQARA = frozenset({"voltage", "device_temperature", "power_outage_count"})
+
+CATALOGUE: tuple[Model, ...] = (
+    # Aqara (Xiaomi) --------------------------------------------------------------------
+    Model(("RTCGQ11LM",), "Aqara (Xiaomi)", "Aqara human body movement and illuminance sensor",
+          ("motion",), (occupancy("motion"), battery(), linkquality()),
+          ignored=_SETTINGS_AQARA | {"illuminance", "illuminance_lux", "no_occupancy_since"}),
+    Model(("MCCGQ11LM",), "Aqara (Xiaomi)", "Aqara door & window contact sensor",
+          ("contact",), (contact(), battery(), temperature(), linkquality()),
+          ignored=_SETTINGS_AQARA),
+    Model(("SJCGQ11LM",), "Aqara (Xiaomi)", "Aqara water leak sensor",
+          ("water_leak",),
+          (water_leak(), battery_low(), tamper(), battery(), temperature(), linkquality()),
+          ignored=_SETTINGS_AQARA),
+    Model(("JTYJ-GD-01LM/BW",), "Xiaomi (Mijia Honeywell)", "Mijia Honeywell smoke detector",
+          ("smoke",),
+          (test(), smoke(), battery_low(), tamper(), battery(), linkquality()),
+          ignored=_SETTINGS_AQARA | {"smoke_density", "sensitivity"}),
+    Model(("JT-BZ-01AQ/A",), "Aqara", "Smart natural gas detector (mains powered)",
+          ("gas",), (test(), gas(), linkquality()),
+          ignored=_SETTINGS_AQARA | {"gas_density", "gas_sensitivity", "buzzer_manual_alarm",
+                                     "buzzer_manual_mute", "linkage_alarm",
+                                     "linkage_alarm_state", "state"}),
+    Model(("RTCZCGQ11LM",), "Aqara", "Presence sensor FP1 (60 GHz mmWave)",
+          ("presence",), (presence(), linkquality()),
+          # region enter/leave actions and presence_event repeat what `presence` says.
+          ignored=_SETTINGS_AQARA | {"presence_event", "action", "monitoring_mode",
+                                     "approach_distance", "motion_sensitivity"}),
+    # Heiman -----------------------------------------------------------------------------
+    Model(("HS1CG",), "Heiman", "Smart combustible gas sensor (IAS zone)",
+          ("gas",), (gas(), tamper(), battery_low(), linkquality())),
+    Model(("HS3SA", "HS1SA"), "Heiman", "Smart smoke alarm (IAS zone)",
+          ("smoke",),
+          (test(), trouble(), tamper(), smoke(), battery_low(), battery(), linkquality()),
+          ignored=frozenset({"supervision_reports", "restore_reports", "ac_status",
+                             "battery_defect", "enrolled"})),
+    Model(("HS1WL", "HS3WL"), "Heiman", "Water leakage sensor (IAS zone)",
+          ("water_leak",), (water_leak(), battery_low(), tamper(), battery(), linkquality())),
+    Model(("HS1EB", "HS1EB-E"), "Heiman", "Smart emergency button",
+          ("sos",),
+          # A press (single or double) is an emergency; holding the button for 3 s is the
+          # deliberate "I am all right" that cancels a pending fall. "off" is the zone's
+          # idle state, not a press.
+          (action({"single": "sos", "double": "sos", "hold": "cancel"}), battery(),
+           linkquality()),
+          ignored=frozenset({"click"})),
+    Model(("HS2FD-EF1-3.0",), "Heiman", "Fall detection sensor (mmWave radar)",
+          ("presence", "fall"),
+          (occupancy("presence"),
+           fall_state("fall_status", {"fall_alarm": "fall", "fall_warning": "suspected",
+                                      "normal": "none"}, skip=("unknown",)),
+           linkquality()),
+          # Settings arrive as enums or, before the converter's lookup, as raw integers.
+          ignored=frozenset({"sensor_status", "sensitivity", "installation_method",
+                             "cell_mounted_table", "wall_mounted_table",
+                             "sub_region_isolation_table", "enable_indicator",
+                             "enable_sub_region_isolation"})),
+    # Tuya -------------------------------------------------------------------------------
+    Model(("TS0215A_sos",), "Tuya", "SOS button (IAS ACE emergency command)",
+          ("sos",), (action({"emergency": "sos"}), battery(), linkquality())),
+    Model(("MIR-HE200-TY",), "Tuya", "Human presence sensor with fall function",
+          ("presence", "fall"),
+          (presence(),
+           # fall_down_status was a boolean before zigbee-herdsman-converters PR #3701.
+           fall_state("fall_down_status", {"fall": "fall", "maybe_fall": "suspected",
+                                           "none": "none", True: "fall", False: "none"}),
+           linkquality()),
+          # `occupancy` on this model is inconsistent (true while still, false while
+          # moving: zigbee2mqtt#18805); `presence` is the reliable signal.
+          ignored=frozenset({"occupancy", "motion", "illuminance", "illuminance_lux",
+                             "motion_speed", "motion_direction", "radar_sensitivity",
+                             "radar_scene", "tumble_switch", "fall_sensitivity",
+                             "tumble_alarm_time", "static_dwell_alarm"})),
+    Model(("ZY-M100-S_1",), "Tuya", "Mini human breathe sensor (24 GHz mmWave)",
+          ("presence",), (presence(), linkquality()),
+          ignored=frozenset({"illuminance", "illuminance_lux", "target_distance",
+                             "radar_sensitivity", "minimum_range", "maximum_range",
+                             "detection_delay", "fading_time"})),
+    # SONOFF -----------------------------------------------------------------------------
+    Model(("SNZB-04",), "SONOFF", "Contact sensor (IAS zone)",
+          ("contact",), (contact(), battery_low(), tamper(), battery(), linkquality())),
+    Model(("SNZB-06P",), "SONOFF", "Zigbee occupancy sensor (mmWave)",
+          ("presence",), (occupancy("presence"), linkquality()),
+          ignored=frozenset({"occupancy_timeout", "occupancy_sensitivity", "illumination"})),
+    # anxin-native devices (no Zigbee equivalent; see devices/adapters/native.py) -----------
+    Model(("anxin-pendant",), "anxin", "Wearable pendant: fall detection, SOS and cancel keys",
+          ("fall", "sos"),
+          (fall_state("fall", {"fall": "fall", "suspected": "suspected", "none": "none"}),
+           event("sos", "sos", "SOS key pressed"),
+           event("cancel", "cancel", "cancel key pressed"),
+           battery(), battery_low()),
+          source="anxin"),
+    Model(("anxin-bed-sensor",), "anxin", "Bed sensor: in bed, heart and respiration rate",
+          ("in_bed",),
+          (binary("in_bed", "in_bed", "someone is in bed"),
+           numeric("heart_rate", "heart_rate", "beats per minute"),
+           numeric("respiration_rate", "respiration_rate", "breaths per minute"),
+           battery()),
+          source="anxin"),
+    Model(("anxin-intercom",), "anxin", "爱的眼睛 video intercom: call, check-in, SOS keys",
+          ("intercom", "sos"),
+          (enum("intercom", "intercom", {v: v for v in ("call", "answered", "missed", "ended")},
+                "intercom signalling"),
+           event("sos", "sos", "SOS key pressed"),
+           event("checkin", "checkin", "平安打卡 key pressed"),
+           event("cancel", "cancel", "cancel key pressed")),
+          source="anxin"),
+)
+
+MODELS_BY_ID: dict[str, Model] = {}
+for _m in CATALOGUE:
+    # "HS1EB/HS1EB-E" is how Zigbee2MQTT's docs name the family; bridge/devices reports
+    # either part. The entry answers to every part and to the full name.
+    for _name in (*_m.models, "/".join(_m.models)):
+        if _name in MODELS_BY_ID and MODELS_BY_ID[_name] is not _m:
+            raise RuntimeError(f"catalogue: model id {_name!r} is defined twice")
+        MODELS_BY_ID[_name] = _m
+del _m, _name
+
+
+def find_model(model_id: str) -> Model | None:
+    """The catalogue entry for a model id as Zigbee2MQTT (or anxin) names it."""
+    return MODELS_BY_ID.get(model_id)

@@ -9,7 +9,16 @@ from typing import Any
 
 
 class PayloadError(ValueError):
-    """A payload that cannot be read; the message names what was wrong with it."""
+    """A payload that cannot be read; the message names what was wrong with it.
+
+    `partial` holds the Observations that could still be read from the same message (a
+    valid smoke alarm beside a garbled battery field): the caller quarantines the message
+    and still acts on them.
+    """
+
+    def __init__(self, message: str, partial: tuple[Observation, ...] = ()) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 Value = bool | int | float | str | dict[str, Any]

@@ -180,7 +180,9 @@ class Gateway:
             self.metrics["quarantined_bad_payload"] += 1
             logger.warning("device %s: payload quarantined: %s", device.id, e)
             await self.store.call(Store.quarantine, topic, "bad_payload", str(e), payload, now)
-            return
+            # What could be read is still acted on: a garbled battery field must not
+            # swallow the smoke alarm beside it.
+            observations = list(e.partial)
         await self.process(observations, now, prime=retained)
 
     async def process(self, observations: list[Observation], now: float, *,

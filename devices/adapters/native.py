@@ -1,0 +1,47 @@
+"""anxin-native JSON adapter, for devices with no Zigbee equivalent (pendant, bed, intercom).
+
+Format. A device publishes to its configured topic (by convention
+`anxin/sensor/<device-id>`) a JSON object whose keys are the properties its catalogue entry
+exposes, plus an optional `ts`, the device's own clock in unix seconds:
+
+    anxin/sensor/pendant-wearable   {"fall": "fall", "battery": 87, "ts": 1795423445.2}
+    anxin/sensor/pendant-wearable   {"sos": true}
+    anxin/sensor/bed-1              {"in_bed": true, "heart_rate": 62, "respiration_rate": 15}
+    anxin/sensor/intercom           {"intercom": "call"}
+
+Properties and values (`anxin devices catalog --json` lists each model's):
+- `fall`: "fall" | "suspected" | "none"; `sos`, `cancel`, `checkin`: true for a press
+  (false is no event); `battery`: 0..100; `battery_low`, `in_bed`: true/false;
+  `heart_rate` bpm, `respiration_rate` breaths/min; `intercom`: call|answered|missed|ended.
+- `null` means unknown and is skipped. Every other key is an error: the format is ours, so
+  an unknown key is a typo to fix, not a newer firmware to tolerate.
+- Availability: `<topic>/availability` with `{"state": "online"|"offline"}` (or the plain
+  string), typically the device's MQTT last will.
+"""
+
+from __future__ import annotations
+
+import math
+
+from devices.adapters._common import availability, decode_properties, json_object
+from devices.catalogue import Model
+from devices.observation import Observation, PayloadError
+from devices.registry import Device
+
+
+def adapt(device: Device, model: Model, topic: str, payload: bytes,
+          received_at: float) -> list[Observation]:
+    """Observations in one native message for `device`; PayloadError if unreadable."""
+    if topic == device.topic + "/availability":
+        return availability(device, payload, received_at)
+    if topic != device.topic:
+        raise PayloadError(f"unexpected topic {topic!r} for native device {device.id} "
+                           f"(expected {device.topic!r} or its /availability)")
+    msg = json_object(payload)
+    device_at = None
+    ts = msg.pop("ts", None)
+    if ts is not None:
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+            raise PayloadError(f"ts: expected unix seconds, got {ts!r}")
+        device_at = float(ts)
+    return decode_properties(device, model, msg, received_at, device_at, unknown="error")

@@ -1,0 +1,70 @@
+"""The anxin-native JSON adapter: the documented format, and refusals that name the problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from devices.adapters import ADAPTERS
+from devices.catalogue import find_model
+from devices.observation import PayloadError
+from devices.registry import Device
+
+NOW = 1_795_400_000.0
+adapt = ADAPTERS["anxin"]
+PENDANT = Device("pendant", "home-1", "anxin", "anxin/sensor/pendant", "anxin-pendant",
+                 room=None)
+BED = Device("bed", "home-1", "anxin", "anxin/sensor/bed", "anxin-bed-sensor", room="bedroom")
+
+
+def kv(device: Device, payload: bytes, topic: str | None = None) -> list[tuple[str, object]]:
+    model = find_model(device.model)
+    assert model is not None
+    return [(o.kind, o.value) for o in adapt(device, model, topic or device.topic, payload, NOW)]
+
+
+def test_documented_examples():
+    assert kv(PENDANT, b'{"fall": "fall", "battery": 87, "ts": 1795423445.2}') == [
+        ("battery", 87), ("fall", "fall")]
+    assert kv(PENDANT, b'{"sos": true}') == [("sos", True)]
+    assert kv(PENDANT, b'{"sos": false, "cancel": true}') == [("cancel", True)]
+    assert kv(BED, b'{"in_bed": true, "heart_rate": 62, "respiration_rate": 15}') == [
+        ("in_bed", True), ("heart_rate", 62), ("respiration_rate", 15)]
+    assert kv(PENDANT, b'{"state": "offline"}', "anxin/sensor/pendant/availability") == [
+        ("availability", "offline")]
+
+
+def test_device_clock_and_null():
+    model = find_model("anxin-pendant")
+    assert model is not None
+    (o,) = adapt(PENDANT, model, PENDANT.topic, b'{"fall": "suspected", "battery": null, '
+                 b'"ts": 1795423445.25}', NOW)
+    assert (o.kind, o.value, o.device_at, o.at) == ("fall", "suspected", 1795423445.25, NOW)
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b'{"sso": true}', "unknown property 'sso'"),        # a typo is an error in our format
+    (b'{"fall": "fell"}', "fall"),
+    (b'{"sos": "yes"}', "sos"),
+    (b'{"battery": 101}', "battery"),
+    (b'{"fall": "fall", "ts": "now"}', "ts"),
+    (b'{"heart_rate": true}', "heart_rate"),
+    (b"{", "not valid JSON"),
+    (b"42", "JSON object"),
+])
+def test_refusals_name_the_problem(payload, reason):
+    device = BED if b"heart" in payload else PENDANT
+    with pytest.raises(PayloadError, match=reason):
+        kv(device, payload)
+
+
+def test_a_valid_alarm_survives_a_typo_beside_it():
+    model = find_model("anxin-pendant")
+    assert model is not None
+    with pytest.raises(PayloadError) as e:
+        adapt(PENDANT, model, PENDANT.topic, b'{"fall": "fall", "batery": 50}', NOW)
+    assert [(o.kind, o.value) for o in e.value.partial] == [("fall", "fall")]
+
+
+def test_other_topics_are_refused():
+    with pytest.raises(PayloadError, match="unexpected topic"):
+        kv(PENDANT, b"{}", "anxin/sensor/pendant/raw")
