@@ -126,7 +126,7 @@ def cmd_devices_catalog(args: argparse.Namespace) -> int:
     """Print the device catalogue."""
     from devices.catalogue import CATALOGUE  # noqa: PLC0415
 
-    rows = [{"model": m.model, "models": list(m.models), "vendor": m.vendor,
+    rows = [{"model": "/".join(m.models), "models": list(m.models), "vendor": m.vendor,
              "description": m.description, "classes": list(m.classes), "source": m.source,
              "exposes": [e.property for e in m.exposes]} for m in CATALOGUE]
     if args.json:

@@ -64,11 +64,10 @@ def demo_config(data_dir: Path, hotline_port: int) -> Config:
 async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int = 9000,
                    speed: float = 1.0) -> int:
     """Run the demo until cancelled."""
+    from gateway.runtime import Gateway  # noqa: PLC0415
     from hotline.server import serve  # noqa: PLC0415
     from simulator.runner import run as simulate  # noqa: PLC0415
     from simulator.scenarios import load_scenario  # noqa: PLC0415
-
-    from gateway.runtime import Gateway  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
     broker_port = _free_port(broker_port)

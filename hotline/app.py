@@ -1,0 +1,280 @@
+"""The reference hotline receiver as an aiohttp app: webhook in, SQLite, a live page out.
+
+    POST /alerts           signed `anxin.alert/1` (alerts/wire.py); 200 once stored,
+                           also for a duplicate alert_id (so the gateway stops resending)
+    GET  /                 接警台: received alerts, newest first, updated live (SSE)
+    GET  /events           server-sent events: `event: alert` with the alert as JSON
+    GET  /api/alerts       JSON list, newest first;  GET /api/alerts/{id}
+    GET  /api/rejected     refused messages and why
+    GET  /healthz          liveness
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from alerts import wire
+from hotline.store import AsyncHotlineStore, HotlineStore
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+HEARTBEAT_S = 15.0
+TZ = ZoneInfo("Asia/Shanghai")
+
+STORE: web.AppKey[AsyncHotlineStore] = web.AppKey("store", AsyncHotlineStore)
+SUBSCRIBERS: web.AppKey[set[asyncio.Queue[dict[str, Any] | None]]] = web.AppKey(
+    "subscribers", set)
+
+# Refusals that are about who sent it (401) rather than what was sent (400).
+UNAUTHORISED = frozenset({"unsigned", "bad_signature", "stale", "bad_timestamp"})
+
+
+def make_app(secret: bytes, store: AsyncHotlineStore,
+             clock: Callable[[], float] = time.time) -> web.Application:
+    """The receiver app; `clock` is injectable so tests can check the 5-minute rule."""
+    app = web.Application()
+    app[STORE] = store
+    app[SUBSCRIBERS] = set()
+
+    async def receive(request: web.Request) -> web.Response:
+        now = clock()
+        raw = await _read_limited(request, MAX_BODY_BYTES)
+        if raw is None:
+            await store.call(HotlineStore.reject, request.remote, "too_large",
+                             f"body over {MAX_BODY_BYTES} bytes", b"", now)
+            return _refuse(413, "too_large", f"body is over {MAX_BODY_BYTES} bytes")
+        try:
+            msg = wire.verify(secret, request.headers.get(wire.TIMESTAMP_HEADER),
+                              request.headers.get(wire.SIGNATURE_HEADER), raw, now)
+        except wire.WireError as e:
+            logger.warning("refused a message from %s: %s (%s)", request.remote, e.reason, e)
+            await store.call(HotlineStore.reject, request.remote, e.reason, str(e), raw, now)
+            return _refuse(401 if e.reason in UNAUTHORISED else 400, e.reason, str(e))
+        row, duplicate = await store.call(HotlineStore.record, msg.body, now)
+        if duplicate:
+            logger.info("alert %s delivered again (%d deliveries)", row["alert_id"],
+                        row["deliveries"])
+        else:
+            logger.info("alert %s received: %s %s, severity %d, home %s", row["alert_id"],
+                        row["code"], row["event"], row["severity"], row["home_id"])
+        for q in app[SUBSCRIBERS]:
+            q.put_nowait(row)
+        return web.json_response({"status": "accepted", "alert_id": row["alert_id"],
+                                  "duplicate": duplicate})
+
+    async def page(_request: web.Request) -> web.Response:
+        rows = await store.call(HotlineStore.alerts)
+        return web.Response(text=render_page(rows), content_type="text/html", charset="utf-8")
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        app[SUBSCRIBERS].add(q)
+        try:
+            await resp.write(b": connected\n\n")
+            while True:
+                try:
+                    row = await asyncio.wait_for(q.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    await resp.write(b": heartbeat\n\n")
+                    continue
+                if row is None:  # the app is shutting down
+                    break
+                data = json.dumps(row, ensure_ascii=False)
+                await resp.write(f"event: alert\ndata: {data}\n\n".encode())
+        except ConnectionResetError:
+            pass  # the browser went away
+        finally:
+            app[SUBSCRIBERS].discard(q)
+        return resp
+
+    async def api_alerts(_request: web.Request) -> web.Response:
+        return _json(await store.call(HotlineStore.alerts))
+
+    async def api_alert(request: web.Request) -> web.Response:
+        row = await store.call(HotlineStore.get, request.match_info["alert_id"])
+        if row is None:
+            return web.json_response({"error": "no such alert"}, status=404)
+        return _json(row)
+
+    async def api_rejected(_request: web.Request) -> web.Response:
+        return _json(await store.call(HotlineStore.rejections))
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def end_streams(app: web.Application) -> None:
+        for q in app[SUBSCRIBERS]:
+            q.put_nowait(None)
+
+    app.on_shutdown.append(end_streams)
+    app.router.add_post("/alerts", receive)
+    app.router.add_get("/", page)
+    app.router.add_get("/events", events)
+    app.router.add_get("/api/alerts", api_alerts)
+    app.router.add_get("/api/alerts/{alert_id}", api_alert)
+    app.router.add_get("/api/rejected", api_rejected)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None if it is longer than `limit` (read no further than that)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(status: int, reason: str, error: str) -> web.Response:
+    return web.json_response({"status": "rejected", "reason": reason, "error": error},
+                             status=status)
+
+
+def _json(data: Any) -> web.Response:
+    return web.json_response(data, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def local_time(ts: float) -> str:
+    """Unix seconds as Beijing time, to the second."""
+    return datetime.fromtimestamp(ts, TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+SEVERITY = {1: ("紧急", "Life"), 2: ("重要", "Urgent"), 3: ("关注", "Care"),
+            4: ("技术", "Technical")}
+
+
+def _row_html(r: dict[str, Any]) -> str:
+    e = html.escape
+    zh, en = SEVERITY.get(r["severity"], (str(r["severity"]), ""))
+    title = r["title"] or {}
+    test = '<span class="test">测试 TEST</span> ' if r["test"] else ""
+    return (f'<tr id="a-{e(r["alert_id"])}" class="sev{int(r["severity"])}">'
+            f'<td>{e(local_time(r["received_at"]))}</td>'
+            f'<td class="sev">{e(zh)}<small>{e(en)}</small></td>'
+            f'<td>{test}{e(title.get("zh", r["event"]))}'
+            f'<small>{e(title.get("en", ""))}</small></td>'
+            f'<td>{e(r["home_id"])}</td><td>{e(r["room"] or "—")}</td>'
+            f'<td>{e(r["device_id"] or "—")}</td><td>{int(r["code"])}</td>'
+            f'<td class="n">{int(r["deliveries"])}</td></tr>')
+
+
+def render_page(rows: list[dict[str, Any]]) -> str:
+    """The 接警台 page: rendered on the server, then kept current by /events."""
+    body = "\n".join(_row_html(r) for r in rows)
+    return PAGE.replace("{rows}", body).replace("{count}", str(len(rows)))
+
+
+PAGE = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>安心 接警台 · anxin hotline</title>
+<style>
+  body { font: 20px/1.5 system-ui, "Noto Sans CJK SC", "Microsoft YaHei", sans-serif;
+         margin: 1.5rem; color: #111; background: #fafafa; }
+  h1 { font-size: 1.8rem; margin: 0 0 .2rem; }
+  .sub { color: #555; margin: 0 0 1rem; }
+  table { border-collapse: collapse; width: 100%; background: #fff; }
+  th, td { text-align: left; padding: .5rem .7rem; border-bottom: 1px solid #ddd;
+           vertical-align: top; }
+  th { background: #eee; font-size: .9rem; }
+  small { display: block; color: #666; font-size: .75rem; }
+  tr.sev1 td.sev { background: #c00; color: #fff; font-weight: bold; }
+  tr.sev1 td.sev small { color: #fee; }
+  tr.sev2 td.sev { background: #f0a000; font-weight: bold; }
+  tr.new { animation: flash 2s ease-out; }
+  @keyframes flash { from { background: #ffef9e; } to { background: transparent; } }
+  .test { background: #555; color: #fff; padding: 0 .3rem; border-radius: 3px;
+          font-size: .8rem; }
+  td.n { text-align: right; }
+  #status { font-size: .9rem; color: #070; }
+  #status.down { color: #c00; }
+</style>
+</head>
+<body>
+<h1>安心 接警台 <small style="display:inline">anxin hotline</small></h1>
+<p class="sub">收到的报警，最新在上；新报警自动出现，无需刷新。
+  Alerts received, newest first; new ones appear without a reload.
+  <span id="status">● 实时 live</span> · 共 <span id="count">{count}</span> 条</p>
+<table>
+<thead><tr><th>接收时间<small>received</small></th><th>级别<small>severity</small></th>
+<th>报警<small>alert</small></th><th>家庭<small>home</small></th><th>房间<small>room</small></th>
+<th>设备<small>device</small></th><th>CID<small>code</small></th>
+<th>送达次数<small>deliveries</small></th></tr></thead>
+<tbody id="alerts">
+{rows}
+</tbody>
+</table>
+<script>
+"use strict";
+const SEV = {1: ["紧急", "Life"], 2: ["重要", "Urgent"], 3: ["关注", "Care"],
+             4: ["技术", "Technical"]};
+function cell(tr, text, small, cls) {
+  const td = document.createElement("td");
+  if (cls) td.className = cls;
+  td.append(document.createTextNode(text));
+  if (small) { const s = document.createElement("small"); s.textContent = small; td.append(s); }
+  tr.append(td);
+  return td;
+}
+function when(ts) {
+  return new Date(ts * 1000).toLocaleString("zh-CN", {timeZone: "Asia/Shanghai", hour12: false});
+}
+function show(a) {
+  const id = "a-" + a.alert_id;
+  const old = document.getElementById(id);
+  const tr = document.createElement("tr");
+  tr.id = id;
+  tr.className = "sev" + a.severity + (old ? "" : " new");
+  const sev = SEV[a.severity] || [String(a.severity), ""];
+  const title = a.title || {};
+  cell(tr, when(a.received_at));
+  cell(tr, sev[0], sev[1], "sev");
+  const t = cell(tr, title.zh || a.event, title.en || "");
+  if (a.test) {
+    const b = document.createElement("span");
+    b.className = "test"; b.textContent = "测试 TEST";
+    t.prepend(b, document.createTextNode(" "));
+  }
+  cell(tr, a.home_id); cell(tr, a.room || "—"); cell(tr, a.device_id || "—");
+  cell(tr, String(a.code)); cell(tr, String(a.deliveries), "", "n");
+  if (old) { old.replaceWith(tr); return; }
+  document.getElementById("alerts").prepend(tr);
+  const c = document.getElementById("count");
+  c.textContent = String(Number(c.textContent) + 1);
+}
+const status = document.getElementById("status");
+const es = new EventSource("/events");
+es.addEventListener("alert", (ev) => show(JSON.parse(ev.data)));
+es.onopen = () => { status.textContent = "● 实时 live"; status.className = ""; };
+es.onerror = () => {
+  status.textContent = "● 连接中断，正在重连 reconnecting"; status.className = "down";
+};
+</script>
+</body>
+</html>
+"""
+
+__all__ = ["MAX_BODY_BYTES", "make_app", "render_page"]
+

@@ -1,0 +1,95 @@
+"""`anxin hotline`: run the reference receiver until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from hotline.app import make_app
+from hotline.store import AsyncHotlineStore
+
+logger = logging.getLogger(__name__)
+
+SECRET_ENV = "ANXIN_HOTLINE_SECRET"
+
+
+async def serve(host: str, port: int, secret: bytes, db_path: str) -> None:
+    """Receive alerts on host:port into the SQLite file `db_path` until cancelled."""
+    store = await AsyncHotlineStore(db_path).open()
+    runner = web.AppRunner(make_app(secret, store), access_log=None, shutdown_timeout=2.0)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        logger.info("hotline receiving on http://%s:%d/alerts (page: http://%s:%d/)",
+                    host, port, host, port)
+        await asyncio.Event().wait()  # until cancelled
+    finally:
+        await runner.cleanup()
+        await store.close()
+
+
+def _secret(args: argparse.Namespace) -> tuple[bytes | None, str | None]:
+    given = [s for s in (args.secret is not None, args.secret_file is not None,
+                         bool(os.environ.get(SECRET_ENV))) if s]
+    if args.secret is not None and args.secret_file is not None:
+        return None, "give --secret or --secret-file, not both"
+    if args.secret is not None:
+        return args.secret.encode(), None
+    if args.secret_file is not None:
+        try:
+            return Path(args.secret_file).read_bytes().rstrip(b"\r\n"), None
+        except OSError as e:
+            return None, f"cannot read --secret-file {args.secret_file!r}: {e.strerror}"
+    if given:
+        return os.environ[SECRET_ENV].encode(), None
+    return None, (f"a shared secret is required: --secret, --secret-file or the {SECRET_ENV} "
+                  "environment variable (the same secret as the gateway's [[hotline]] entry)")
+
+
+def main(argv: list[str]) -> int:
+    """The `anxin hotline` command; returns the exit code."""
+    p = argparse.ArgumentParser(prog="anxin hotline",
+                                description="Reference hotline receiver for anxin alerts.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=9000, help="port to listen on")
+    p.add_argument("--secret", help="shared HMAC secret (visible in ps; prefer --secret-file)")
+    p.add_argument("--secret-file", help="file holding the shared HMAC secret")
+    p.add_argument("--db", default="./hotline.db", help="SQLite file for received alerts")
+    args = p.parse_args(argv)
+    secret, problem = _secret(args)
+    if secret is None:
+        print(f"anxin hotline: {problem}", file=sys.stderr)
+        return 2
+    if not secret:
+        print("anxin hotline: the secret is empty", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    print(f"安心 接警台 hotline: open http://{args.host}:{args.port}/  "
+          f"(alerts are POSTed to http://{args.host}:{args.port}/alerts)", flush=True)
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(args.host, args.port, secret, args.db)
+
+    try:
+        asyncio.run(run())
+    except OSError as e:
+        print(f"anxin hotline: cannot listen on {args.host}:{args.port}: {e.strerror}",
+              file=sys.stderr)
+        return 1
+    print("hotline stopped.", flush=True)
+    return 0

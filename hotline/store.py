@@ -1,0 +1,184 @@
+"""The hotline's SQLite store: every alert received once (deduplicated on alert_id), with a
+count of deliveries, and every refused message with the reason.
+
+One writer owns the connection: `AsyncHotlineStore` runs all calls on one thread. The
+migration runner mirrors gateway/store.py's on purpose: the hotline stands for a separate
+monitoring centre and knows gateways only through alerts/wire.py (see ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+REJECTED_BODY_BYTES = 4096
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE alerts (
+            alert_id TEXT PRIMARY KEY,
+            gateway_id TEXT NOT NULL,
+            home_id TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            code INTEGER NOT NULL,
+            event TEXT NOT NULL,
+            severity INTEGER NOT NULL,
+            room TEXT,
+            device_id TEXT,
+            test INTEGER NOT NULL,
+            occurred_at TEXT NOT NULL,
+            raised_at TEXT NOT NULL,
+            body TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            last_received_at REAL NOT NULL,
+            deliveries INTEGER NOT NULL DEFAULT 1
+        )""")
+    db.execute("CREATE INDEX alerts_received ON alerts (received_at)")
+    db.execute("""
+        CREATE TABLE rejected (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            remote TEXT,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            body BLOB
+        )""")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("001_initial", _m001_initial),
+]
+
+COLUMNS = ("alert_id", "gateway_id", "home_id", "sequence", "code", "event", "severity",
+           "room", "device_id", "test", "occurred_at", "raised_at", "body", "received_at",
+           "last_received_at", "deliveries")
+# Built from the constant column list above, never from input.
+INSERT_ALERT = (f"INSERT INTO alerts ({', '.join(COLUMNS)}) "  # noqa: S608
+                f"VALUES ({', '.join('?' * len(COLUMNS))})")
+
+
+class HotlineStore:
+    """Synchronous store; use from one thread (see AsyncHotlineStore)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, "
+                        "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+        done = {r[0] for r in self.db.execute("SELECT name FROM migrations")}
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                fn(self.db)
+                self.db.execute("INSERT INTO migrations (name) VALUES (?)", (name,))
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def record(self, body: dict[str, Any], now: float) -> tuple[dict[str, Any], bool]:
+        """Store a verified alert; a repeat only counts a delivery. Returns (row, duplicate)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.db.execute(
+                "UPDATE alerts SET deliveries = deliveries + 1, last_received_at = ? "
+                "WHERE alert_id = ?", (now, body["alert_id"]))
+            duplicate = cur.rowcount == 1
+            if not duplicate:
+                self.db.execute(INSERT_ALERT,
+                    (body["alert_id"], body["gateway_id"], body["home_id"], body["sequence"],
+                     body["code"], body["event"], body["severity"], body["room"],
+                     body["device_id"], int(body["test"]), body["occurred_at"],
+                     body["raised_at"], json.dumps(body, ensure_ascii=False), now, now, 1))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        row = self.get(body["alert_id"])
+        assert row is not None
+        return row, duplicate
+
+    def reject(self, remote: str | None, reason: str, detail: str, raw: bytes,
+               now: float) -> None:
+        """Keep a refused message (its first 4 KiB) with the reason."""
+        self.db.execute("INSERT INTO rejected (at, remote, reason, detail, body) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (now, remote, reason, detail, raw[:REJECTED_BODY_BYTES]))
+
+    def alerts(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Received alerts, newest first."""
+        rows = self.db.execute("SELECT * FROM alerts ORDER BY received_at DESC, rowid DESC "
+                               "LIMIT ?", (limit,))
+        return [_alert(r) for r in rows]
+
+    def get(self, alert_id: str) -> dict[str, Any] | None:
+        """One alert by id."""
+        r = self.db.execute("SELECT * FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        return _alert(r) if r else None
+
+    def rejections(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Refused messages, newest first."""
+        rows = self.db.execute("SELECT id, at, remote, reason, detail, body FROM rejected "
+                               "ORDER BY id DESC LIMIT ?", (limit,))
+        return [{**dict(r), "body": bytes(r["body"] or b"").decode("utf-8", "replace")}
+                for r in rows]
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+
+def _alert(r: sqlite3.Row) -> dict[str, Any]:
+    body = json.loads(r["body"])
+    return {
+        "alert_id": r["alert_id"], "gateway_id": r["gateway_id"], "home_id": r["home_id"],
+        "sequence": r["sequence"], "code": r["code"], "event": r["event"],
+        "severity": r["severity"], "title": body.get("title", {}), "room": r["room"],
+        "device_id": r["device_id"], "test": bool(r["test"]),
+        "occurred_at": r["occurred_at"], "raised_at": r["raised_at"],
+        "received_at": r["received_at"], "last_received_at": r["last_received_at"],
+        "deliveries": r["deliveries"], "body": body,
+    }
+
+
+class AsyncHotlineStore:
+    """A HotlineStore on one dedicated thread, awaited from the event loop."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anxin-hotline-store")
+        self.store: HotlineStore | None = None
+
+    async def open(self) -> AsyncHotlineStore:
+        """Open the database (runs migrations)."""
+        self.store = await self._run(HotlineStore, self._path)
+        return self
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(store, *args)` on the store thread."""
+        return await self._run(partial(fn, self.store, *args))
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def close(self) -> None:
+        """Close the database and stop the thread."""
+        if self.store is not None:
+            await self._run(self.store.close)
+            self.store = None
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,181 @@
+"""The reference hotline: verifies, deduplicates, stores, refuses with reasons, shows live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from alerts import wire
+from hotline.app import MAX_BODY_BYTES, make_app
+from hotline.server import main, serve
+from hotline.store import AsyncHotlineStore, HotlineStore
+from tests._http import wait_healthy
+from tests._mosquitto import free_port
+
+SECRET = b"test-secret"
+NOW = 1_795_400_000.0
+
+
+def body(alert_id: str = "01JDTEST0000000000000000AA", **over) -> dict:
+    b = {
+        "schema": wire.SCHEMA, "alert_id": alert_id, "gateway_id": "gw-1", "home_id": "home-1",
+        "sequence": 1, "code": 111, "event": "smoke", "severity": 1, "title": wire.title("smoke"),
+        "room": "kitchen", "device_id": "smoke-kitchen", "detector": "instant",
+        "occurred_at": "2026-11-22T21:44:05.123+08:00",
+        "raised_at": "2026-11-22T21:44:05.124+08:00", "test": False,
+        "residents": [{"name": "王秀英", "age": 82, "ability_level": 2, "conditions": []}],
+        "evidence": {"kind": "smoke", "value": True},
+    }
+    b.update(over)
+    return b
+
+
+def signed(b: dict | bytes, ts: float = NOW, secret: bytes = SECRET) -> tuple[bytes, dict]:
+    raw = b if isinstance(b, bytes) else json.dumps(b, ensure_ascii=False).encode()
+    return raw, wire.signed_headers(secret, int(ts), raw)
+
+
+@pytest.fixture
+async def client(tmp_path):
+    store = await AsyncHotlineStore(tmp_path / "hotline.db").open()
+    c = TestClient(TestServer(make_app(SECRET, store, clock=lambda: NOW)))
+    await c.start_server()
+    try:
+        yield c
+    finally:
+        await c.close()
+        await store.close()
+
+
+async def post(client: TestClient, raw: bytes, headers: dict) -> tuple[int, dict]:
+    r = await client.post("/alerts", data=raw, headers=headers)
+    return r.status, await r.json()
+
+
+async def test_signed_alert_is_accepted_and_listed(client):
+    status, answer = await post(client, *signed(body()))
+    assert (status, answer) == (200, {"status": "accepted", "duplicate": False,
+                                      "alert_id": "01JDTEST0000000000000000AA"})
+    (a,) = await (await client.get("/api/alerts")).json()
+    assert (a["code"], a["severity"], a["event"], a["room"], a["device_id"], a["test"],
+            a["deliveries"], a["received_at"]) == (111, 1, "smoke", "kitchen", "smoke-kitchen",
+                                                   False, 1, NOW)
+    assert a["body"]["residents"][0]["name"] == "王秀英"
+    one = await (await client.get(f"/api/alerts/{a['alert_id']}")).json()
+    assert one == a
+    assert (await client.get("/api/alerts/nope")).status == 404
+
+
+async def test_duplicate_alert_id_is_one_row_with_two_deliveries(client):
+    await post(client, *signed(body()))
+    status, answer = await post(client, *signed(body(sequence=99)))
+    assert status == 200 and answer["duplicate"] is True
+    (a,) = await (await client.get("/api/alerts")).json()
+    assert a["deliveries"] == 2 and a["sequence"] == 1  # the first body stands
+
+
+async def test_newest_first(client):
+    for i in range(3):
+        await post(client, *signed(body(f"01JDTEST00000000000000000{i}", sequence=i)))
+    got = await (await client.get("/api/alerts")).json()
+    assert [a["sequence"] for a in got] == [2, 1, 0]
+
+
+@pytest.mark.parametrize(("make", "status", "reason"), [
+    (lambda: signed(body(), secret=b"wrong"), 401, "bad_signature"),
+    (lambda: signed(body(), ts=NOW - 301), 401, "stale"),
+    (lambda: signed(body(), ts=NOW + 301), 401, "stale"),
+    (lambda: (json.dumps(body()).encode(), {}), 401, "unsigned"),
+    (lambda: (json.dumps(body()).encode(), {wire.TIMESTAMP_HEADER: "soon",
+                                            wire.SIGNATURE_HEADER: "sha256=00"}),
+     401, "bad_timestamp"),
+    (lambda: signed(b"not json"), 400, "bad_json"),
+    (lambda: signed({k: v for k, v in body().items() if k != "severity"}), 400, "bad_schema"),
+    (lambda: signed(body(severity=7)), 400, "bad_schema"),
+    (lambda: signed(body(schema="other/1")), 400, "bad_schema"),
+])
+async def test_refusals_are_answered_recorded_and_not_stored(client, make, status, reason):
+    got_status, answer = await post(client, *make())
+    assert (got_status, answer["status"], answer["reason"]) == (status, "rejected", reason)
+    assert answer["error"]
+    assert await (await client.get("/api/alerts")).json() == []
+    (r,) = await (await client.get("/api/rejected")).json()
+    assert r["reason"] == reason and r["detail"] == answer["error"]
+
+
+async def test_missing_field_is_named(client):
+    _, answer = await post(client, *signed({k: v for k, v in body().items() if k != "room"}))
+    assert "'room'" in answer["error"]
+
+
+async def test_oversized_body_is_refused_with_413(client):
+    raw = json.dumps(body(evidence={"x": "a" * MAX_BODY_BYTES})).encode()
+    status, answer = await post(client, *signed(raw))
+    assert (status, answer["reason"]) == (413, "too_large")
+    assert await (await client.get("/api/alerts")).json() == []
+
+
+async def test_page_is_chinese_first_and_shows_alerts_escaped(client):
+    await post(client, *signed(body(room="<script>alert(1)</script>", test=True)))
+    r = await client.get("/")
+    page = await r.text()
+    assert r.status == 200 and r.content_type == "text/html"
+    assert "接警" in page and "烟雾报警" in page and "测试 TEST" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert 'new EventSource("/events")' in page
+
+
+async def test_events_stream_pushes_new_alerts(client):
+    r = await client.get("/events")
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    assert await r.content.readline() == b": connected\n"
+    await r.content.readline()
+    await post(client, *signed(body()))
+    async with asyncio.timeout(5):
+        assert await r.content.readline() == b"event: alert\n"
+        data = await r.content.readline()
+    a = json.loads(data.decode().removeprefix("data: "))
+    assert (a["alert_id"], a["code"]) == ("01JDTEST0000000000000000AA", 111)
+    r.close()
+
+
+async def test_healthz(client):
+    r = await client.get("/healthz")
+    assert (r.status, await r.json()) == (200, {"status": "ok"})
+
+
+async def test_serve_runs_until_cancelled_and_keeps_what_it_received(tmp_path):
+    port = free_port()
+    db = tmp_path / "h.db"
+    task = asyncio.create_task(serve("127.0.0.1", port, SECRET, str(db)))
+    async with aiohttp.ClientSession() as http:
+        await wait_healthy(http, f"http://127.0.0.1:{port}/healthz")
+        raw, headers = signed(body(), ts=time.time())
+        async with http.post(f"http://127.0.0.1:{port}/alerts", data=raw,
+                             headers=headers) as r:
+            assert r.status == 200
+        # an open live page must not hold up the shutdown
+        events = await http.get(f"http://127.0.0.1:{port}/events")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        events.close()
+    # restarted on the same database, it still has the alert
+    store = await AsyncHotlineStore(db).open()
+    try:
+        assert len(await store.call(HotlineStore.alerts)) == 1
+    finally:
+        await store.close()
+
+
+def test_main_without_a_secret_explains_and_exits_2(capsys, monkeypatch):
+    monkeypatch.delenv("ANXIN_HOTLINE_SECRET", raising=False)
+    assert main(["--port", "0"]) == 2
+    assert "secret is required" in capsys.readouterr().err
+    assert main(["--secret-file", "/nonexistent/key"]) == 2
+    assert "cannot read --secret-file" in capsys.readouterr().err
