@@ -21,11 +21,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/anxin demo
 
-# Installs Mosquitto if it is missing (needs root or sudo), then lint and the test suite.
+# Installs Mosquitto and Chromium if missing (needs root or sudo), then lint and the tests.
+APT_NEEDS = $(if $(shell command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null),,mosquitto) \
+            $(if $(shell command -v chromium 2>/dev/null),,chromium)
 test: $(STAMP)
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
-	  { echo "installing mosquitto (apt)"; \
-	    $(SUDO) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null'; }
+	@if [ -n "$(strip $(APT_NEEDS))" ]; then echo "installing $(strip $(APT_NEEDS)) (apt)"; \
+	  $(SUDO) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_NEEDS) >/dev/null'; fi
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
