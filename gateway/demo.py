@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ BANNER = """
   home goes about its day; about 20 s after start the kitchen smoke detector goes off.
   The gateway raises a smoke alarm (Contact ID 111, severity 1), signs it and sends
   it to the hotline, where it appears without a reload.
-  Try: anxin sim --broker mqtt://127.0.0.1:{broker_port} --config {config} --scenario sos_press
+  Try: {anxin} sim --broker mqtt://127.0.0.1:{broker_port} --config {config} --scenario sos_press
 """
 
 
@@ -61,6 +62,16 @@ def demo_config(data_dir: Path, hotline_port: int) -> Config:
                                gateway=dataclasses.replace(cfg.gateway, data_dir="."))
 
 
+def _anxin_command() -> str:
+    """How to call `anxin` from this shell: the venv's script when it is not on PATH."""
+    script = Path(sys.executable).with_name("anxin")
+    if shutil.which("anxin") == str(script) or not script.exists():
+        return "anxin"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
 async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int = 9000,
                    speed: float = 1.0) -> int:
     """Run the demo until cancelled."""
@@ -86,7 +97,8 @@ async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int
         resident = cfg.home.residents[0]
         print(BANNER.format(hotline_port=hotline_port, broker_port=broker_port,
                             db=cfg.data_path() / "anxin.db", resident=resident.name,
-                            age=resident.age, n=len(cfg.devices), config=demo_path()),
+                            age=resident.age, n=len(cfg.devices), config=demo_path(),
+                            anxin=_anxin_command()),
               flush=True)
 
         def show(t: float, what: str) -> None:
