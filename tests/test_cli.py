@@ -1,0 +1,108 @@
+"""The `anxin` command as a user types it: run, sim and quarantine, in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from gateway.cli import main
+from gateway.config import demo_path
+
+ANXIN = [sys.executable, "-m", "gateway.cli"]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def config(tmp: Path, broker_port: int) -> Path:
+    """The demo home against a given broker, its store under `tmp`."""
+    text = demo_path().read_text(encoding="utf-8")
+    text = text.replace('url = "embedded"', f'url = "mqtt://127.0.0.1:{broker_port}"')
+    text = text.replace('data_dir = "./var/demo"', f'data_dir = "{tmp / "data"}"')
+    path = tmp / "anxin.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_run_with_a_bad_config_explains_exits_2_and_starts_nothing(tmp_path):
+    cfg = config(tmp_path, 1).read_text(encoding="utf-8").replace('model = "HS1SA"',
+                                                                  'model = "HS9SA"')
+    bad = tmp_path / "bad.toml"
+    bad.write_text(cfg, encoding="utf-8")
+    r = subprocess.run([*ANXIN, "run", "--config", str(bad)], capture_output=True, text=True,
+                       timeout=30, env=ENV, check=False)
+    assert r.returncode == 2
+    assert "devices[0].model: unknown model 'HS9SA'" in r.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_sim_publishes_a_scenario_and_exits_0(tmp_path, mosquitto):
+    host, port = mosquitto
+    got: list[tuple[str, bytes]] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
+    sub.connect(host, port)
+    sub.subscribe("zigbee2mqtt/bedside_sos", qos=1)
+    sub.loop_start()
+    try:
+        time.sleep(0.2)
+        r = subprocess.run([*ANXIN, "sim", "--broker", f"mqtt://{host}:{port}", "--config",
+                            str(config(tmp_path, port)), "--scenario", "sos_press",
+                            "--speed", "20"], capture_output=True, text=True, timeout=30,
+                           env=ENV, check=False)
+        time.sleep(0.3)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert r.returncode == 0, r.stderr
+    assert "scenario sos_press" in r.stdout and "sos-bedside" in r.stdout
+    actions = [json.loads(p).get("action") for t, p in got]
+    # hello (whole state, no action), then two presses each reset to ""
+    assert actions == [None, "emergency", "", "emergency", ""]
+
+
+def test_sim_with_an_unknown_scenario_exits_2(tmp_path, capsys):
+    assert main(["sim", "--broker", "mqtt://127.0.0.1:1", "--config",
+                 str(config(tmp_path, 1)), "--scenario", "nope"]) == 2
+    assert "smoke_kitchen" in capsys.readouterr().err  # lists what exists
+
+
+def test_quarantine_lists_what_was_kept_and_why(tmp_path, mosquitto, capsys):
+    host, port = mosquitto
+    cfg = config(tmp_path, port)
+    gw = subprocess.Popen([*ANXIN, "run", "--config", str(cfg)], stderr=subprocess.PIPE,
+                          text=True, env=ENV)
+    try:
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.connect(host, port)
+        pub.loop_start()
+        db = tmp_path / "data" / "anxin.db"
+        deadline = time.monotonic() + 20
+        # publish until the gateway is subscribed and has written the quarantine
+        while time.monotonic() < deadline:
+            pub.publish("zigbee2mqtt/attic_smoke", b'{"smoke": false}', qos=1).wait_for_publish()
+            pub.publish("zigbee2mqtt/kitchen_smoke", b'{"smoke": "maybe"}',
+                        qos=1).wait_for_publish()
+            time.sleep(0.3)
+            if db.exists() and main(["quarantine", "--config", str(cfg), "--json"]) == 0:
+                rows = json.loads(capsys.readouterr().out or "[]")
+                if len(rows) == 2:
+                    break
+        pub.loop_stop()
+        pub.disconnect()
+    finally:
+        gw.terminate()
+        _, err = gw.communicate(timeout=15)
+    assert gw.returncode == 0, err
+    assert "Traceback" not in err
+    by_topic = {r["topic"]: r for r in rows}
+    assert by_topic["zigbee2mqtt/attic_smoke"]["category"] == "unknown_device"
+    assert by_topic["zigbee2mqtt/kitchen_smoke"]["category"] == "bad_payload"
+    assert "smoke" in by_topic["zigbee2mqtt/kitchen_smoke"]["reason"]
+    assert by_topic["zigbee2mqtt/attic_smoke"]["count"] >= 1
+    assert main(["quarantine", "--config", str(cfg)]) == 0
+    assert "[unknown_device]" in capsys.readouterr().out
