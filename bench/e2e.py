@@ -145,6 +145,20 @@ def stored_observations(db: Path) -> int:
         con.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 async def bench(args: argparse.Namespace) -> dict[str, object]:
     """Run both measurements; return the figures."""
     rx = Receiver()
@@ -184,6 +198,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             rng = random.Random(1)
             published: dict[str, float] = {}
             bg_before, t_before = sent[0], time.perf_counter()
+            cpu_before = cpu_seconds(gw.pid)
             for i in range(1, args.alarms):
                 device = f"alarm-{i}"
                 body = b'{"smoke": true, "battery": 100, "linkquality": 90}' if i % 2 == 0 \
@@ -195,7 +210,9 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             while len([d for d in published if d in rx.arrived]) < len(published) \
                     and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
-            bg_rate = (sent[0] - bg_before) / (time.perf_counter() - t_before)
+            elapsed = time.perf_counter() - t_before
+            bg_rate = (sent[0] - bg_before) / elapsed
+            cpu_pct = 100 * (cpu_seconds(gw.pid) - cpu_before) / elapsed
             stop.set()
             bg.join()
             lat = [(rx.arrived[d] - t) * 1000 for d, t in published.items() if d in rx.arrived]
@@ -209,6 +226,8 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                                "max": round(max(lat), 2),
                                "mean": round(statistics.fmean(lat), 2)},
                 "startup_to_first_alert_s": round(startup_s, 2),
+                "gateway_cpu_pct_of_a_core": round(cpu_pct, 1),
+                "gateway_rss_mb": round(rss_mb(gw.pid), 1),
             })
 
             # sustained ingest: a burst of normal messages, counted as stored observations
