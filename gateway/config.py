@@ -9,6 +9,7 @@ reports every problem at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
@@ -343,10 +344,17 @@ def parse(data: dict[str, Any], *, base_dir: str = ".", source: str = "") -> Con
     """Build a Config from parsed TOML, or raise ConfigError listing every problem."""
     problems: list[tuple[str, str]] = []
     cfg = _build(Config, data, "", problems)
-    if not problems:
+    if cfg is not None:
         cfg = Config(**{f.name: getattr(cfg, f.name) for f in fields(Config)
                         if f.name != "base_dir"}, base_dir=base_dir)
-        _cross_check(cfg, problems)
+        if not problems:
+            _cross_check(cfg, problems)
+        else:
+            # Report what can still be checked (an unknown model beside an unknown key)
+            # so one run of check-config lists everything; a value already reported as
+            # missing or mistyped may stop the checks part-way, which is fine.
+            with contextlib.suppress(TypeError, AttributeError):
+                _cross_check(cfg, problems)
     if problems:
         raise ConfigError(problems, source)
     return cfg

@@ -142,3 +142,10 @@ def test_cli_check_config_exit_codes(tmp_path, capsys):
     assert main(["check-config", str(broken)]) == 2
     assert "not valid TOML" in capsys.readouterr().err
     assert main(["check-config", str(tmp_path / "absent.toml")]) == 2
+
+
+def test_one_run_lists_structural_and_cross_check_problems_together():
+    text = GOOD.replace('model = "HS1SA"', 'model = "HS9SA"').replace(
+        'timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ncolour = "red"')
+    p = problems(text)
+    assert set(p) == {"gateway.colour", "devices[0].model"}
