@@ -29,7 +29,7 @@ class Core:
         self.instant = instant.InstantState()
 
     def step(self, obs: Observation, now: float, *, prime: bool = False) -> list[Finding]:
-        """Findings caused by one Observation. `prime` updates state only (retained messages)."""
+        """Findings caused by one Observation; `prime` marks a retained message (see instant)."""
         return instant.step(self.instant, obs, now, self.cfg.instant, prime=prime)
 
     def tick(self, now: float) -> list[Finding]:

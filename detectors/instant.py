@@ -2,8 +2,12 @@
 
 Zigbee2MQTT republishes a device's whole state on every report (a battery report repeats
 `smoke: false`; a smoke alarm repeats `smoke: true` every few seconds), so an alarm is a
-*transition* into the alarm state, remembered per device. A value seen in a retained message at
-start-up (`prime`) is state, not an event: it updates memory and raises nothing.
+*transition* into the alarm state, remembered per device.
+
+A retained message seen at start-up (`prime`) is state, not an event: a button press in it is
+stale and raises nothing, nor does a low battery already known. But an alarm *state* in it
+(smoke, gas, water, tamper, a fall) may have begun while the gateway was down: it is raised,
+marked `seen_at_startup` in the evidence (an alert already open for it absorbs it).
 """
 
 from __future__ import annotations
@@ -73,17 +77,18 @@ def _finding(spec: tuple[int, int, str], obs: Observation, now: float, *,
 
 def step(state: InstantState, obs: Observation, now: float, cfg: InstantConfig,
          *, prime: bool = False) -> list[Finding]:
-    """Take one Observation; return the Findings it causes (none when `prime`)."""
+    """Take one Observation; return the Findings it causes (`prime`: from a retained message)."""
     mem = state.devices.setdefault(obs.device, DeviceMemory())
     previous = mem.last.get(obs.kind)
     mem.last[obs.kind] = obs.value
     kind, value = obs.kind, obs.value
     in_test = mem.last.get("test") is True
 
+    startup = {"seen_at_startup": True} if prime else {}
     if kind in _LATCHING and kind != "battery_low":
-        if value is True and previous is not True and not prime:
+        if value is True and previous is not True:
             return [_finding(_LATCHING[kind], obs, now, test=in_test and kind != "tamper",
-                             **({"device_self_test": True} if in_test else {}))]
+                             **({"device_self_test": True} if in_test else {}), **startup)]
         return []
     if kind == "sos":
         return [] if prime else [_finding(SOS, obs, now)]
@@ -92,8 +97,8 @@ def step(state: InstantState, obs: Observation, now: float, cfg: InstantConfig,
             # A radar's maybe_fall / fall_warning is a pre-alarm, not an alarm.
             mem.suspected_at = obs.at
             return []
-        if value == "fall" and previous != "fall" and not prime:
-            extra: dict[str, Any] = {}
+        if value == "fall" and previous != "fall":
+            extra: dict[str, Any] = dict(startup)
             if mem.suspected_at is not None:
                 extra["suspected_s_before"] = round(obs.at - mem.suspected_at, 3)
             mem.suspected_at = None

@@ -27,10 +27,22 @@ def test_first_report_already_in_alarm_fires():
     assert f.code == 111
 
 
-def test_retained_state_primes_but_raises_nothing():
+def test_retained_alarm_state_at_startup_is_raised_and_marked():
+    # The fire may have started while the gateway was down.
     core = Core()
-    assert core.step(obs("smoke", True), 1.0, prime=True) == []
+    (f,) = core.step(obs("smoke", True), 1.0, prime=True)
+    assert f.code == 111 and f.evidence["seen_at_startup"] is True
     assert core.step(obs("smoke", True), 2.0) == []  # still the same fire, already known
+    (f,) = core.step(obs("fall", "fall", device="radar"), 1.0, prime=True)
+    assert f.event == "fall" and f.evidence["seen_at_startup"] is True
+
+
+def test_retained_presses_and_known_states_raise_nothing():
+    core = Core()
+    assert core.step(obs("sos", True), 1.0, prime=True) == []  # a stale press
+    assert core.step(obs("smoke", False), 1.0, prime=True) == []
+    assert core.step(obs("battery", 5), 1.0, prime=True) == []  # known, not news
+    assert core.step(obs("availability", "offline"), 1.0, prime=True) == []
 
 
 def test_codes_and_severities():

@@ -254,6 +254,27 @@ async def test_fall_without_cancel_is_sent_after_window(tmp_path, mosquitto):
         assert (alert["code"], alert["event"], alert["severity"]) == (100, "fall", 1)
 
 
+async def test_smoke_retained_while_the_gateway_was_down_is_raised_at_start(tmp_path,
+                                                                            mosquitto):
+    _, port = mosquitto
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, gateway_id="gw-retained")
+    async with aiomqtt.Client("127.0.0.1", port) as c:  # Zigbee2MQTT with retain: true
+        await c.publish("gw-retained/kitchen_smoke", HS1SA_ALARM, qos=1, retain=True)
+        await c.publish("gw-retained/bedside_sos", TS0215A_PRESS, qos=1, retain=True)
+    try:
+        async with hotline(hport, tmp_path / "hotline.db") as hl, gateway(cfg):
+            (alert,) = await hl.wait_for(1)
+            await asyncio.sleep(0.3)
+            assert len(await hl.alerts()) == 1  # the stale retained press raised nothing
+            assert alert["event"] == "smoke"
+            assert alert["body"]["evidence"]["seen_at_startup"] is True
+    finally:
+        async with aiomqtt.Client("127.0.0.1", port) as c:  # clear the retained messages
+            await c.publish("gw-retained/kitchen_smoke", b"", qos=1, retain=True)
+            await c.publish("gw-retained/bedside_sos", b"", qos=1, retain=True)
+
+
 async def test_hotline_down_then_back_gets_everything_in_order(tmp_path, mosquitto):
     _, port = mosquitto
     hport = free_port()
