@@ -18,10 +18,13 @@ ANXIN = [sys.executable, "-m", "gateway.cli"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def config(tmp: Path, broker_port: int) -> Path:
-    """The demo home against a given broker, its store under `tmp`."""
+def config(tmp: Path, broker_port: int, base: str = "z2m-cli") -> Path:
+    """The demo home against a given broker, its store under `tmp`, its Zigbee2MQTT topics
+    under `base` (tests share one Mosquitto: each uses its own topics)."""
     text = demo_path().read_text(encoding="utf-8")
-    text = text.replace('url = "embedded"', f'url = "mqtt://127.0.0.1:{broker_port}"')
+    text = text.replace('url = "embedded"', f'url = "mqtt://127.0.0.1:{broker_port}"\n'
+                                            f'zigbee2mqtt_base_topic = "{base}"')
+    text = text.replace('topic = "zigbee2mqtt/', f'topic = "{base}/')
     text = text.replace('data_dir = "./var/demo"', f'data_dir = "{tmp / "data"}"')
     path = tmp / "anxin.toml"
     path.write_text(text, encoding="utf-8")
@@ -46,12 +49,12 @@ def test_sim_publishes_a_scenario_and_exits_0(tmp_path, mosquitto):
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     sub.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
     sub.connect(host, port)
-    sub.subscribe("zigbee2mqtt/bedside_sos", qos=1)
+    sub.subscribe("z2m-sim/bedside_sos", qos=1)
     sub.loop_start()
     try:
         time.sleep(0.2)
         r = subprocess.run([*ANXIN, "sim", "--broker", f"mqtt://{host}:{port}", "--config",
-                            str(config(tmp_path, port)), "--scenario", "sos_press",
+                            str(config(tmp_path, port, "z2m-sim")), "--scenario", "sos_press",
                             "--speed", "20"], capture_output=True, text=True, timeout=30,
                            env=ENV, check=False)
         time.sleep(0.3)
@@ -73,7 +76,7 @@ def test_sim_with_an_unknown_scenario_exits_2(tmp_path, capsys):
 
 def test_quarantine_lists_what_was_kept_and_why(tmp_path, mosquitto, capsys):
     host, port = mosquitto
-    cfg = config(tmp_path, port)
+    cfg = config(tmp_path, port, "z2m-quarantine")
     gw = subprocess.Popen([*ANXIN, "run", "--config", str(cfg)], stderr=subprocess.PIPE,
                           text=True, env=ENV)
     try:
@@ -84,8 +87,8 @@ def test_quarantine_lists_what_was_kept_and_why(tmp_path, mosquitto, capsys):
         deadline = time.monotonic() + 20
         # publish until the gateway is subscribed and has written the quarantine
         while time.monotonic() < deadline:
-            pub.publish("zigbee2mqtt/attic_smoke", b'{"smoke": false}', qos=1).wait_for_publish()
-            pub.publish("zigbee2mqtt/kitchen_smoke", b'{"smoke": "maybe"}',
+            pub.publish("z2m-quarantine/attic_smoke", b'{"smoke": false}', qos=1).wait_for_publish()
+            pub.publish("z2m-quarantine/kitchen_smoke", b'{"smoke": "maybe"}',
                         qos=1).wait_for_publish()
             time.sleep(0.3)
             if db.exists() and main(["quarantine", "--config", str(cfg), "--json"]) == 0:
@@ -100,9 +103,9 @@ def test_quarantine_lists_what_was_kept_and_why(tmp_path, mosquitto, capsys):
     assert gw.returncode == 0, err
     assert "Traceback" not in err
     by_topic = {r["topic"]: r for r in rows}
-    assert by_topic["zigbee2mqtt/attic_smoke"]["category"] == "unknown_device"
-    assert by_topic["zigbee2mqtt/kitchen_smoke"]["category"] == "bad_payload"
-    assert "smoke" in by_topic["zigbee2mqtt/kitchen_smoke"]["reason"]
-    assert by_topic["zigbee2mqtt/attic_smoke"]["count"] >= 1
+    assert by_topic["z2m-quarantine/attic_smoke"]["category"] == "unknown_device"
+    assert by_topic["z2m-quarantine/kitchen_smoke"]["category"] == "bad_payload"
+    assert "smoke" in by_topic["z2m-quarantine/kitchen_smoke"]["reason"]
+    assert by_topic["z2m-quarantine/attic_smoke"]["count"] >= 1
     assert main(["quarantine", "--config", str(cfg)]) == 0
     assert "[unknown_device]" in capsys.readouterr().out
