@@ -163,8 +163,20 @@ class Gateway:
 
     async def handle_message(self, topic: str, payload: bytes, retained: bool,
                              now: float) -> None:
-        """One MQTT message, start to finish. Never raises for bad input."""
+        """One MQTT message, start to finish. Never raises: ingest must go on."""
         self.metrics["messages"] += 1
+        try:
+            await self._handle(topic, payload, retained, now)
+        except Exception as e:
+            # A bug on one message must not stop ingest: every other sensor still needs
+            # hearing. Keep the message and the error for a developer, loudly, and go on.
+            self.metrics["internal_errors"] += 1
+            logger.exception("internal error on a message from %s; kept in quarantine", topic)
+            with contextlib.suppress(Exception):
+                await self.store.call(Store.quarantine, topic, "internal_error",
+                                      f"{type(e).__name__}: {e}", payload, now)
+
+    async def _handle(self, topic: str, payload: bytes, retained: bool, now: float) -> None:
         hit = self.route(topic)
         if hit is None:
             if topic.startswith(self.bridge_prefix):

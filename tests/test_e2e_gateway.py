@@ -389,3 +389,28 @@ async def test_sigkill_after_write_before_ack_resends_and_hotline_shows_once(tmp
                 p.stderr.close()
         proxy.release.set()
         await runner.cleanup()
+
+
+async def test_a_bug_on_one_message_is_kept_and_ingest_goes_on(tmp_path, mosquitto,
+                                                                monkeypatch):
+    _, port = mosquitto
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, gateway_id="gw-bug")
+    from devices.adapters import ADAPTERS  # noqa: PLC0415
+    real = ADAPTERS["zigbee2mqtt"]
+
+    def buggy(device, model, topic, payload, now):
+        if b"boom" in payload:
+            raise RuntimeError("simulated adapter bug")
+        return real(device, model, topic, payload, now)
+
+    monkeypatch.setitem(ADAPTERS, "zigbee2mqtt", buggy)
+    async with hotline(hport, tmp_path / "hotline.db") as hl, gateway(cfg) as gw:
+        await publish(port, ("gw-bug/kitchen_smoke", b'{"boom": 1}'),
+                      ("gw-bug/bedside_sos", TS0215A_PRESS))
+        (alert,) = await hl.wait_for(1)
+        assert alert["code"] == 101
+        assert gw.metrics["internal_errors"] == 1
+    with gateway_db(tmp_path) as db:
+        (row,) = db.execute("SELECT category, reason FROM quarantine").fetchall()
+    assert row == ("internal_error", "RuntimeError: simulated adapter bug")
