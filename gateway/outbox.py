@@ -71,7 +71,12 @@ class OutboxSender:
         while True:
             try:
                 await self.transport.send(body)
-            except DeliveryError as e:
+            except Exception as e:
+                # Anything a transport raises is a failed attempt, retried like an outage:
+                # a sender that died here would hold every later alert until a restart.
+                if not isinstance(e, DeliveryError):
+                    logger.exception("transport %s failed unexpectedly on alert %s",
+                                     self.target, alert_id)
                 self.failures += 1
                 delay = self._delay()
                 if self.failures == 1:

@@ -1,0 +1,69 @@
+"""Outbox senders on a real SQLite store: order, retry, and no sender dies of a surprise."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alerts.manager import Manager
+from detectors.finding import Finding
+from gateway.outbox import OutboxSender
+from gateway.store import AsyncStore, Store
+from gateway.transports.base import DeliveryError, Transport
+
+
+class FlakyTransport(Transport):
+    """Fails the first `failures` attempts (with `error`), then acknowledges everything."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        self.name = "t1"
+        self.failures = failures
+        self.delivered: list[bytes] = []
+
+    async def send(self, body: bytes) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(body)
+
+
+def raised(at: float, event: str):
+    f = Finding(detector="instant", home="h1", code=111, event=event, severity=1, at=at,
+                device=f"d-{event}", room="kitchen")
+    ((alert, _),) = Manager().on_finding(f, at)
+    return alert
+
+
+async def drain(transport: FlakyTransport, tmp_path, events: list[str]) -> list[str]:
+    store = await AsyncStore(tmp_path / "anxin.db").open()
+    delivered: list[str] = []
+
+    async def on_delivered(alert_id: str) -> None:
+        delivered.append(alert_id)
+
+    sender = OutboxSender(store, transport, on_delivered, backoff_base_s=0.01,
+                          backoff_max_s=0.02)
+    try:
+        for i, event in enumerate(events):
+            await store.call(Store.raise_alert, raised(float(i), event), ["t1"],
+                             lambda seq, e=event: f"{seq}:{e}".encode(), float(i))
+        task = asyncio.create_task(sender.run())
+        async with asyncio.timeout(5):
+            while len(delivered) < len(events):
+                await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert await store.call(Store.outbox_depth) == {}
+    finally:
+        await store.close()
+    return delivered
+
+
+async def test_outage_then_delivery_in_sequence_order(tmp_path):
+    t = FlakyTransport([DeliveryError("HTTP 503"), DeliveryError("refused")])
+    await drain(t, tmp_path, ["smoke", "gas", "sos"])
+    assert t.delivered == [b"1:smoke", b"2:gas", b"3:sos"]
+
+
+async def test_an_unexpected_transport_error_is_retried_not_fatal(tmp_path):
+    t = FlakyTransport([RuntimeError("a bug in a transport"), ValueError("bad header")])
+    await drain(t, tmp_path, ["smoke"])
+    assert t.delivered == [b"1:smoke"]
