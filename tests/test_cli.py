@@ -25,6 +25,9 @@ def config(tmp: Path, broker_port: int, base: str = "z2m-cli") -> Path:
     text = text.replace('url = "embedded"', f'url = "mqtt://127.0.0.1:{broker_port}"\n'
                                             f'zigbee2mqtt_base_topic = "{base}"')
     text = text.replace('topic = "zigbee2mqtt/', f'topic = "{base}/')
+    text = text.replace('topic = "anxin/sensor/', f'topic = "{base}-native/')
+    text = text.replace(f'zigbee2mqtt_base_topic = "{base}"',
+                        f'zigbee2mqtt_base_topic = "{base}"\nnative_base_topic = "{base}-native"')
     text = text.replace('data_dir = "./var/demo"', f'data_dir = "{tmp / "data"}"')
     path = tmp / "anxin.toml"
     path.write_text(text, encoding="utf-8")

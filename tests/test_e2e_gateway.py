@@ -50,7 +50,8 @@ data_dir = "./data"
 
 [mqtt]
 url = "mqtt://127.0.0.1:{broker_port}"
-zigbee2mqtt_base_topic = "{gateway_id}"   # a unique base topic per test
+zigbee2mqtt_base_topic = "{gateway_id}"   # unique base topics per test: one
+native_base_topic = "{gateway_id}-native"  # Mosquitto serves the whole session
 
 [home]
 id = "home-{gateway_id}"
