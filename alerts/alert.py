@@ -36,6 +36,16 @@ OPEN_STATES = frozenset({AlertState.PENDING_LOCAL, AlertState.RAISED, AlertState
                          AlertState.ACCEPTED})
 
 
+# How an operator closes an alert (the hotline's resolution codes).
+OUTCOMES = {
+    "real_emergency": "真实紧急情况 / real emergency",
+    "false_alarm": "误报 / false alarm",
+    "test": "测试 / test",
+    "no_answer_visit_sent": "无人应答，已派人上门 / no answer, visit sent",
+    "resolved_by_phone": "电话确认无事 / resolved by phone",
+}
+
+
 class TransitionError(ValueError):
     """An alert was asked to move to a state that cannot follow its current one."""
 
@@ -48,9 +58,14 @@ class Alert:
     finding: Finding
     state: AlertState
     history: list[tuple[str, float, str]] = field(default_factory=list)
-    tier: int = 0
+    tier: int = 0  # the highest escalation tier told so far
     repeats: int = 0  # further findings folded into this alert (e.g. repeated SOS presses)
     cancel_deadline: float | None = None
+    tier_at: float | None = None  # when that tier was told
+    notified_at: float | None = None  # when anyone was last told (raise, escalation, reminder)
+    reminders: int = 0
+    taken_by: str | None = None  # the operator who accepted it
+    outcome: str | None = None  # how it was resolved
 
     @property
     def raised_at(self) -> float | None:
@@ -81,6 +96,8 @@ class Alert:
             "occurred_at": f.at, "test": f.test, "resident": f.resident,
             "evidence": f.evidence, "state": self.state.value, "history": self.history,
             "tier": self.tier, "repeats": self.repeats, "cancel_deadline": self.cancel_deadline,
+            "tier_at": self.tier_at, "notified_at": self.notified_at,
+            "reminders": self.reminders, "taken_by": self.taken_by, "outcome": self.outcome,
         }
 
     @classmethod
@@ -92,4 +109,7 @@ class Alert:
                     test=bool(r["test"]))
         return cls(id=r["id"], finding=f, state=AlertState(r["state"]),
                    history=[tuple(h) for h in r["history"]], tier=r["tier"],
-                   repeats=r["repeats"], cancel_deadline=r["cancel_deadline"])
+                   repeats=r["repeats"], cancel_deadline=r["cancel_deadline"],
+                   tier_at=r.get("tier_at"), notified_at=r.get("notified_at"),
+                   reminders=r.get("reminders") or 0, taken_by=r.get("taken_by"),
+                   outcome=r.get("outcome"))

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerts.alert import Alert
+from alerts.alert import OUTCOMES, Alert
 
 SCHEMA = "anxin.alert/1"
 MAX_SKEW_S = 300
@@ -62,8 +62,13 @@ def title(event: str) -> dict[str, str]:
 
 
 def encode_alert(alert: Alert, *, gateway_id: str, sequence: int,
-                 residents: list[dict[str, Any]], tz: ZoneInfo) -> bytes:
-    """The `anxin.alert/1` JSON body for an alert that has been raised."""
+                 residents: list[dict[str, Any]], tz: ZoneInfo,
+                 escalation: dict[str, Any] | None = None) -> bytes:
+    """The `anxin.alert/1` JSON body for an alert that has been raised.
+
+    `escalation` ({"tier": 1, "tier_name": "backup", "reminder": 0}) is added when the
+    message is an escalation or a reminder of an alert nobody has accepted yet.
+    """
     f = alert.finding
     raised_at = alert.raised_at
     if raised_at is None:
@@ -87,6 +92,8 @@ def encode_alert(alert: Alert, *, gateway_id: str, sequence: int,
         "residents": residents,
         "evidence": f.evidence,
     }
+    if escalation is not None:
+        body["escalation"] = escalation
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -116,6 +123,13 @@ class Verified:
 def verify(secret: bytes, timestamp: str | None, signature: str | None, body: bytes,
            now: float, max_skew_s: float = MAX_SKEW_S) -> Verified:
     """Check a received message; return it decoded, or raise WireError saying why not."""
+    ts = check_signature(secret, timestamp, signature, body, now, max_skew_s)
+    return Verified(decode(body), ts)
+
+
+def check_signature(secret: bytes, timestamp: str | None, signature: str | None,
+                    signed: bytes, now: float, max_skew_s: float = MAX_SKEW_S) -> int:
+    """Check the timestamp and signature over `signed`; return the timestamp or raise."""
     if not timestamp or not signature:
         raise WireError("unsigned", f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header")
     try:
@@ -125,9 +139,9 @@ def verify(secret: bytes, timestamp: str | None, signature: str | None, body: by
     if abs(now - ts) > max_skew_s:
         raise WireError("stale", f"timestamp {ts} is {now - ts:+.0f} s from the receiver's "
                                  f"clock (allowed ±{max_skew_s:.0f} s)")
-    if not hmac.compare_digest(sign(secret, ts, body), signature):
+    if not hmac.compare_digest(sign(secret, ts, signed), signature):
         raise WireError("bad_signature", "signature does not match the body and timestamp")
-    return Verified(decode(body), ts)
+    return ts
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -149,4 +163,43 @@ def decode(body: bytes) -> dict[str, Any]:
             raise WireError("bad_schema", f"field {key!r} has the wrong type")
     if not 1 <= msg["severity"] <= 4:
         raise WireError("bad_schema", "severity must be 1..4")
+    return msg
+
+
+# --- feedback: what the hotline tells the gateway back ---------------------------------------
+#
+# Homes sit behind NAT, so the gateway asks: `GET <feedback_url>?gateway_id=…&after=<cursor>
+# &wait=<s>` (a long poll), signed like an alert but over `<timestamp>.GET <path?query>`. The
+# hotline answers `anxin.feedback/1`, itself signed over the body: a forged "accepted" would
+# stop an escalation, so the gateway trusts only what carries the shared secret.
+
+FEEDBACK_SCHEMA = "anxin.feedback/1"
+FEEDBACK_ACTIONS = frozenset({"accepted", "resolved"})
+RESOLUTION_OUTCOMES = OUTCOMES  # how an operator closes an alert, {code: "中文 / English"}
+
+
+def request_signature_base(method: str, path_qs: str) -> bytes:
+    """What a signed request's signature covers besides the timestamp."""
+    return f"{method.upper()} {path_qs}".encode()
+
+
+def decode_feedback(body: bytes) -> dict[str, Any]:
+    """Parse and check an `anxin.feedback/1` body; raise WireError naming the problem."""
+    try:
+        msg = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WireError("bad_json", f"feedback is not JSON: {e}") from None
+    if not isinstance(msg, dict) or msg.get("schema") != FEEDBACK_SCHEMA:
+        raise WireError("bad_schema", f"feedback schema is not {FEEDBACK_SCHEMA!r}")
+    if not isinstance(msg.get("cursor"), str) or not isinstance(msg.get("events"), list):
+        raise WireError("bad_schema", "feedback needs a string cursor and a list of events")
+    for i, ev in enumerate(msg["events"]):
+        if not isinstance(ev, dict):
+            raise WireError("bad_schema", f"events[{i}] is not an object")
+        for key, typ in (("alert_id", str), ("action", str), ("at", (int, float))):
+            if not isinstance(ev.get(key), typ) or isinstance(ev.get(key), bool):
+                raise WireError("bad_schema", f"events[{i}].{key} is missing or mistyped")
+        if ev["action"] not in FEEDBACK_ACTIONS:
+            raise WireError("bad_schema", f"events[{i}].action {ev['action']!r} is not one of "
+                                          f"{', '.join(sorted(FEEDBACK_ACTIONS))}")
     return msg

@@ -62,8 +62,22 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     }, pk=("topic", "category"))
 
 
+def _m002_escalation(db: sqlite_utils.Database) -> None:
+    # Escalation state on the alert; an alert may now be sent to a target more than once
+    # (reminders), each message with its own sequence number.
+    for col, tp in (("tier_at", float), ("notified_at", float), ("reminders", int),
+                    ("taken_by", str), ("outcome", str)):
+        db["alerts"].add_column(col, tp)
+    db.execute("DROP INDEX idx_outbox_alert_id_target")
+    db["outbox"].add_column("purpose", str)  # raise | escalate | remind
+    db["outbox"].create_index(["alert_id", "target"])
+    db["feedback_cursors"].create({"target": str, "cursor": str, "updated_at": float},
+                                  pk="target")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
+    ("002_escalation", _m002_escalation),
 ]
 
 
@@ -147,17 +161,45 @@ class Store:
         `encode(sequence)` makes the wire body; the sequence number comes from this gateway's
         counter inside the same transaction, so numbers never repeat or go backwards.
         """
+        return self.notify(alert, targets, encode, now, "raise")
+
+    def notify(self, alert: Alert, targets: Sequence[str], encode: Callable[[int], bytes],
+               now: float, purpose: str) -> int:
+        """Write the alert's state and a new message to each of `targets`, durably, at once.
+
+        `purpose` is raise, escalate or remind; each message gets its own sequence number.
+        """
         with self._tx(durable=True):
             (seq,) = self.conn.execute(
                 "INSERT INTO counters(name, value) VALUES ('sequence', 1) ON CONFLICT(name) "
                 "DO UPDATE SET value = value + 1 RETURNING value").fetchone()
             body = encode(seq)
-            self._write_alert(alert, now, seq)
+            self._write_alert(alert, now, seq if purpose == "raise" else None)
             self.conn.executemany(
                 "INSERT INTO outbox (alert_id, target, sequence, severity, body, created_at, "
-                "attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
-                [(alert.id, t, seq, alert.finding.severity, body, now, now) for t in targets])
+                "attempts, next_attempt_at, purpose) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                [(alert.id, t, seq, alert.finding.severity, body, now, now, purpose)
+                 for t in targets])
         return seq
+
+    # --- what the hotlines said back --------------------------------------------------------
+
+    def feedback_cursor(self, target: str) -> str | None:
+        """Where reading `target`'s feedback stream resumes."""
+        row = self.conn.execute("SELECT cursor FROM feedback_cursors WHERE target=?",
+                                (target,)).fetchone()
+        return row[0] if row else None
+
+    def feedback_applied(self, target: str, cursor: str, alerts: Sequence[Alert],
+                         now: float) -> None:
+        """Store the alerts feedback changed and the new cursor in one durable transaction."""
+        with self._tx(durable=True):
+            for a in alerts:
+                self._write_alert(a, now)
+            self.conn.execute(
+                "INSERT INTO feedback_cursors (target, cursor, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(target) DO UPDATE SET cursor=excluded.cursor, "
+                "updated_at=excluded.updated_at", (target, cursor, now))
 
     def open_alerts(self) -> list[Alert]:
         """Alerts not yet resolved or cancelled, oldest first (for a restart)."""

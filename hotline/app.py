@@ -6,12 +6,21 @@
     GET  /events           server-sent events: `event: alert` with the alert as JSON
     GET  /api/alerts       JSON list, newest first;  GET /api/alerts/{id}
     GET  /api/rejected     refused messages and why
+    POST /api/alerts/{id}/accept    {"operator": …}: an operator takes charge
+    POST /api/alerts/{id}/resolve   {"operator": …, "outcome": …, "note": …}: closed
+    GET  /feedback?gateway_id=…&after=<cursor>&wait=<s>
+                           signed long poll: the gateway learns acceptance and resolution
+                           (`anxin.feedback/1`, signed over the body)
     GET  /healthz          liveness
+
+Operator login comes with the operator console; this reference receiver listens on
+127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
@@ -24,7 +33,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from alerts import wire
-from hotline.store import AsyncHotlineStore, HotlineStore
+from hotline.store import ActionError, AsyncHotlineStore, HotlineStore
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +44,8 @@ TZ = ZoneInfo("Asia/Shanghai")
 STORE: web.AppKey[AsyncHotlineStore] = web.AppKey("store", AsyncHotlineStore)
 SUBSCRIBERS: web.AppKey[set[asyncio.Queue[dict[str, Any] | None]]] = web.AppKey(
     "subscribers", set)
+ACTIONS: web.AppKey[asyncio.Condition] = web.AppKey("actions", asyncio.Condition)
+MAX_FEEDBACK_WAIT_S = 30.0
 
 # Refusals that are about who sent it (401) rather than what was sent (400).
 UNAUTHORISED = frozenset({"unsigned", "bad_signature", "stale", "bad_timestamp"})
@@ -46,6 +57,12 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
     app = web.Application()
     app[STORE] = store
     app[SUBSCRIBERS] = set()
+    app[ACTIONS] = asyncio.Condition()
+    closing = asyncio.Event()
+
+    def publish(row: dict[str, Any]) -> None:
+        for q in app[SUBSCRIBERS]:
+            q.put_nowait(row)
 
     async def receive(request: web.Request) -> web.Response:
         now = clock()
@@ -68,10 +85,65 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
         else:
             logger.info("alert %s received: %s %s, severity %d, home %s", row["alert_id"],
                         row["code"], row["event"], row["severity"], row["home_id"])
-        for q in app[SUBSCRIBERS]:
-            q.put_nowait(row)
+        publish(row)
         return web.json_response({"status": "accepted", "alert_id": row["alert_id"],
                                   "duplicate": duplicate})
+
+    async def act(request: web.Request, action: str) -> web.Response:
+        try:
+            data = await request.json()
+        except ValueError:
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        if not isinstance(data, dict):
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
+        operator, outcome, note = data.get("operator"), data.get("outcome"), data.get("note", "")
+        if not isinstance(operator, str) or not isinstance(note, str) \
+                or (outcome is not None and not isinstance(outcome, str)):
+            return web.json_response({"error": "operator and note must be strings"}, status=400)
+        try:
+            row = await store.call(HotlineStore.act, request.match_info["alert_id"], action,
+                                   operator, outcome, note, clock())
+        except ActionError as e:
+            return web.json_response({"error": str(e)}, status=e.status)
+        logger.info("alert %s %s by %s", row["alert_id"], action, operator)
+        publish(row)
+        async with app[ACTIONS]:
+            app[ACTIONS].notify_all()
+        return _json(row)
+
+    async def accept(request: web.Request) -> web.Response:
+        return await act(request, "accepted")
+
+    async def resolve(request: web.Request) -> web.Response:
+        return await act(request, "resolved")
+
+    async def feedback(request: web.Request) -> web.Response:
+        now = clock()
+        try:
+            wire.check_signature(secret, request.headers.get(wire.TIMESTAMP_HEADER),
+                                 request.headers.get(wire.SIGNATURE_HEADER),
+                                 wire.request_signature_base("GET", request.path_qs), now)
+        except wire.WireError as e:
+            return _refuse(401, e.reason, str(e))
+        gateway_id = request.query.get("gateway_id", "")
+        try:
+            after = int(request.query.get("after") or 0)
+            wait = min(float(request.query.get("wait") or 0), MAX_FEEDBACK_WAIT_S)
+        except ValueError:
+            return _refuse(400, "bad_query", "after must be an integer and wait a number")
+        if not gateway_id:
+            return _refuse(400, "bad_query", "gateway_id is required")
+        events, cursor = await store.call(HotlineStore.feedback, gateway_id, after)
+        if not events and wait > 0 and not closing.is_set():
+            # Long poll: answer as soon as an operator acts, or after `wait` seconds.
+            async with app[ACTIONS]:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(app[ACTIONS].wait(), wait)
+            events, cursor = await store.call(HotlineStore.feedback, gateway_id, after)
+        body = json.dumps({"schema": wire.FEEDBACK_SCHEMA, "gateway_id": gateway_id,
+                           "cursor": str(cursor), "events": events},
+                          ensure_ascii=False).encode()
+        return web.Response(body=body, headers=wire.signed_headers(secret, int(clock()), body))
 
     async def page(_request: web.Request) -> web.Response:
         rows = await store.call(HotlineStore.alerts)
@@ -117,8 +189,11 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
         return web.json_response({"status": "ok"})
 
     async def end_streams(app: web.Application) -> None:
+        closing.set()
         for q in app[SUBSCRIBERS]:
             q.put_nowait(None)
+        async with app[ACTIONS]:
+            app[ACTIONS].notify_all()  # long polls answer now
 
     app.on_shutdown.append(end_streams)
     app.router.add_post("/alerts", receive)
@@ -127,6 +202,9 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
     app.router.add_get("/api/alerts", api_alerts)
     app.router.add_get("/api/alerts/{alert_id}", api_alert)
     app.router.add_get("/api/rejected", api_rejected)
+    app.router.add_post("/api/alerts/{alert_id}/accept", accept)
+    app.router.add_post("/api/alerts/{alert_id}/resolve", resolve)
+    app.router.add_get("/feedback", feedback)
     app.router.add_get("/healthz", healthz)
     return app
 
@@ -163,25 +241,46 @@ SEVERITY = {1: ("紧急", "Life"), 2: ("重要", "Urgent"), 3: ("关注", "Care"
             4: ("技术", "Technical")}
 
 
+STATES = {"received": ("待接警", "waiting"), "accepted": ("已接警", "accepted"),
+          "resolved": ("已处理", "resolved")}
+
+
 def _row_html(r: dict[str, Any]) -> str:
     e = html.escape
     zh, en = SEVERITY.get(r["severity"], (str(r["severity"]), ""))
     title = r["title"] or {}
     test = '<span class="test">测试 TEST</span> ' if r["test"] else ""
-    return (f'<tr id="a-{e(r["alert_id"])}" class="sev{int(r["severity"])}">'
+    state_zh, state_en = STATES.get(r["state"], (r["state"], ""))
+    who = r["operator"] or ""
+    if r["state"] == "resolved":
+        who = f'{who} · {wire.RESOLUTION_OUTCOMES.get(r["outcome"], r["outcome"] or "")}'
+    buttons = ""
+    if r["state"] == "received":
+        buttons += '<button data-act="accept">接警 Accept</button>'
+    if r["state"] in ("received", "accepted"):
+        buttons += ('<select class="outcome">' + "".join(
+            f'<option value="{e(k)}">{e(v)}</option>'
+            for k, v in wire.RESOLUTION_OUTCOMES.items())
+            + '</select><button data-act="resolve">处理完毕 Resolve</button>')
+    return (f'<tr id="a-{e(r["alert_id"])}" data-id="{e(r["alert_id"])}" '
+            f'class="sev{int(r["severity"])} st-{e(r["state"])}">'
             f'<td>{e(local_time(r["received_at"]))}</td>'
             f'<td class="sev">{e(zh)}<small>{e(en)}</small></td>'
             f'<td>{test}{e(title.get("zh", r["event"]))}'
             f'<small>{e(title.get("en", ""))}</small></td>'
             f'<td>{e(r["home_id"])}</td><td>{e(r["room"] or "—")}</td>'
             f'<td>{e(r["device_id"] or "—")}</td><td>{int(r["code"])}</td>'
-            f'<td class="n">{int(r["deliveries"])}</td></tr>')
+            f'<td class="n">{int(r["deliveries"])}</td>'
+            f'<td class="state">{e(state_zh)}<small>{e(state_en)} {e(who)}</small></td>'
+            f'<td class="act">{buttons}</td></tr>')
 
 
 def render_page(rows: list[dict[str, Any]]) -> str:
     """The 接警台 page: rendered on the server, then kept current by /events."""
     body = "\n".join(_row_html(r) for r in rows)
-    return PAGE.replace("{rows}", body).replace("{count}", str(len(rows)))
+    outcomes = json.dumps(wire.RESOLUTION_OUTCOMES, ensure_ascii=False).replace("<", "\\u003c")
+    return (PAGE.replace("{rows}", body).replace("{count}", str(len(rows)))
+            .replace("{outcomes}", outcomes))
 
 
 PAGE = """<!doctype html>
@@ -210,6 +309,10 @@ PAGE = """<!doctype html>
   td.n { text-align: right; }
   #status { font-size: .9rem; color: #070; }
   #status.down { color: #c00; }
+  tr.st-received td.state { color: #c00; font-weight: bold; }
+  tr.st-resolved { color: #777; }
+  button, select, input { font-size: .9rem; padding: .3rem .6rem; margin: 0 .2rem .2rem 0; }
+  button[data-act="accept"] { background: #c00; color: #fff; border: 0; border-radius: 4px; }
 </style>
 </head>
 <body>
@@ -217,11 +320,14 @@ PAGE = """<!doctype html>
 <p class="sub">收到的报警，最新在上；新报警自动出现，无需刷新。
   Alerts received, newest first; new ones appear without a reload.
   <span id="status">● 实时 live</span> · 共 <span id="count">{count}</span> 条</p>
+<p class="sub"><label>接警员 Operator: <input id="operator" autocomplete="name"
+  placeholder="您的姓名 your name"></label></p>
 <table>
 <thead><tr><th>接收时间<small>received</small></th><th>级别<small>severity</small></th>
 <th>报警<small>alert</small></th><th>家庭<small>home</small></th><th>房间<small>room</small></th>
 <th>设备<small>device</small></th><th>CID<small>code</small></th>
-<th>送达次数<small>deliveries</small></th></tr></thead>
+<th>送达次数<small>deliveries</small></th><th>状态<small>state</small></th>
+<th>操作<small>action</small></th></tr></thead>
 <tbody id="alerts">
 {rows}
 </tbody>
@@ -259,11 +365,50 @@ function show(a) {
   }
   cell(tr, a.home_id); cell(tr, a.room || "—"); cell(tr, a.device_id || "—");
   cell(tr, String(a.code)); cell(tr, String(a.deliveries), "", "n");
+  const st = STATES[a.state] || [a.state, ""];
+  let who = a.operator || "";
+  if (a.state === "resolved") who += " · " + (OUTCOMES[a.outcome] || a.outcome || "");
+  cell(tr, st[0], st[1] + " " + who, "state");
+  const act = cell(tr, "", "", "act");
+  if (a.state === "received") act.append(button("accept", "接警 Accept"));
+  if (a.state === "received" || a.state === "accepted") {
+    const sel = document.createElement("select");
+    sel.className = "outcome";
+    for (const [k, v] of Object.entries(OUTCOMES)) {
+      const o = document.createElement("option"); o.value = k; o.textContent = v; sel.append(o);
+    }
+    act.append(sel, button("resolve", "处理完毕 Resolve"));
+  }
+  tr.dataset.id = a.alert_id;
+  tr.classList.add("st-" + a.state);
   if (old) { old.replaceWith(tr); return; }
   document.getElementById("alerts").prepend(tr);
   const c = document.getElementById("count");
   c.textContent = String(Number(c.textContent) + 1);
 }
+const OUTCOMES = {outcomes};
+const STATES = {received: ["待接警", "waiting"], accepted: ["已接警", "accepted"],
+                resolved: ["已处理", "resolved"]};
+function button(act, text) {
+  const b = document.createElement("button"); b.dataset.act = act; b.textContent = text;
+  return b;
+}
+const operator = document.getElementById("operator");
+operator.value = localStorage.getItem("anxin-operator") || "";
+operator.addEventListener("change", () => localStorage.setItem("anxin-operator", operator.value));
+document.getElementById("alerts").addEventListener("click", async (ev) => {
+  const b = ev.target.closest("button[data-act]");
+  if (!b) return;
+  const tr = b.closest("tr");
+  if (!operator.value.trim()) {
+    alert("请先填写接警员姓名 / enter your name first"); operator.focus(); return;
+  }
+  const body = {operator: operator.value.trim()};
+  if (b.dataset.act === "resolve") body.outcome = tr.querySelector("select.outcome").value;
+  const r = await fetch(`/api/alerts/${encodeURIComponent(tr.dataset.id)}/${b.dataset.act}`,
+    {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  if (!r.ok) alert((await r.json()).error);
+});
 const status = document.getElementById("status");
 const es = new EventSource("/events");
 es.addEventListener("alert", (ev) => show(JSON.parse(ev.data)));

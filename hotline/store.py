@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from alerts.wire import RESOLUTION_OUTCOMES
+
 T = TypeVar("T")
 REJECTED_BODY_BYTES = 4096
 
@@ -53,9 +55,37 @@ def _m001_initial(db: sqlite3.Connection) -> None:
         )""")
 
 
+def _m002_actions(db: sqlite3.Connection) -> None:
+    # What operators did, in order: the gateways read it back as feedback.
+    for col in ("state TEXT NOT NULL DEFAULT 'received'", "operator TEXT", "outcome TEXT",
+                "accepted_at REAL", "resolved_at REAL"):
+        db.execute(f"ALTER TABLE alerts ADD COLUMN {col}")
+    db.execute("""
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY,
+            alert_id TEXT NOT NULL REFERENCES alerts(alert_id),
+            gateway_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            outcome TEXT,
+            note TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX actions_gateway ON actions (gateway_id, id)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
+    ("002_actions", _m002_actions),
 ]
+
+
+class ActionError(ValueError):
+    """An operator action that cannot apply; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 COLUMNS = ("alert_id", "gateway_id", "home_id", "sequence", "code", "event", "severity",
            "room", "device_id", "test", "occurred_at", "raised_at", "body", "received_at",
@@ -113,6 +143,52 @@ class HotlineStore:
         assert row is not None
         return row, duplicate
 
+    def act(self, alert_id: str, action: str, operator: str, outcome: str | None, note: str,
+            now: float) -> dict[str, Any]:
+        """Record an operator's accept/resolve; return the alert as it now stands."""
+        if not operator.strip():
+            raise ActionError(400, "operator is required (who takes charge)")
+        if action not in ("accepted", "resolved"):
+            raise ActionError(400, f"unknown action {action!r}")
+        if action == "resolved" and outcome not in RESOLUTION_OUTCOMES:
+            raise ActionError(400, f"outcome must be one of {', '.join(RESOLUTION_OUTCOMES)}")
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute("SELECT gateway_id, state FROM alerts WHERE alert_id=?",
+                                  (alert_id,)).fetchone()
+            if row is None:
+                raise ActionError(404, f"no alert {alert_id}")
+            if row["state"] == "resolved":
+                raise ActionError(409, f"alert {alert_id} is already resolved")
+            if action == "accepted" and row["state"] == "accepted":
+                raise ActionError(409, f"alert {alert_id} is already accepted")
+            if action == "accepted":
+                self.db.execute("UPDATE alerts SET state='accepted', operator=?, accepted_at=? "
+                                "WHERE alert_id=?", (operator, now, alert_id))
+            else:
+                self.db.execute("UPDATE alerts SET state='resolved', outcome=?, resolved_at=?, "
+                                "operator=coalesce(operator, ?) WHERE alert_id=?",
+                                (outcome, now, operator, alert_id))
+            self.db.execute("INSERT INTO actions (alert_id, gateway_id, action, operator, "
+                            "outcome, note, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (alert_id, row["gateway_id"], action, operator, outcome, note, now))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        got = self.get(alert_id)
+        assert got is not None
+        return got
+
+    def feedback(self, gateway_id: str, after: int, limit: int = 100
+                 ) -> tuple[list[dict[str, Any]], int]:
+        """Operator actions on `gateway_id`'s alerts after cursor `after`, and the new cursor."""
+        rows = self.db.execute(
+            "SELECT id, alert_id, action, operator, outcome, note, at FROM actions "
+            "WHERE gateway_id=? AND id>? ORDER BY id LIMIT ?", (gateway_id, after, limit))
+        events = [dict(r) for r in rows]
+        return events, (events[-1]["id"] if events else after)
+
     def reject(self, remote: str | None, reason: str, detail: str, raw: bytes,
                now: float) -> None:
         """Keep a refused message (its first 4 KiB) with the reason."""
@@ -152,7 +228,9 @@ def _alert(r: sqlite3.Row) -> dict[str, Any]:
         "device_id": r["device_id"], "test": bool(r["test"]),
         "occurred_at": r["occurred_at"], "raised_at": r["raised_at"],
         "received_at": r["received_at"], "last_received_at": r["last_received_at"],
-        "deliveries": r["deliveries"], "body": body,
+        "deliveries": r["deliveries"], "body": body, "state": r["state"],
+        "operator": r["operator"], "outcome": r["outcome"], "accepted_at": r["accepted_at"],
+        "resolved_at": r["resolved_at"],
     }
 
 

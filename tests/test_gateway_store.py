@@ -27,7 +27,8 @@ def store(tmp_path):
 
 def test_wal_and_migrations_recorded(store):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert [r[0] for r in store.conn.execute("SELECT name FROM migrations")] == ["001_initial"]
+    assert [r[0] for r in store.conn.execute("SELECT name FROM migrations")] == [
+        "001_initial", "002_escalation"]
 
 
 def test_raise_writes_alert_and_outbox_rows_with_increasing_sequence(store):
@@ -114,3 +115,29 @@ async def test_async_store_runs_on_its_own_thread(tmp_path):
         assert await s.call(Store.count, "alerts") == 0
     finally:
         await s.close()
+
+
+def test_reminders_are_new_messages_with_their_own_sequence(store):
+    a = raised_alert()
+    store.raise_alert(a, ["t1"], lambda seq: f"raise-{seq}".encode(), 1.0)
+    a.tier, a.reminders = 1, 1
+    store.notify(a, ["t1", "t2"], lambda seq: f"remind-{seq}".encode(), 2.0, "remind")
+    assert [(r.sequence, r.body) for r in store.due("t1")] == [(1, b"raise-1"),
+                                                               (2, b"remind-2")]
+    assert [(r.sequence, r.body) for r in store.due("t2")] == [(2, b"remind-2")]
+    again = store.get_alert(a.id)
+    assert (again.tier, again.reminders) == (1, 1)
+    # the alert keeps the sequence it was raised with
+    assert store.conn.execute("SELECT sequence FROM alerts").fetchone() == (1,)
+
+
+def test_feedback_cursor_and_alert_state_stored_together(store):
+    a = raised_alert()
+    store.raise_alert(a, ["t1"], lambda seq: b"x", 1.0)
+    assert store.feedback_cursor("t1") is None
+    a.move(AlertState.ACCEPTED, 5.0, "accepted by op")
+    a.taken_by = "op"
+    store.feedback_applied("t1", "17", [a], 5.0)
+    assert store.feedback_cursor("t1") == "17"
+    got = store.get_alert(a.id)
+    assert (got.state, got.taken_by) == (AlertState.ACCEPTED, "op")

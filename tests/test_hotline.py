@@ -179,3 +179,90 @@ def test_main_without_a_secret_explains_and_exits_2(capsys, monkeypatch):
     assert "secret is required" in capsys.readouterr().err
     assert main(["--secret-file", "/nonexistent/key"]) == 2
     assert "cannot read --secret-file" in capsys.readouterr().err
+
+
+# --- operator actions and the feedback the gateways read ------------------------------------
+
+async def act(client, alert_id, action, **data):
+    r = await client.post(f"/api/alerts/{alert_id}/{action}", json=data)
+    return r.status, await r.json()
+
+
+async def test_accept_then_resolve_with_outcome(client):
+    await post(client, *signed(body()))
+    aid = "01JDTEST0000000000000000AA"
+    status, row = await act(client, aid, "accept", operator="王接警员")
+    assert (status, row["state"], row["operator"], row["accepted_at"]) == (
+        200, "accepted", "王接警员", NOW)
+    assert (await act(client, aid, "accept", operator="x"))[0] == 409
+    status, row = await act(client, aid, "resolve", operator="王接警员", outcome="false_alarm",
+                            note="老人误按")
+    assert (status, row["state"], row["outcome"]) == (200, "resolved", "false_alarm")
+    assert (await act(client, aid, "resolve", operator="x", outcome="test"))[0] == 409
+
+
+@pytest.mark.parametrize(("data", "status", "message"), [
+    ({"operator": ""}, 400, "operator is required"),
+    ({"operator": "a", "outcome": "fine"}, 400, "outcome must be one of"),
+    ({"operator": 5}, 400, "must be strings"),
+])
+async def test_bad_actions_are_refused(client, data, status, message):
+    await post(client, *signed(body()))
+    action = "resolve" if "outcome" in data else "accept"
+    got_status, answer = await act(client, "01JDTEST0000000000000000AA", action, **data)
+    assert got_status == status and message in answer["error"]
+    assert (await act(client, "nope", "accept", operator="a"))[0] == 404
+
+
+def feedback_headers(path_qs: str, ts: float = NOW, secret: bytes = SECRET) -> dict:
+    return {wire.TIMESTAMP_HEADER: str(int(ts)),
+            wire.SIGNATURE_HEADER: wire.sign(secret, int(ts),
+                                             wire.request_signature_base("GET", path_qs))}
+
+
+async def get_feedback(client, after=0, wait=0, gateway="gw-1", headers=None):
+    path = f"/feedback?gateway_id={gateway}&after={after}&wait={wait}"
+    r = await client.get(path, headers=headers or feedback_headers(path))
+    raw = await r.read()
+    return r, raw
+
+
+async def test_feedback_is_signed_both_ways_and_resumes_from_the_cursor(client):
+    await post(client, *signed(body()))
+    await post(client, *signed(body("01JDTEST0000000000000000BB", gateway_id="gw-other")))
+    await act(client, "01JDTEST0000000000000000AA", "accept", operator="op")
+    await act(client, "01JDTEST0000000000000000BB", "accept", operator="op")
+    await act(client, "01JDTEST0000000000000000AA", "resolve", operator="op",
+              outcome="real_emergency")
+    r, raw = await get_feedback(client)
+    assert r.status == 200
+    wire.check_signature(SECRET, r.headers[wire.TIMESTAMP_HEADER],
+                         r.headers[wire.SIGNATURE_HEADER], raw, NOW)
+    msg = wire.decode_feedback(raw)
+    assert [(e["alert_id"], e["action"], e["outcome"]) for e in msg["events"]] == [
+        ("01JDTEST0000000000000000AA", "accepted", None),
+        ("01JDTEST0000000000000000AA", "resolved", "real_emergency")]  # only gw-1's
+    _, raw = await get_feedback(client, after=int(msg["cursor"]))
+    assert wire.decode_feedback(raw)["events"] == []
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    feedback_headers("/feedback?gateway_id=gw-1&after=0&wait=0", secret=b"wrong"),
+    feedback_headers("/feedback?gateway_id=gw-2&after=0&wait=0"),  # signed another query
+    feedback_headers("/feedback?gateway_id=gw-1&after=0&wait=0", ts=NOW - 600),
+])
+async def test_feedback_refuses_unsigned_forged_or_stale_requests(client, headers):
+    r, _ = await get_feedback(client, headers=headers or {"X-Nothing": "1"})
+    assert r.status == 401
+
+
+async def test_feedback_long_poll_answers_when_an_operator_acts(client):
+    await post(client, *signed(body()))
+    poll = asyncio.create_task(get_feedback(client, wait=10))
+    await asyncio.sleep(0.2)
+    assert not poll.done()
+    await act(client, "01JDTEST0000000000000000AA", "accept", operator="op")
+    async with asyncio.timeout(3):
+        _, raw = await poll
+    assert [e["action"] for e in wire.decode_feedback(raw)["events"]] == ["accepted"]

@@ -73,7 +73,7 @@ async def test_alert_appears_live_and_redelivery_updates_its_row(hotline):
             await row.wait_for(timeout=5000)
             text = await row.inner_text()
             assert "烟雾报警" in text and "紧急" in text and "111" in text
-            assert await row.get_attribute("class") == "sev1 new"
+            assert (await row.get_attribute("class")).split() == ["sev1", "new", "st-received"]
             assert await page.locator("#count").inner_text() == "1"
 
             # the same alert delivered again (a gateway resend): one row, 2 deliveries
@@ -87,9 +87,26 @@ async def test_alert_appears_live_and_redelivery_updates_its_row(hotline):
             assert ids == ["a-01JDPAGE00000000000000000B", "a-01JDPAGE00000000000000000A"]
             assert await page.locator("#count").inner_text() == "2"
 
+            # an operator takes charge of the SOS, then closes it, from the page
+            sos = page.locator("#a-01JDPAGE00000000000000000B")
+            await page.fill("#operator", "李接警员")
+            await sos.locator('button[data-act="accept"]').click()
+            await page.wait_for_function(
+                "document.querySelector('#a-01JDPAGE00000000000000000B td.state')"
+                ".textContent.startsWith('已接警')", timeout=5000)
+            assert "李接警员" in await sos.locator("td.state").inner_text()
+            await sos.locator("select.outcome").select_option("false_alarm")
+            await sos.locator('button[data-act="resolve"]').click()
+            await page.wait_for_function(
+                "document.querySelector('#a-01JDPAGE00000000000000000B td.state')"
+                ".textContent.startsWith('已处理')", timeout=5000)
+            assert await sos.locator("button").count() == 0
+
             # a reload renders the same from the server
             await page.reload()
             ids = await page.eval_on_selector_all("#alerts tr", "rows => rows.map(r => r.id)")
             assert ids == ["a-01JDPAGE00000000000000000B", "a-01JDPAGE00000000000000000A"]
+            assert "误报" in await page.locator("#a-01JDPAGE00000000000000000B td.state"
+                                              ).inner_text()
         finally:
             await browser.close()
