@@ -63,7 +63,7 @@ def title(event: str) -> dict[str, str]:
 
 def encode_alert(alert: Alert, *, gateway_id: str, sequence: int,
                  residents: list[dict[str, Any]], tz: ZoneInfo,
-                 escalation: dict[str, Any] | None = None) -> bytes:
+                 escalation: dict[str, Any] | None = None, address: str = "") -> bytes:
     """The `anxin.alert/1` JSON body for an alert that has been raised.
 
     `escalation` ({"tier": 1, "tier_name": "backup", "reminder": 0}) is added when the
@@ -91,6 +91,7 @@ def encode_alert(alert: Alert, *, gateway_id: str, sequence: int,
         "test": f.test,
         "residents": residents,
         "evidence": f.evidence,
+        "address": address,
     }
     if escalation is not None:
         body["escalation"] = escalation

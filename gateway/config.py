@@ -20,6 +20,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerts.escalation import Policy, Tier
 from devices.catalogue import find_model
 from devices.registry import Device
 
@@ -99,6 +100,9 @@ class HomeSection:
     id: str = doc("The home's id at the service centre", pattern=_ID)
     address: str = doc("Street address, sent with alerts so help can be dispatched", "")
     residents: list[Resident] = doc("The people living here", [])
+    speaker_topic: str | None = doc(
+        "MQTT topic of the home's speaker/siren: spoken prompts in Mandarin during a fall "
+        "pre-alarm, after an alarm and once the centre has accepted (none if unset)", None)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,31 @@ class AlertsSection:
 
 
 @dataclass(frozen=True)
+class TierEntry:
+    """[[escalation.tiers]]"""
+
+    name: str = doc("Name of the tier for logs and alerts, e.g. primary, backup, family",
+                    pattern=_ID)
+    targets: list[str] = doc("Names of [[hotline]] targets told together at this tier")
+    after_s: list[float] = doc(
+        "For severity 1..4: seconds the previous tier has to accept before this tier is "
+        "told as well; 0 = never for that severity (ignored for the first tier)",
+        [0.0, 0.0, 0.0, 0.0])
+
+
+@dataclass(frozen=True)
+class EscalationSection:
+    """[escalation]"""
+
+    tiers: list[TierEntry] = doc(
+        "Ordered tiers: the first is told when an alert is raised, each next one when "
+        "nobody has accepted in time. Empty: every [[hotline]] target at once", [])
+    renotify_s: list[float] = doc(
+        "For severity 1..4: remind everyone told so far this often while nobody has "
+        "accepted; 0 = never", [0.0, 0.0, 0.0, 0.0])
+
+
+@dataclass(frozen=True)
 class DeviceEntry:
     """[[devices]]"""
 
@@ -132,21 +161,30 @@ class DeviceEntry:
     name: str | None = doc("Human name for the technician and the hotline", None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HotlineTarget:
-    """[[hotline]]"""
+    """[[hotline]]: a delivery target (the centre's receiver, or a person's phone)"""
 
-    kind: str = doc('Transport: "webhook" (HTTPS JSON, signed)', choices=("webhook",))
-    url: str = doc("Where alerts are POSTed")
-    name: str | None = doc("Short name for logs and the outbox; default hotline-<n>", None)
-    secret: str | None = doc("HMAC-SHA256 key shared with the hotline (prefer secret_file)",
+    kind: str = doc('Transport: "webhook" (HTTPS JSON to the service centre, signed) or "sms" '
+                    "(a text or voice call through an HTTP SMS/voice gateway, anxin.notify/1)",
+                    "webhook", choices=("webhook", "sms"))
+    url: str = doc("Where alerts are POSTed (the centre's receiver, or the SMS gateway API)")
+    name: str | None = doc("Short name for logs, tiers and the outbox; default hotline-<n>",
+                           None, pattern=_ID)
+    secret: str | None = doc("HMAC-SHA256 key shared with the receiver (prefer secret_file)",
                              None)
     secret_file: str | None = doc("File holding the HMAC key (systemd LoadCredential)", None)
     secret_env: str | None = doc("Environment variable holding the HMAC key", None)
-    timeout_s: float = doc("Seconds to wait for the hotline's answer to one POST", 10.0,
+    timeout_s: float = doc("Seconds to wait for the receiver's answer to one POST", 10.0,
                            min=0.1, max=120)
     retry_max_s: float = doc("Longest wait between retries (backoff grows to this)", 60.0,
                              min=0.1, max=3600)
+    feedback_url: str | None = doc(
+        "webhook: the centre's signed feedback feed (GET, long poll) where the gateway "
+        "learns that an operator accepted or resolved an alert", None)
+    to: str | None = doc("sms: the phone number to text or call, e.g. +8613800000000", None)
+    channel: str = doc('sms: "sms" (a text) or "voice" (a call reading the text)', "sms",
+                       choices=("sms", "voice"))
 
 
 @dataclass(frozen=True)
@@ -157,6 +195,7 @@ class Config:
     home: HomeSection = doc("The home this gateway watches")
     mqtt: MqttSection = doc("Where the sensors' messages come from", MISSING)
     alerts: AlertsSection = doc("Alert handling", MISSING)
+    escalation: EscalationSection = doc("Who is told when nobody takes charge", MISSING)
     devices: list[DeviceEntry] = doc("Commissioned devices", [])
     hotline: list[HotlineTarget] = doc("Where alerts are delivered", [])
     # Not from the file: where it was read, for resolving relative paths.
@@ -178,6 +217,20 @@ class Config:
     def target_name(self, index: int) -> str:
         """The name of hotline target `index`."""
         return self.hotline[index].name or f"hotline-{index + 1}"
+
+    def policy(self) -> Policy:
+        """The escalation policy: the configured tiers, or everyone at once."""
+        names = tuple(self.target_name(i) for i in range(len(self.hotline)))
+        if not self.escalation.tiers:
+            return Policy((Tier("all", names),), _four(self.escalation.renotify_s))
+        return Policy(tuple(Tier(t.name, tuple(t.targets), _four(t.after_s))
+                            for t in self.escalation.tiers),
+                      _four(self.escalation.renotify_s))
+
+
+def _four(values: list[float]) -> tuple[float, float, float, float]:
+    a, b, c, d = values
+    return (a, b, c, d)
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -338,6 +391,41 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
         if name in names:
             problems.append((f"{path}.name", f"duplicate hotline name {name!r}"))
         names.add(name)
+        if t.kind == "sms" and not (t.to and re.fullmatch(r"\+?[0-9]{5,20}", t.to)):
+            problems.append((f"{path}.to", "an sms target needs the phone number to reach, "
+                                           "e.g. +8613800000000"))
+        if t.feedback_url is not None:
+            fb = urlsplit(t.feedback_url)
+            if t.kind != "webhook":
+                problems.append((f"{path}.feedback_url", "only a webhook target has a feedback "
+                                                         "feed"))
+            elif fb.scheme not in ("http", "https") or not fb.hostname:
+                problems.append((f"{path}.feedback_url",
+                                 f"{t.feedback_url!r} is not an http(s) URL"))
+    esc = cfg.escalation
+    for key, values in [("escalation.renotify_s", esc.renotify_s),
+                        *[(f"escalation.tiers[{i}].after_s", t.after_s)
+                          for i, t in enumerate(esc.tiers) if t is not None]]:
+        if len(values) != 4 or any(v < 0 for v in values):
+            problems.append((key, "give 4 numbers >= 0, one per severity 1..4 "
+                                  "(e.g. [60, 300, 1800, 0])"))
+    told: set[str] = set()
+    for i, tier in enumerate(esc.tiers):
+        if tier is None:
+            continue
+        if not tier.targets:
+            problems.append((f"escalation.tiers[{i}].targets", "a tier needs at least one "
+                                                               "target"))
+        for j, name in enumerate(tier.targets):
+            if name not in names:
+                problems.append((f"escalation.tiers[{i}].targets[{j}]",
+                                 f"no [[hotline]] target named {name!r} (names: "
+                                 f"{', '.join(sorted(names)) or 'none'})"))
+            told.add(name)
+    if esc.tiers:
+        for name in sorted(names - told):
+            problems.append(("escalation.tiers", f"[[hotline]] target {name!r} is in no tier: "
+                                                 "it would never be told"))
 
 
 def parse(data: dict[str, Any], *, base_dir: str = ".", source: str = "") -> Config:

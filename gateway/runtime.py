@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import Counter
@@ -15,9 +16,12 @@ from dataclasses import asdict, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiomqtt
+
 from alerts import wire
 from alerts.alert import Alert, AlertState
-from alerts.manager import Change, Manager, ManagerConfig
+from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
+from alerts.prompts import LANG, prompt_for
 from detectors.core import Core, CoreConfig
 from detectors.instant import InstantConfig
 from devices.adapters import ADAPTERS
@@ -26,10 +30,11 @@ from devices.observation import Observation, PayloadError
 from devices.registry import Device
 from gateway.broker import EmbeddedBroker
 from gateway.config import Config
+from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, Ingest, read_password
 from gateway.outbox import OutboxSender
 from gateway.store import AsyncStore, Store
-from gateway.transports import WebhookTransport
+from gateway.transports import SmsTransport, Transport, WebhookTransport
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +51,10 @@ class Gateway:
         self.tz = ZoneInfo(cfg.gateway.timezone)
         self.broker_url = broker_url
         self.core = Core(CoreConfig(instant=InstantConfig(cfg.alerts.low_battery_pct)))
+        self.policy = cfg.policy()
         self.manager = Manager(ManagerConfig(
             fall_cancel_window_s=cfg.alerts.fall_cancel_window_s,
-            dedupe_window_s=cfg.alerts.dedupe_window_s))
+            dedupe_window_s=cfg.alerts.dedupe_window_s, policy=self.policy))
         self.cancel_devices = frozenset(cfg.alerts.cancel_devices)
         self.residents = [asdict(r) for r in cfg.home.residents]
         self.devices: dict[str, tuple[Device, Model]] = {}
@@ -59,17 +65,28 @@ class Gateway:
         self.bridge_prefix = cfg.mqtt.zigbee2mqtt_base_topic + "/bridge/"
         self.metrics: Counter[str] = Counter()
         self.store = AsyncStore(cfg.data_path() / "anxin.db")
-        self.senders = [
-            OutboxSender(self.store, WebhookTransport(cfg.target_name(i), t.url, cfg.secret(i),
-                                                      t.timeout_s),
-                         self._delivered, backoff_max_s=t.retry_max_s)
-            for i, t in enumerate(cfg.hotline)]
+        self.senders = {
+            cfg.target_name(i): OutboxSender(self.store, self._transport(i), self._delivered,
+                                             backoff_max_s=t.retry_max_s)
+            for i, t in enumerate(cfg.hotline)}
+        self.feedback = [
+            FeedbackPoller(cfg.target_name(i), t.feedback_url, cfg.secret(i), cfg.gateway.id,
+                           self.store, self._apply_feedback)
+            for i, t in enumerate(cfg.hotline) if t.feedback_url]
         self.embedded: EmbeddedBroker | None = None
         self.ingest: Ingest | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._obs_buffer: list[Observation] = []
         self._tick_wake = asyncio.Event()
         self.ready = asyncio.Event()
+
+    def _transport(self, i: int) -> Transport:
+        t, name, secret = self.cfg.hotline[i], self.cfg.target_name(i), self.cfg.secret(i)
+        if t.kind == "sms":
+            assert t.to is not None  # checked when the config was loaded
+            return SmsTransport(name, t.url, secret, to=t.to, channel=t.channel,
+                                address=self.cfg.home.address, timeout_s=t.timeout_s)
+        return WebhookTransport(name, t.url, secret, t.timeout_s)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -105,8 +122,10 @@ class Gateway:
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._flusher(), "observations")
-        for s in self.senders:
-            self._spawn(s.run(), f"outbox-{s.target}")
+        for name, sender in self.senders.items():
+            self._spawn(sender.run(), f"outbox-{name}")
+        for poller in self.feedback:
+            self._spawn(poller.run(), f"feedback-{poller.name}")
         unsent = sum((await self.store.call(Store.outbox_depth)).values())
         if unsent:
             logger.warning("%d alert message(s) from before the restart are being resent", unsent)
@@ -215,30 +234,110 @@ class Gateway:
             await self._flush()
 
     async def _apply(self, changes: list[tuple[Alert, Change]], now: float) -> None:
-        targets = [s.target for s in self.senders]
         for alert, change in changes:
             f = alert.finding
             if change is Change.RAISED:
-                def encode(seq: int, alert: Alert = alert) -> bytes:
-                    return wire.encode_alert(alert, gateway_id=self.cfg.gateway.id,
-                                             sequence=seq, residents=self.residents, tz=self.tz)
-                seq = await self.store.call(Store.raise_alert, alert, targets, encode, now)
+                targets = self.policy.targets(0)
+                seq = await self._send(alert, targets, now, "raise")
                 self.metrics["alerts_raised"] += 1
                 logger.warning("ALERT %s raised: %s (code %d, severity %d) device=%s room=%s "
-                               "seq=%d%s", alert.id, f.event, f.code, f.severity, f.device,
-                               f.room, seq, " [TEST]" if f.test else "")
-                for s in self.senders:
-                    s.wake()
+                               "seq=%d -> %s%s", alert.id, f.event, f.code, f.severity,
+                               f.device, f.room, seq, ", ".join(targets),
+                               " [TEST]" if f.test else "")
+            elif change is Change.ESCALATED:
+                before = set(self.policy.targets(alert.tier - 1))
+                targets = tuple(t for t in self.policy.targets(alert.tier) if t not in before)
+                await self._send(alert, targets, now, "escalate")
+                self.metrics["alerts_escalated"] += 1
+                logger.warning("alert %s not accepted in time: escalated to tier %d (%s) -> %s",
+                               alert.id, alert.tier, self.policy.tiers[alert.tier].name,
+                               ", ".join(targets))
+            elif change is Change.REMINDED:
+                await self._send(alert, self.policy.targets(alert.tier), now, "remind")
+                self.metrics["alerts_reminded"] += 1
+                logger.warning("alert %s still not accepted: reminder %d sent", alert.id,
+                               alert.reminders)
             else:
                 await self.store.call(Store.save_alert, alert, now)
                 if change is Change.PENDING:
                     logger.warning("alert %s pending: %s in %s; sent in %.0f s unless the "
                                    "resident cancels", alert.id, f.event, f.room,
                                    (alert.cancel_deadline or now) - now)
-                    self._tick_wake.set()
                 elif change is Change.CANCELLED:
                     self.metrics["alerts_cancelled"] += 1
                     logger.warning("alert %s cancelled by the resident: %s", alert.id, f.event)
+            self._tick_wake.set()  # deadlines may have moved
+            await self._say(alert, change)
+
+    async def _send(self, alert: Alert, targets: tuple[str, ...], now: float,
+                    purpose: str) -> int:
+        """Store the alert and one message to each target in one transaction; wake senders."""
+        escalation = None if purpose == "raise" else {
+            "tier": alert.tier, "tier_name": self.policy.tiers[alert.tier].name,
+            "reminder": alert.reminders}
+
+        def encode(seq: int) -> bytes:
+            return wire.encode_alert(alert, gateway_id=self.cfg.gateway.id, sequence=seq,
+                                     residents=self.residents, tz=self.tz,
+                                     escalation=escalation, address=self.cfg.home.address)
+
+        seq = await self.store.call(Store.notify, alert, targets, encode, now, purpose)
+        for t in targets:
+            self.senders[t].wake()
+        return seq
+
+    async def _say(self, alert: Alert, change: Change) -> None:
+        """Speak to the resident through the home's speaker, if there is one."""
+        topic = self.cfg.home.speaker_topic
+        if topic is None:
+            return
+        path_down = any(self.senders[t].failures for t in self.policy.targets(0))
+        prompt = prompt_for(alert, change, cancel_window_s=self.cfg.alerts.fall_cancel_window_s,
+                            path_down=path_down)
+        if prompt is None:
+            return
+        client = self.ingest.client if self.ingest is not None else None
+        if client is None:
+            logger.warning("speaker prompt for alert %s not played: broker not connected",
+                           alert.id)
+            return
+        payload = json.dumps({"say": prompt.say, "lang": LANG, "siren": prompt.siren,
+                              "alert_id": alert.id, "event": alert.finding.event},
+                             ensure_ascii=False).encode()
+        try:
+            await client.publish(topic, payload, qos=1)
+        except aiomqtt.MqttError as e:
+            logger.warning("speaker prompt for alert %s not played: %s", alert.id, e)
+
+    async def _apply_feedback(self, target: str, events: list[dict[str, Any]],
+                              cursor: str) -> None:
+        """Operators' accept/resolve from `target`, applied and stored with the cursor."""
+        now = time.time()
+        changed: list[tuple[Alert, Change]] = []
+        for ev in events:
+            alert = self.manager.known(ev["alert_id"]) or await self.store.call(
+                Store.get_alert, ev["alert_id"])
+            if alert is None:
+                logger.warning("feedback from %s about unknown alert %s ignored", target,
+                               ev["alert_id"])
+                continue
+            try:
+                changes = self.manager.on_feedback(
+                    alert, ev["action"], now, operator=str(ev.get("operator") or target),
+                    outcome=ev.get("outcome"), note=str(ev.get("note") or ""))
+            except FeedbackError as e:
+                logger.warning("feedback from %s not applied: %s", target, e)
+                continue
+            for a, change in changes:
+                logger.warning("alert %s %s by %s at %s", a.id, change.value, a.taken_by,
+                               target)
+            changed += changes
+        await self.store.call(Store.feedback_applied, target, cursor,
+                              [a for a, _ in changed], now)
+        for a, change in changed:
+            self.metrics[f"alerts_{change.value}"] += 1
+            await self._say(a, change)
+        self._tick_wake.set()
 
     async def _delivered(self, alert_id: str) -> None:
         now = time.time()

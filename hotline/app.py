@@ -11,6 +11,9 @@
     GET  /feedback?gateway_id=…&after=<cursor>&wait=<s>
                            signed long poll: the gateway learns acceptance and resolution
                            (`anxin.feedback/1`, signed over the body)
+    POST /notify           stand-in for an SMS/voice gateway: signed `anxin.notify/1`
+                           requests are kept (GET /api/notifications), as a provider would
+                           receive them, so tests and the demo send real requests
     GET  /healthz          liveness
 
 Operator login comes with the operator console; this reference receiver listens on
@@ -88,6 +91,35 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
         publish(row)
         return web.json_response({"status": "accepted", "alert_id": row["alert_id"],
                                   "duplicate": duplicate})
+
+    async def notify(request: web.Request) -> web.Response:
+        now = clock()
+        raw = await _read_limited(request, MAX_BODY_BYTES)
+        if raw is None:
+            return _refuse(413, "too_large", f"body is over {MAX_BODY_BYTES} bytes")
+        try:
+            wire.check_signature(secret, request.headers.get(wire.TIMESTAMP_HEADER),
+                                 request.headers.get(wire.SIGNATURE_HEADER), raw, now)
+        except wire.WireError as e:
+            await store.call(HotlineStore.reject, request.remote, e.reason, str(e), raw, now)
+            return _refuse(401, e.reason, str(e))
+        try:
+            msg = json.loads(raw)
+            ok = isinstance(msg, dict) and msg.get("schema") == "anxin.notify/1" and all(
+                isinstance(msg.get(k), str) for k in ("to", "channel", "text", "alert_id"))
+        except ValueError:
+            ok = False
+        if not ok:
+            await store.call(HotlineStore.reject, request.remote, "bad_schema",
+                             "not an anxin.notify/1 request", raw, now)
+            return _refuse(400, "bad_schema", "not an anxin.notify/1 request")
+        row = await store.call(HotlineStore.notified, msg, now)
+        logger.info("%s to %s about alert %s: %s", msg["channel"], msg["to"],
+                    msg["alert_id"], msg["text"])
+        return web.json_response({"status": "accepted", "id": row["id"]})
+
+    async def api_notifications(_request: web.Request) -> web.Response:
+        return _json(await store.call(HotlineStore.notifications))
 
     async def act(request: web.Request, action: str) -> web.Response:
         try:
@@ -205,6 +237,8 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
     app.router.add_post("/api/alerts/{alert_id}/accept", accept)
     app.router.add_post("/api/alerts/{alert_id}/resolve", resolve)
     app.router.add_get("/feedback", feedback)
+    app.router.add_post("/notify", notify)
+    app.router.add_get("/api/notifications", api_notifications)
     app.router.add_get("/healthz", healthz)
     return app
 

@@ -74,9 +74,24 @@ def _m002_actions(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX actions_gateway ON actions (gateway_id, id)")
 
 
+def _m003_notifications(db: sqlite3.Connection) -> None:
+    # The SMS/voice gateway stand-in: what would have gone to a phone, kept to be read.
+    db.execute("""
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            alert_id TEXT NOT NULL,
+            to_number TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            text TEXT NOT NULL,
+            body TEXT NOT NULL
+        )""")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("002_actions", _m002_actions),
+    ("003_notifications", _m003_notifications),
 ]
 
 
@@ -188,6 +203,22 @@ class HotlineStore:
             "WHERE gateway_id=? AND id>? ORDER BY id LIMIT ?", (gateway_id, after, limit))
         events = [dict(r) for r in rows]
         return events, (events[-1]["id"] if events else after)
+
+    def notified(self, msg: dict[str, Any], now: float) -> dict[str, Any]:
+        """Keep one `anxin.notify/1` request as the SMS/voice provider would receive it."""
+        cur = self.db.execute(
+            "INSERT INTO notifications (at, alert_id, to_number, channel, text, body) "
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (now, msg["alert_id"], msg["to"], msg["channel"], msg["text"],
+             json.dumps(msg, ensure_ascii=False)))
+        (row_id,) = cur.fetchone()
+        return {"id": row_id, "at": now, **msg}
+
+    def notifications(self, limit: int = 200) -> list[dict[str, Any]]:
+        """SMS/voice requests received, newest first."""
+        rows = self.db.execute("SELECT id, at, body FROM notifications ORDER BY id DESC "
+                               "LIMIT ?", (limit,))
+        return [{"id": r["id"], "at": r["at"], **json.loads(r["body"])} for r in rows]
 
     def reject(self, remote: str | None, reason: str, detail: str, raw: bytes,
                now: float) -> None:

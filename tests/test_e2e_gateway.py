@@ -292,7 +292,7 @@ async def test_hotline_down_then_back_gets_everything_in_order(tmp_path, mosquit
             await asyncio.sleep(0.05)
         assert gw.metrics["alerts_raised"] == 3
         await asyncio.sleep(1.5)  # several failed attempts
-        assert gw.senders[0].failures > 0
+        assert gw.senders["hotline-1"].failures > 0
         async with hotline(hport, tmp_path / "hotline.db") as hl:
             got = await hl.wait_for(3, timeout=10)
     by_arrival = sorted(got, key=lambda a: a["received_at"])

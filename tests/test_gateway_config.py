@@ -149,3 +149,53 @@ def test_one_run_lists_structural_and_cross_check_problems_together():
         'timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ncolour = "red"')
     p = problems(text)
     assert set(p) == {"gateway.colour", "devices[0].model"}
+
+
+ESCALATION = GOOD + """
+[[hotline]]
+name = "daughter"
+kind = "sms"
+url = "http://127.0.0.1:9000/notify"
+to = "+8613800000000"
+secret = "s"
+
+[escalation]
+renotify_s = [120, 600, 0, 0]
+
+[[escalation.tiers]]
+name = "centre"
+targets = ["hotline-1"]
+
+[[escalation.tiers]]
+name = "family"
+targets = ["daughter"]
+after_s = [60, 300, 0, 0]
+"""
+
+
+def test_escalation_policy_from_config():
+    cfg = parse(tomllib.loads(ESCALATION))
+    policy = cfg.policy()
+    assert [t.name for t in policy.tiers] == ["centre", "family"]
+    assert policy.targets(1) == ("hotline-1", "daughter")
+    assert policy.tiers[1].wait(1) == 60 and policy.renotify_every(2) == 600
+
+
+def test_without_tiers_everyone_is_told_at_once():
+    assert parse(tomllib.loads(GOOD)).policy().targets(0) == ("hotline-1",)
+
+
+@pytest.mark.parametrize(("change", "path", "message"), [
+    (('targets = ["daughter"]', 'targets = ["son"]'), "escalation.tiers[1].targets[0]",
+     "no [[hotline]] target named 'son'"),
+    (("after_s = [60, 300, 0, 0]", "after_s = [60, 300]"), "escalation.tiers[1].after_s",
+     "give 4 numbers"),
+    (("renotify_s = [120, 600, 0, 0]", "renotify_s = [-1, 0, 0, 0]"), "escalation.renotify_s",
+     "give 4 numbers"),
+    (('to = "+8613800000000"', 'to = "call me"'), "hotline[1].to", "phone number"),
+    (('targets = ["daughter"]', 'targets = ["hotline-1"]'), "escalation.tiers",
+     "'daughter' is in no tier"),
+])
+def test_escalation_problems_are_named(change, path, message):
+    p = problems(ESCALATION.replace(*change))
+    assert message in p[path]

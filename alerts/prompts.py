@@ -1,0 +1,55 @@
+"""Spoken prompts for the home's speaker: what the resident hears, in plain Mandarin.
+
+The gateway publishes them over MQTT to the home's speaker/siren (`[home] speaker_topic`),
+as `{"say": "…", "lang": "zh-CN", "siren": false, "alert_id": "…", "event": "…"}`. Short
+sentences, one instruction each; technical faults (low battery, offline) are never spoken, so
+nobody is woken at night for a battery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alerts.alert import Alert
+from alerts.manager import Change
+
+LANG = "zh-CN"
+
+# Said as soon as an alarm is raised; the siren sounds for fire and gas.
+RAISED: dict[str, tuple[str, bool]] = {
+    "smoke": ("检测到烟雾！请马上离开房间，不要用电梯。正在通知服务中心。", True),
+    "gas": ("检测到燃气泄漏！请不要开关电器，打开门窗，马上离开。正在通知服务中心。", True),
+    "water_leak": ("检测到漏水，请关闭总水阀，小心地滑。正在通知服务中心。", False),
+    "sos": ("已收到您的紧急呼叫，正在通知服务中心，请不要着急。", False),
+    "fall": ("正在通知服务中心，请不要乱动，等待帮助。", False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """One thing for the speaker to say."""
+
+    say: str
+    siren: bool = False
+
+
+def prompt_for(alert: Alert, change: Change, *, cancel_window_s: float = 30.0,
+               path_down: bool = False) -> Prompt | None:
+    """What the resident hears after `change` to `alert`, or None."""
+    f = alert.finding
+    if f.severity >= 4:
+        return None
+    test = "测试。" if f.test else ""
+    if change is Change.PENDING and f.event == "fall":
+        return Prompt(f"{test}检测到您可能摔倒了。如果您没事，请长按按钮取消。"
+                      f"{cancel_window_s:.0f}秒后将通知服务中心。")
+    if change is Change.CANCELLED:
+        return Prompt(f"{test}好的，已经取消，没有通知服务中心。")
+    if change is Change.RAISED and f.event in RAISED:
+        say, siren = RAISED[f.event]
+        if path_down:
+            say += "网络暂时不通，报警会一直重发。如有需要，请直接拨打电话求助。"
+        return Prompt(test + say, siren and not f.test)
+    if change is Change.ACCEPTED:
+        return Prompt(f"{test}服务中心已经收到，正在为您处理，请放心。")
+    return None

@@ -1,0 +1,55 @@
+"""What people read and hear: the SMS text for a relative, the prompts for the resident."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alerts import notify
+from alerts.alert import Alert, AlertState
+from alerts.manager import Change
+from alerts.prompts import prompt_for
+from detectors.finding import Finding
+
+BODY = {"alert_id": "01JD", "home_id": "home-1", "event": "fall", "severity": 1,
+        "test": False, "title": {"zh": "跌倒报警", "en": "Fall detected"}, "room": "卫生间",
+        "raised_at": "2026-11-23T06:05:00.000+08:00",
+        "residents": [{"name": "王秀英"}, {"name": "李建国"}]}
+
+
+def test_sms_text_says_who_what_where_when():
+    text = notify.text(BODY, "静安区示例路 88 弄")
+    assert text.startswith("【安心】王秀英、李建国家06:05发生跌倒报警（卫生间）")
+    assert "静安区示例路 88 弄" in text and "请立即打电话确认平安" in text
+
+
+def test_test_and_reminder_messages_say_so():
+    text = notify.text({**BODY, "test": True, "escalation": {"tier": 2, "reminder": 1}})
+    assert text.startswith("【安心·测试】") and "再次提醒" in text
+
+
+def test_request_body_and_channel_check():
+    body = json.loads(notify.encode(BODY, to="+8613800000000", channel="voice"))
+    assert (body["schema"], body["to"], body["channel"], body["alert_id"]) == (
+        "anxin.notify/1", "+8613800000000", "voice", "01JD")
+    with pytest.raises(ValueError, match="channel"):
+        notify.encode(BODY, to="1", channel="fax")
+
+
+def alert(event, severity=1, test=False):
+    f = Finding(detector="instant", home="h", code=100, event=event, severity=severity, at=0.0,
+                test=test)
+    return Alert(id="A1", finding=f, state=AlertState.RAISED)
+
+
+def test_prompts():
+    fall = prompt_for(alert("fall"), Change.PENDING, cancel_window_s=30)
+    assert fall.say.startswith("检测到您可能摔倒了") and "30秒" in fall.say and not fall.siren
+    smoke = prompt_for(alert("smoke"), Change.RAISED)
+    assert smoke.siren and "烟雾" in smoke.say
+    assert "网络暂时不通" in prompt_for(alert("sos"), Change.RAISED, path_down=True).say
+    assert prompt_for(alert("sos"), Change.ACCEPTED).say.startswith("服务中心已经收到")
+    assert prompt_for(alert("low_battery", severity=4), Change.RAISED) is None  # never spoken
+    drill = prompt_for(alert("smoke", test=True), Change.RAISED)
+    assert drill.say.startswith("测试。") and not drill.siren
