@@ -30,6 +30,9 @@ BANNER = """
   home goes about its day; about 20 s after start the kitchen smoke detector goes off.
   The gateway raises a smoke alarm (Contact ID 111, severity 1), signs it and sends
   it to the hotline, where it appears without a reload.
+  Then: type a name and press 接警 Accept on the page. The gateway learns it within a
+  second and stops escalating; leave it for 60 s instead and the daughter's phone is
+  texted (see http://127.0.0.1:{hotline_port}/api/notifications).
   Try: {anxin} sim --broker mqtt://127.0.0.1:{broker_port} --config {config} --scenario sos_press
 """
 
@@ -56,7 +59,11 @@ def _free_port(preferred: int) -> int:
 def demo_config(data_dir: Path, hotline_port: int) -> Config:
     """The demo config with its data under `data_dir` and the hotline on `hotline_port`."""
     cfg = load(demo_path())
-    hotline = [dataclasses.replace(t, url=f"http://127.0.0.1:{hotline_port}/alerts")
+
+    def here(url: str | None) -> str | None:  # the demo hotline's port, wherever it landed
+        return url and url.replace("127.0.0.1:9000", f"127.0.0.1:{hotline_port}")
+
+    hotline = [dataclasses.replace(t, url=here(t.url), feedback_url=here(t.feedback_url))
                for t in cfg.hotline]
     return dataclasses.replace(cfg, hotline=hotline, base_dir=str(data_dir.resolve()),
                                gateway=dataclasses.replace(cfg.gateway, data_dir="."))
