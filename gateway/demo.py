@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import shutil
 import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+import aiomqtt
 
 from gateway.broker import EmbeddedBroker
 from gateway.config import Config, demo_path, load
@@ -69,6 +72,16 @@ def demo_config(data_dir: Path, hotline_port: int) -> Config:
                                gateway=dataclasses.replace(cfg.gateway, data_dir="."))
 
 
+async def _speaker(broker_port: int, topic: str) -> None:
+    """The home's speaker, played on the terminal: what the resident would hear."""
+    async with aiomqtt.Client("127.0.0.1", broker_port) as client:
+        await client.subscribe(topic, qos=1)
+        async for message in client.messages:
+            said = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+            siren = " + 警报声 siren" if said.get("siren") else ""
+            print(f"  [speaker 🔊] “{said['say']}”{siren}", flush=True)
+
+
 def _anxin_command() -> str:
     """How to call `anxin` from this shell: the venv's script when it is not on PATH."""
     script = Path(sys.executable).with_name("anxin")
@@ -114,6 +127,9 @@ async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int
         tasks.append(asyncio.create_task(
             simulate(cfg.device_list(), load_scenario("demo"), url, speed=speed,
                      loop_forever=True, on_event=show), name="demo-simulator"))
+        if cfg.home.speaker_topic:
+            tasks.append(asyncio.create_task(_speaker(broker_port, cfg.home.speaker_topic),
+                                             name="demo-speaker"))
         raised = 0
         while True:
             await asyncio.sleep(0.5)
@@ -126,11 +142,11 @@ async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int
                 print(f"  → gateway raised {raised} alert(s); see http://127.0.0.1:"
                       f"{hotline_port}/", flush=True)
     finally:
+        await gw.stop()  # first, so it does not see the hotline go and report an outage
         for t in tasks:
             t.cancel()
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        await gw.stop()
         await broker.stop()
         print("\n  demo stopped.", flush=True)
