@@ -1,9 +1,10 @@
 """Outbox senders: one per hotline target, delivering stored messages in sequence order.
 
-A message leaves the outbox only when its target acknowledged it. Until then the head of the
-queue is retried with exponential backoff and jitter, and nothing behind it overtakes it, so a
-hotline that comes back after an outage receives the alerts in the order they were raised. A
-restart picks up exactly where the database says it was.
+A message leaves the outbox only when its target acknowledged it. Until then it is retried
+with exponential backoff and jitter. The most urgent message goes first: severity 1 before
+severity 4, and within a severity in the order raised, so a hotline that comes back after an
+outage hears about the fall before the low batteries. A restart picks up exactly where the
+database says it was.
 """
 
 from __future__ import annotations
@@ -53,45 +54,46 @@ class OutboxSender:
         return cap / 2 + random.uniform(0, cap / 2)
 
     async def run(self) -> None:
-        """Send until cancelled."""
+        """Send until cancelled: always the most urgent unacknowledged message first."""
         await self.transport.start()
         try:
             while True:
                 self._wake.clear()
-                rows = await self.store.call(Store.due, self.target)
+                rows = await self.store.call(Store.due, self.target, 1)
                 if not rows:
                     await self._wake.wait()
                     continue
-                for row in rows:
-                    await self._deliver(row.id, row.alert_id, row.sequence, row.body)
+                row = rows[0]
+                if not await self._attempt(row.id, row.alert_id, row.sequence, row.body):
+                    # Back off, then ask again: a more urgent alert raised meanwhile goes
+                    # first (severity 1 before a low battery that has been waiting).
+                    await asyncio.sleep(self._delay())
         finally:
             await self.transport.close()
 
-    async def _deliver(self, row_id: int, alert_id: str, sequence: int, body: bytes) -> None:
-        while True:
-            try:
-                await self.transport.send(body)
-            except Exception as e:
-                # Anything a transport raises is a failed attempt, retried like an outage:
-                # a sender that died here would hold every later alert until a restart.
-                if not isinstance(e, DeliveryError):
-                    logger.exception("transport %s failed unexpectedly on alert %s",
-                                     self.target, alert_id)
-                self.failures += 1
-                delay = self._delay()
-                if self.failures == 1:
-                    logger.warning("hotline %s unreachable (%s); alert %s (seq %d) is kept and "
-                                   "retried", self.target, e, alert_id, sequence)
-                await self.store.call(Store.failed, row_id, str(e), self.clock() + delay)
-                await asyncio.sleep(delay)
-                continue
-            if self.failures:
-                logger.warning("hotline %s reachable again after %d failed attempts",
-                               self.target, self.failures)
-                self.failures = 0
-            self.sent += 1
-            done = await self.store.call(Store.acked, row_id, self.clock())
-            logger.info("alert %s (seq %d) acknowledged by %s", alert_id, sequence, self.target)
-            if done is not None:
-                await self.on_delivered(done)
-            return
+    async def _attempt(self, row_id: int, alert_id: str, sequence: int, body: bytes) -> bool:
+        """One send; True once the target acknowledged."""
+        try:
+            await self.transport.send(body)
+        except Exception as e:
+            # Anything a transport raises is a failed attempt, retried like an outage:
+            # a sender that died here would hold every later alert until a restart.
+            if not isinstance(e, DeliveryError):
+                logger.exception("transport %s failed unexpectedly on alert %s",
+                                 self.target, alert_id)
+            self.failures += 1
+            if self.failures == 1:
+                logger.warning("hotline %s unreachable (%s); alert %s (seq %d) is kept and "
+                               "retried", self.target, e, alert_id, sequence)
+            await self.store.call(Store.failed, row_id, str(e), self.clock() + self._delay())
+            return False
+        if self.failures:
+            logger.warning("hotline %s reachable again after %d failed attempts",
+                           self.target, self.failures)
+            self.failures = 0
+        self.sent += 1
+        done = await self.store.call(Store.acked, row_id, self.clock())
+        logger.info("alert %s (seq %d) acknowledged by %s", alert_id, sequence, self.target)
+        if done is not None:
+            await self.on_delivered(done)
+        return True

@@ -75,9 +75,17 @@ def _m002_escalation(db: sqlite_utils.Database) -> None:
                                   pk="target")
 
 
+def _m003_urgent_first(db: sqlite_utils.Database) -> None:
+    # Senders take the most urgent unacknowledged message: keep that lookup cheap however
+    # long the acknowledged history grows.
+    db.execute("CREATE INDEX outbox_due ON outbox (target, severity, sequence) "
+               "WHERE acked_at IS NULL")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_escalation", _m002_escalation),
+    ("003_urgent_first", _m003_urgent_first),
 ]
 
 
@@ -237,10 +245,10 @@ class Store:
     # --- outbox ---------------------------------------------------------------------------
 
     def due(self, target: str, limit: int = 50) -> list[OutboxRow]:
-        """Unacknowledged messages for `target`, in sequence order."""
+        """Unacknowledged messages for `target`, most urgent first (severity, then sequence)."""
         rows = self.conn.execute(
             "SELECT id, alert_id, target, sequence, body, attempts, next_attempt_at FROM outbox "
-            "WHERE target=? AND acked_at IS NULL ORDER BY sequence LIMIT ?",
+            "WHERE target=? AND acked_at IS NULL ORDER BY severity, sequence LIMIT ?",
             (target, limit)).fetchall()
         return [OutboxRow(*r) for r in rows]
 

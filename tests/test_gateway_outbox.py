@@ -25,9 +25,12 @@ class FlakyTransport(Transport):
         self.delivered.append(body)
 
 
+SEVERITY = {"smoke": 1, "gas": 1, "sos": 1, "fall": 1, "water_leak": 2, "low_battery": 4}
+
+
 def raised(at: float, event: str):
-    f = Finding(detector="instant", home="h1", code=111, event=event, severity=1, at=at,
-                device=f"d-{event}", room="kitchen")
+    f = Finding(detector="instant", home="h1", code=111, event=event, severity=SEVERITY[event],
+                at=at, device=f"d-{event}", room="kitchen")
     ((alert, _),) = Manager().on_finding(f, at)
     return alert
 
@@ -67,3 +70,39 @@ async def test_an_unexpected_transport_error_is_retried_not_fatal(tmp_path):
     t = FlakyTransport([RuntimeError("a bug in a transport"), ValueError("bad header")])
     await drain(t, tmp_path, ["smoke"])
     assert t.delivered == [b"1:smoke"]
+
+
+async def test_after_an_outage_the_most_urgent_goes_first(tmp_path):
+    t = FlakyTransport([DeliveryError("down")] * 3)
+    await drain(t, tmp_path, ["low_battery", "water_leak", "fall", "low_battery", "sos"])
+    assert t.delivered == [b"3:fall", b"5:sos", b"2:water_leak", b"1:low_battery",
+                           b"4:low_battery"]
+
+
+async def test_an_alarm_raised_during_an_outage_overtakes_the_waiting_head(tmp_path):
+    t = FlakyTransport([DeliveryError("down")] * 4)
+    store = await AsyncStore(tmp_path / "anxin.db").open()
+    delivered: list[str] = []
+
+    async def on_delivered(alert_id: str) -> None:
+        delivered.append(alert_id)
+
+    sender = OutboxSender(store, t, on_delivered, backoff_base_s=0.02, backoff_max_s=0.05)
+    task = asyncio.create_task(sender.run())
+    try:
+        await store.call(Store.raise_alert, raised(0.0, "low_battery"), ["t1"],
+                         lambda seq: b"low_battery", 0.0)
+        sender.wake()
+        while sender.failures < 2:  # the low battery is at the head, failing
+            await asyncio.sleep(0.005)
+        await store.call(Store.raise_alert, raised(1.0, "fall"), ["t1"], lambda seq: b"fall",
+                         1.0)
+        sender.wake()
+        async with asyncio.timeout(5):
+            while len(t.delivered) < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+    assert t.delivered == [b"fall", b"low_battery"]
