@@ -2,7 +2,13 @@
 
 The session is persistent (fixed client id, clean_session false, QoS 1), so messages published
 while the gateway is briefly disconnected are held by the broker and delivered on reconnect.
-The handler parses and hands on; nothing slow happens on this path.
+
+A QoS-1 message is acknowledged (PUBACK) only after the handler has finished with it, which
+for an alarm means after the alert is committed to SQLite. A gateway killed in between gets
+the message again from the broker when it comes back (and folds it into the alert it had
+already written), instead of having acknowledged a message it never acted on. The broker
+keeps at most `max_inflight_messages` unacknowledged messages in flight to us, which also
+bounds what can pile up in memory here.
 """
 
 from __future__ import annotations
@@ -77,12 +83,15 @@ class Ingest:
         failures = 0
         while True:
             try:
-                async with aiomqtt.Client(
+                client = aiomqtt.Client(
                     self.address.host, self.address.port, identifier=self.client_id,
                     username=self.address.username, password=self.address.password,
                     clean_session=False, keepalive=self.keepalive_s,
-                    tls_context=self.address.tls_context(),
-                ) as client:
+                    tls_context=self.address.tls_context())
+                # aiomqtt 2.x has no manual-ack option of its own; its paho client does.
+                paho = client._client
+                paho.manual_ack_set(True)
+                async with client:
                     self.client = client
                     await client.subscribe([(t, 1) for t in self.topics])
                     if failures:
@@ -100,6 +109,8 @@ class Ingest:
                             payload = b"" if payload is None else str(payload).encode()
                         await self.handler(message.topic.value, bytes(payload),
                                            bool(message.retain), time.time())
+                        if message.qos > 0:
+                            paho.ack(message.mid, message.qos)
             except aiomqtt.MqttError as e:
                 self.connected.clear()
                 self.client = None
