@@ -53,3 +53,27 @@ def prompt_for(alert: Alert, change: Change, *, cancel_window_s: float = 30.0,
     if change is Change.ACCEPTED:
         return Prompt(f"{test}服务中心已经收到，正在为您处理，请放心。")
     return None
+
+
+# The path to the centre: said once an outage has lasted PATH_DOWN_SPEAK_S, and once it is
+# over; never at night (a resident woken at 3 a.m. for a network fault is a false alarm too),
+# in which case it waits for the morning if the outage is still going on.
+PATH_DOWN_SPEAK_S = 300.0
+DAY_HOURS = range(7, 21)
+PATH_DOWN = Prompt("和服务中心的网络断了，报警会自动重发。如果有紧急情况，请直接打电话求助。")
+PATH_BACK = Prompt("和服务中心的网络已经恢复了。")
+
+
+def path_prompt(down_for_s: float | None, announced: bool, local_hour: int) -> Prompt | None:
+    """What to say about the path to the centre now (None: nothing).
+
+    `down_for_s` is how long it has been down (None: it is up); `announced` whether this
+    outage has been spoken of already.
+    """
+    if local_hour not in DAY_HOURS:
+        return None
+    if down_for_s is not None and down_for_s >= PATH_DOWN_SPEAK_S and not announced:
+        return PATH_DOWN
+    if down_for_s is None and announced:
+        return PATH_BACK
+    return None

@@ -32,6 +32,7 @@ TITLES: dict[str, dict[str, str]] = {
     "tamper": {"zh": "设备防拆报警", "en": "Device tamper"},
     "low_battery": {"zh": "设备电量低", "en": "Low battery"},
     "offline": {"zh": "设备离线", "en": "Device offline"},
+    "gateway_silent": {"zh": "网关失联（家中安全监测中断）", "en": "Gateway silent"},
 }
 
 # Fields every message carries, with the JSON types they must have.

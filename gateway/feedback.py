@@ -4,8 +4,9 @@ Homes sit behind NAT, so the gateway opens the connection: a long poll on the we
 target's `feedback_url` (`GET …?gateway_id=…&after=<cursor>&wait=<s>`), the request signed
 over `<timestamp>.GET <path?query>` and the `anxin.feedback/1` answer signed over its body
 (alerts/wire.py). Only a correctly signed answer is believed: a forged "accepted" would stop
-an escalation. The cursor is stored with the alert changes it brought, so a restart neither
-loses nor repeats feedback.
+an escalation. The polls are also the gateway's sign of life: a centre that stops hearing
+them raises loss of supervision for the home. The cursor is stored with the alert changes
+it brought, so a restart neither loses nor repeats feedback.
 """
 
 from __future__ import annotations
@@ -35,19 +36,21 @@ class FeedbackError(Exception):
 class FeedbackPoller:
     """Reads one webhook target's feedback feed until cancelled."""
 
-    def __init__(self, name: str, url: str, secret: bytes, gateway_id: str,
+    def __init__(self, name: str, url: str, secret: bytes, gateway_id: str, home_id: str,
                  store: AsyncStore, apply: Apply, *, wait_s: float = 25.0,
                  backoff_max_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self.url = URL(url)
         self._secret = secret
         self.gateway_id = gateway_id
+        self.home_id = home_id
         self.store = store
         self.apply = apply
         self.wait_s = wait_s
         self.backoff_max_s = backoff_max_s
         self.clock = clock
         self.failures = 0
+        self.down_since: float | None = None  # when the current outage began
 
     async def run(self) -> None:
         """Poll, apply, repeat; back off (with jitter) while the feed is unreachable."""
@@ -60,6 +63,7 @@ class FeedbackPoller:
                 except FeedbackError as e:
                     self.failures += 1
                     if self.failures == 1:
+                        self.down_since = self.clock()
                         logger.warning("feedback from %s unavailable (%s): acceptance is not "
                                        "learned until it is back; escalation goes on",
                                        self.name, e)
@@ -69,6 +73,7 @@ class FeedbackPoller:
                 if self.failures:
                     logger.warning("feedback from %s available again", self.name)
                     self.failures = 0
+                    self.down_since = None
                 if events or new_cursor != cursor:
                     await self.apply(self.name, events, new_cursor)
                 cursor = new_cursor
@@ -76,8 +81,10 @@ class FeedbackPoller:
     async def poll(self, http: aiohttp.ClientSession, cursor: str
                    ) -> tuple[list[dict[str, Any]], str]:
         """One long poll: the new events and the cursor after them."""
-        url = self.url.update_query(gateway_id=self.gateway_id, after=cursor,
-                                    wait=f"{self.wait_s:g}")
+        # After a failure, probe without waiting, so a recovery is noticed at once.
+        wait = 0 if self.failures else self.wait_s
+        url = self.url.update_query(gateway_id=self.gateway_id, home_id=self.home_id,
+                                    after=cursor, wait=f"{wait:g}")
         ts = int(self.clock())
         headers = {wire.TIMESTAMP_HEADER: str(ts),
                    wire.SIGNATURE_HEADER: wire.sign(

@@ -36,6 +36,7 @@ class OutboxSender:
         self.clock = clock
         self._wake = asyncio.Event()
         self.failures = 0  # consecutive failed attempts; > 0 means the path is down
+        self.down_since: float | None = None  # when the current outage began
         self.sent = 0
 
     @property
@@ -83,6 +84,7 @@ class OutboxSender:
                                  self.target, alert_id)
             self.failures += 1
             if self.failures == 1:
+                self.down_since = self.clock()
                 logger.warning("hotline %s unreachable (%s); alert %s (seq %d) is kept and "
                                "retried", self.target, e, alert_id, sequence)
             await self.store.call(Store.failed, row_id, str(e), self.clock() + self._delay())
@@ -91,6 +93,7 @@ class OutboxSender:
             logger.warning("hotline %s reachable again after %d failed attempts",
                            self.target, self.failures)
             self.failures = 0
+            self.down_since = None
         self.sent += 1
         done = await self.store.call(Store.acked, row_id, self.clock())
         logger.info("alert %s (seq %d) acknowledged by %s", alert_id, sequence, self.target)

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import asdict, replace
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ import aiomqtt
 from alerts import wire
 from alerts.alert import Alert, AlertState
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
-from alerts.prompts import LANG, prompt_for
+from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
 from detectors.core import Core, CoreConfig
 from detectors.instant import InstantConfig
 from devices.adapters import ADAPTERS
@@ -71,13 +72,15 @@ class Gateway:
             for i, t in enumerate(cfg.hotline)}
         self.feedback = [
             FeedbackPoller(cfg.target_name(i), t.feedback_url, cfg.secret(i), cfg.gateway.id,
-                           self.store, self._apply_feedback)
+                           cfg.home.id, self.store, self._apply_feedback,
+                           backoff_max_s=min(30.0, t.retry_max_s))
             for i, t in enumerate(cfg.hotline) if t.feedback_url]
         self.embedded: EmbeddedBroker | None = None
         self.ingest: Ingest | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._obs_buffer: list[Observation] = []
         self._tick_wake = asyncio.Event()
+        self._path_announced = False
         self.ready = asyncio.Event()
 
     def _transport(self, i: int) -> Transport:
@@ -286,28 +289,51 @@ class Gateway:
             self.senders[t].wake()
         return seq
 
+    def path_down_since(self) -> float | None:
+        """Since when the first tier cannot be reached (None: it can, as far as we know)."""
+        first = set(self.policy.targets(0))
+        since = [p.down_since for p in (*[self.senders[t] for t in first],
+                                         *[f for f in self.feedback if f.name in first])
+                 if p.down_since is not None]
+        return min(since) if since else None
+
+    async def _watch_path(self, now: float) -> None:
+        """Tell the home (by day) when the centre has been unreachable for a while."""
+        since = self.path_down_since()
+        hour = datetime.fromtimestamp(now, self.tz).hour
+        prompt = path_prompt(None if since is None else now - since, self._path_announced,
+                             hour)
+        if prompt is PATH_DOWN:
+            self._path_announced = True
+            logger.warning("the centre has been unreachable for %.0f s: the home is told",
+                           now - (since or now))
+        elif prompt is PATH_BACK:
+            self._path_announced = False
+        if prompt is not None:
+            await self._speak(prompt, None, "path")
+
     async def _say(self, alert: Alert, change: Change) -> None:
         """Speak to the resident through the home's speaker, if there is one."""
+        prompt = prompt_for(alert, change, cancel_window_s=self.cfg.alerts.fall_cancel_window_s,
+                            path_down=self.path_down_since() is not None)
+        if prompt is not None:
+            await self._speak(prompt, alert.id, alert.finding.event)
+
+    async def _speak(self, prompt: Prompt, alert_id: str | None, event: str) -> None:
         topic = self.cfg.home.speaker_topic
         if topic is None:
             return
-        path_down = any(self.senders[t].failures for t in self.policy.targets(0))
-        prompt = prompt_for(alert, change, cancel_window_s=self.cfg.alerts.fall_cancel_window_s,
-                            path_down=path_down)
-        if prompt is None:
-            return
         client = self.ingest.client if self.ingest is not None else None
         if client is None:
-            logger.warning("speaker prompt for alert %s not played: broker not connected",
-                           alert.id)
+            logger.warning("speaker prompt (%s) not played: broker not connected", event)
             return
         payload = json.dumps({"say": prompt.say, "lang": LANG, "siren": prompt.siren,
-                              "alert_id": alert.id, "event": alert.finding.event},
+                              "alert_id": alert_id, "event": event},
                              ensure_ascii=False).encode()
         try:
             await client.publish(topic, payload, qos=1)
         except aiomqtt.MqttError as e:
-            logger.warning("speaker prompt for alert %s not played: %s", alert.id, e)
+            logger.warning("speaker prompt (%s) not played: %s", event, e)
 
     async def _apply_feedback(self, target: str, events: list[dict[str, Any]],
                               cursor: str) -> None:
@@ -357,6 +383,7 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
             now = time.time()
+            await self._watch_path(now)
             changes = self.manager.tick(now)
             for finding in self.core.tick(now):
                 changes += self.manager.on_finding(finding, now)

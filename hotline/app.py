@@ -14,6 +14,7 @@
     POST /notify           stand-in for an SMS/voice gateway: signed `anxin.notify/1`
                            requests are kept (GET /api/notifications), as a provider would
                            receive them, so tests and the demo send real requests
+    GET  /api/gateways     every gateway heard from, and when (loss of supervision)
     GET  /healthz          liveness
 
 Operator login comes with the operator console; this reference receiver listens on
@@ -49,14 +50,21 @@ SUBSCRIBERS: web.AppKey[set[asyncio.Queue[dict[str, Any] | None]]] = web.AppKey(
     "subscribers", set)
 ACTIONS: web.AppKey[asyncio.Condition] = web.AppKey("actions", asyncio.Condition)
 MAX_FEEDBACK_WAIT_S = 30.0
+SUPERVISOR: web.AppKey[asyncio.Task[None]] = web.AppKey("supervisor", asyncio.Task)
 
 # Refusals that are about who sent it (401) rather than what was sent (400).
 UNAUTHORISED = frozenset({"unsigned", "bad_signature", "stale", "bad_timestamp"})
 
 
 def make_app(secret: bytes, store: AsyncHotlineStore,
-             clock: Callable[[], float] = time.time) -> web.Application:
-    """The receiver app; `clock` is injectable so tests can check the 5-minute rule."""
+             clock: Callable[[], float] = time.time, *, supervision_s: float = 120.0,
+             supervision_check_s: float = 5.0) -> web.Application:
+    """The receiver app; `clock` is injectable so tests can check the 5-minute rule.
+
+    Supervision: every signed alert or feedback poll from a gateway counts as a sign of
+    life. A gateway silent for `supervision_s` (0 = off) becomes a loss-of-supervision
+    alert for its home (网关失联, Contact ID 350, severity 2), closed when it is heard again.
+    """
     app = web.Application()
     app[STORE] = store
     app[SUBSCRIBERS] = set()
@@ -66,6 +74,35 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
     def publish(row: dict[str, Any]) -> None:
         for q in app[SUBSCRIBERS]:
             q.put_nowait(row)
+
+    async def alive(gateway_id: str, home_id: str, now: float) -> None:
+        restored = await store.call(HotlineStore.seen, gateway_id, home_id, now)
+        if restored is not None:
+            logger.warning("gateway %s (home %s) heard from again", gateway_id,
+                           restored["home_id"])
+            publish(restored)
+
+    async def supervise() -> None:
+        while True:
+            await asyncio.sleep(supervision_check_s)
+            for row in await store.call(HotlineStore.gone_silent, clock(), supervision_s, TZ):
+                logger.warning("gateway %s (home %s) silent for %.0f s: loss of supervision",
+                               row["gateway_id"], row["home_id"],
+                               row["body"]["evidence"]["silent_for_s"])
+                publish(row)
+
+    async def start_supervision(app: web.Application) -> None:
+        if supervision_s > 0:
+            app[SUPERVISOR] = asyncio.create_task(supervise(), name="hotline-supervision")
+
+    async def stop_supervision(app: web.Application) -> None:
+        task = app.get(SUPERVISOR)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    app.on_startup.append(start_supervision)
+    app.on_cleanup.append(stop_supervision)
 
     async def receive(request: web.Request) -> web.Response:
         now = clock()
@@ -82,6 +119,7 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
             await store.call(HotlineStore.reject, request.remote, e.reason, str(e), raw, now)
             return _refuse(401 if e.reason in UNAUTHORISED else 400, e.reason, str(e))
         row, duplicate = await store.call(HotlineStore.record, msg.body, now)
+        await alive(msg.body["gateway_id"], msg.body["home_id"], now)
         if duplicate:
             logger.info("alert %s delivered again (%d deliveries)", row["alert_id"],
                         row["deliveries"])
@@ -165,6 +203,7 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
             return _refuse(400, "bad_query", "after must be an integer and wait a number")
         if not gateway_id:
             return _refuse(400, "bad_query", "gateway_id is required")
+        await alive(gateway_id, request.query.get("home_id", ""), now)
         events, cursor = await store.call(HotlineStore.feedback, gateway_id, after)
         if not events and wait > 0 and not closing.is_set():
             # Long poll: answer as soon as an operator acts, or after `wait` seconds.
@@ -217,6 +256,9 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
     async def api_rejected(_request: web.Request) -> web.Response:
         return _json(await store.call(HotlineStore.rejections))
 
+    async def api_gateways(_request: web.Request) -> web.Response:
+        return _json(await store.call(HotlineStore.gateways))
+
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -234,6 +276,7 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
     app.router.add_get("/api/alerts", api_alerts)
     app.router.add_get("/api/alerts/{alert_id}", api_alert)
     app.router.add_get("/api/rejected", api_rejected)
+    app.router.add_get("/api/gateways", api_gateways)
     app.router.add_post("/api/alerts/{alert_id}/accept", accept)
     app.router.add_post("/api/alerts/{alert_id}/resolve", resolve)
     app.router.add_get("/feedback", feedback)

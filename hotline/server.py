@@ -21,10 +21,12 @@ logger = logging.getLogger(__name__)
 SECRET_ENV = "ANXIN_HOTLINE_SECRET"
 
 
-async def serve(host: str, port: int, secret: bytes, db_path: str) -> None:
+async def serve(host: str, port: int, secret: bytes, db_path: str, *,
+                supervision_s: float = 120.0) -> None:
     """Receive alerts on host:port into the SQLite file `db_path` until cancelled."""
     store = await AsyncHotlineStore(db_path).open()
-    runner = web.AppRunner(make_app(secret, store), access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(make_app(secret, store, supervision_s=supervision_s),
+                           access_log=None, shutdown_timeout=2.0)
     try:
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
@@ -63,6 +65,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--secret", help="shared HMAC secret (visible in ps; prefer --secret-file)")
     p.add_argument("--secret-file", help="file holding the shared HMAC secret")
     p.add_argument("--db", default="./hotline.db", help="SQLite file for received alerts")
+    p.add_argument("--supervision-s", type=float, default=120.0,
+                   help="raise loss of supervision for a gateway silent this long (0 = off)")
     args = p.parse_args(argv)
     secret, problem = _secret(args)
     if secret is None:
@@ -83,7 +87,8 @@ def main(argv: list[str]) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await serve(args.host, args.port, secret, args.db)
+            await serve(args.host, args.port, secret, args.db,
+                        supervision_s=args.supervision_s)
 
     try:
         asyncio.run(run())

@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
-from alerts.wire import RESOLUTION_OUTCOMES
+from alerts.wire import RESOLUTION_OUTCOMES, SCHEMA, iso, title
 
 T = TypeVar("T")
 REJECTED_BODY_BYTES = 4096
@@ -88,11 +89,26 @@ def _m003_notifications(db: sqlite3.Connection) -> None:
         )""")
 
 
+def _m004_supervision(db: sqlite3.Connection) -> None:
+    # Every gateway the centre has heard from, and whether it has gone silent.
+    db.execute("""
+        CREATE TABLE gateways (
+            gateway_id TEXT PRIMARY KEY,
+            home_id TEXT NOT NULL,
+            last_seen REAL NOT NULL,
+            silent_alert_id TEXT
+        )""")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("002_actions", _m002_actions),
     ("003_notifications", _m003_notifications),
+    ("004_supervision", _m004_supervision),
 ]
+
+SILENT_CODE = 350  # Contact ID: communication trouble
+SILENT_SEVERITY = 2
 
 
 class ActionError(ValueError):
@@ -203,6 +219,52 @@ class HotlineStore:
             "WHERE gateway_id=? AND id>? ORDER BY id LIMIT ?", (gateway_id, after, limit))
         events = [dict(r) for r in rows]
         return events, (events[-1]["id"] if events else after)
+
+    def seen(self, gateway_id: str, home_id: str, now: float) -> dict[str, Any] | None:
+        """A gateway was heard from; if it had gone silent, close that alert and return it."""
+        row = self.db.execute("SELECT silent_alert_id FROM gateways WHERE gateway_id=?",
+                              (gateway_id,)).fetchone()
+        self.db.execute(
+            "INSERT INTO gateways (gateway_id, home_id, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT(gateway_id) DO UPDATE SET last_seen=excluded.last_seen, "
+            "home_id=CASE WHEN excluded.home_id != '' THEN excluded.home_id ELSE home_id END, "
+            "silent_alert_id=NULL", (gateway_id, home_id, now))
+        if row is None or row["silent_alert_id"] is None:
+            return None
+        self.db.execute("UPDATE alerts SET state='resolved', outcome='restored', "
+                        "resolved_at=? WHERE alert_id=? AND state != 'resolved'",
+                        (now, row["silent_alert_id"]))
+        return self.get(row["silent_alert_id"])
+
+    def gone_silent(self, now: float, after_s: float, tz: ZoneInfo) -> list[dict[str, Any]]:
+        """Gateways not heard from for `after_s`: one loss-of-supervision alert each."""
+        rows = self.db.execute(
+            "SELECT gateway_id, home_id, last_seen FROM gateways "
+            "WHERE silent_alert_id IS NULL AND last_seen < ?", (now - after_s,)).fetchall()
+        out = []
+        for r in rows:
+            alert_id = f"silent-{r['gateway_id']}-{int(now)}"
+            body = {
+                "schema": SCHEMA, "alert_id": alert_id, "gateway_id": r["gateway_id"],
+                "home_id": r["home_id"], "sequence": 0, "code": SILENT_CODE,
+                "event": "gateway_silent", "severity": SILENT_SEVERITY,
+                "title": title("gateway_silent"), "room": None, "device_id": None,
+                "detector": "hotline.supervision", "occurred_at": iso(r["last_seen"], tz),
+                "raised_at": iso(now, tz), "test": False, "residents": [],
+                "evidence": {"last_seen": iso(r["last_seen"], tz),
+                             "silent_for_s": round(now - r["last_seen"])},
+            }
+            row, _ = self.record(body, now)
+            self.db.execute("UPDATE gateways SET silent_alert_id=? WHERE gateway_id=?",
+                            (alert_id, r["gateway_id"]))
+            out.append(row)
+        return out
+
+    def gateways(self) -> list[dict[str, Any]]:
+        """Every gateway heard from, most recently seen first."""
+        return [dict(r) for r in self.db.execute(
+            "SELECT gateway_id, home_id, last_seen, silent_alert_id FROM gateways "
+            "ORDER BY last_seen DESC")]
 
     def notified(self, msg: dict[str, Any], now: float) -> dict[str, Any]:
         """Keep one `anxin.notify/1` request as the SMS/voice provider would receive it."""

@@ -53,3 +53,14 @@ def test_prompts():
     assert prompt_for(alert("low_battery", severity=4), Change.RAISED) is None  # never spoken
     drill = prompt_for(alert("smoke", test=True), Change.RAISED)
     assert drill.say.startswith("测试。") and not drill.siren
+
+
+def test_path_prompt_by_day_once_per_outage_and_on_return():
+    from alerts.prompts import PATH_BACK, PATH_DOWN, path_prompt  # noqa: PLC0415
+    assert path_prompt(None, False, 10) is None
+    assert path_prompt(120, False, 10) is None  # not long enough yet
+    assert path_prompt(300, False, 10) is PATH_DOWN
+    assert path_prompt(900, True, 10) is None  # said once
+    assert path_prompt(None, True, 10) is PATH_BACK
+    assert path_prompt(3600, False, 3) is None  # never at night ...
+    assert path_prompt(3600, False, 7) is PATH_DOWN  # ... but in the morning if still down

@@ -241,3 +241,39 @@ async def test_test_alarm_goes_to_the_first_tier_only(tmp_path, mosquitto):
         assert alert["test"] is True and alert["code"] == 111
         await asyncio.sleep(3.5)
         assert await backup.alerts() == [] and await notifications(backup) == []
+
+
+async def test_home_is_told_when_the_centre_is_unreachable_and_when_it_is_back(
+        tmp_path, mosquitto, monkeypatch):
+    import alerts.prompts  # noqa: PLC0415
+    monkeypatch.setattr(alerts.prompts, "PATH_DOWN_SPEAK_S", 0.5)
+    monkeypatch.setattr(alerts.prompts, "DAY_HOURS", range(24))
+    host, port = mosquitto
+    p, b = free_port(), free_port()
+    cfg = write_config(tmp_path, port, p, b, gateway_id="gw-path",
+                       primary_feedback=f"http://127.0.0.1:{p}/feedback")
+    said: list[str] = []
+    async with aiomqtt.Client(host, port) as speaker:
+        await speaker.subscribe("gw-path-speaker/say", qos=1)
+
+        async def listen():
+            async for m in speaker.messages:
+                said.append(json.loads(m.payload)["say"])
+
+        listener = asyncio.create_task(listen())
+        try:
+            async with gateway(cfg):  # the centre is not there
+                for _ in range(100):
+                    if said:
+                        break
+                    await asyncio.sleep(0.05)
+                assert said and said[0].startswith("和服务中心的网络断了")
+                async with hotline(p, tmp_path / "p.db"):
+                    for _ in range(200):
+                        if len(said) >= 2:
+                            break
+                        await asyncio.sleep(0.05)
+            assert said[1] == "和服务中心的网络已经恢复了。" and len(said) == 2
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)

@@ -266,3 +266,42 @@ async def test_feedback_long_poll_answers_when_an_operator_acts(client):
     async with asyncio.timeout(3):
         _, raw = await poll
     assert [e["action"] for e in wire.decode_feedback(raw)["events"]] == ["accepted"]
+
+
+async def test_a_silent_gateway_becomes_loss_of_supervision_until_heard_again(tmp_path):
+    now = [NOW]
+    store = await AsyncHotlineStore(tmp_path / "h.db").open()
+    app = make_app(SECRET, store, clock=lambda: now[0], supervision_s=120,
+                   supervision_check_s=0.02)
+    c = TestClient(TestServer(app))
+    await c.start_server()
+    try:
+        await post(c, *signed(body()))
+        await asyncio.sleep(0.1)
+        assert len(await (await c.get("/api/alerts")).json()) == 1  # not silent yet
+        now[0] = NOW + 130
+        async with asyncio.timeout(3):
+            while True:
+                rows = await (await c.get("/api/alerts")).json()
+                if len(rows) == 2:
+                    break
+                await asyncio.sleep(0.02)
+        silent = rows[0]
+        assert (silent["event"], silent["code"], silent["severity"], silent["home_id"],
+                silent["state"]) == ("gateway_silent", 350, 2, "home-1", "received")
+        assert silent["body"]["evidence"]["silent_for_s"] == 130
+        await asyncio.sleep(0.1)
+        assert len(await (await c.get("/api/alerts")).json()) == 2  # raised once, not again
+        # the gateway polls its feedback again: supervision restored
+        now[0] = NOW + 140
+        path = "/feedback?gateway_id=gw-1&home_id=home-1&after=0&wait=0"
+        r = await c.get(path, headers=feedback_headers(path, ts=now[0]))
+        assert r.status == 200
+        back = await (await c.get(f"/api/alerts/{silent['alert_id']}")).json()
+        assert (back["state"], back["outcome"]) == ("resolved", "restored")
+        (gw,) = await (await c.get("/api/gateways")).json()
+        assert (gw["gateway_id"], gw["last_seen"], gw["silent_alert_id"]) == ("gw-1", NOW + 140,
+                                                                            None)
+    finally:
+        await c.close()
+        await store.close()
