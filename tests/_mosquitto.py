@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 CONF = """\
 listener {port} 127.0.0.1
 allow_anonymous true
-persistence false
+{persistence}
 set_tcp_nodelay true
 max_queued_messages 100000
 max_inflight_messages 100
@@ -52,15 +53,27 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 1
 
 
 @contextlib.contextmanager
-def running_mosquitto(port: int | None = None) -> Iterator[tuple[str, int]]:
-    """Start mosquitto; yield (host, port); stop it."""
+def running_mosquitto(port: int | None = None,
+                      persist_dir: Path | None = None) -> Iterator[tuple[str, int]]:
+    """Start mosquitto; yield (host, port); stop it (SIGTERM, so it saves its state).
+
+    With `persist_dir`, sessions and queued messages are kept there, as on a Pi, and a
+    broker started again with the same port and directory carries on where it stopped.
+    """
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
     port = port or free_port()
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(CONF.format(port=port))
+        persistence = "persistence false"
+        if persist_dir is not None:
+            persistence = f"persistence true\npersistence_location {persist_dir}/"
+            if os.geteuid() == 0:
+                # Started as root, mosquitto drops to its own user, which cannot enter a
+                # test's private temporary directory. (A Pi install gives it its own.)
+                persistence += "\nuser root"
+        conf.write_text(CONF.format(port=port, persistence=persistence))
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         try:
