@@ -55,17 +55,17 @@ def write_config(path: Path, broker_port: int, hotline_port: int, buttons: int) 
 
 def press_loop(port: int, rate: float, buttons: int, stop: threading.Event,
                pressed: list[int]) -> None:
-    """Press button 0, 1, 2, … at `rate` per second (QoS 1) until stopped or all pressed."""
+    """Press button 1, 2, 3, … at `rate` per second (QoS 1) until stopped or all pressed."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="reliability-presser")
     c.connect("127.0.0.1", port)
     c.loop_start()
     try:
         next_t = time.perf_counter()
-        for i in range(buttons):
+        for i in range(1, buttons):
             if stop.is_set():
                 break
             c.publish(f"zigbee2mqtt/b{i}", PRESS, qos=1).wait_for_publish(10)
-            pressed[0] = i + 1
+            pressed[0] = i
             next_t += 1 / rate
             delay = next_t - time.perf_counter()
             if delay > 0:
@@ -103,9 +103,17 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                                              str(hotline_db)))
         cfg = Path(tmp) / "anxin.toml"
         write_config(cfg, port, hotline_port, buttons)
-        # Let the gateway create its persistent session before anything is pressed.
+        # The gateway's persistent session must exist before anything is pressed (on a real
+        # install it has existed since the first start): press button 0 until it arrives.
         gw = start_gateway(cfg)
-        await asyncio.sleep(2.0)
+        probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="reliability-probe")
+        probe.connect("127.0.0.1", port)
+        probe.loop_start()
+        while not received(hotline_db):
+            probe.publish("zigbee2mqtt/b0", PRESS, qos=1)
+            await asyncio.sleep(0.5)
+        probe.loop_stop()
+        probe.disconnect()
         stop, pressed = threading.Event(), [0]
         presser = threading.Thread(target=press_loop,
                                    args=(port, args.rate, buttons, stop, pressed))
@@ -138,11 +146,11 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             await asyncio.gather(receiver, return_exceptions=True)
         rows = received(hotline_db)
     per_device = Counter(d for d, _ in rows)
-    expected = {f"b{i}" for i in range(n)}
+    expected = {f"b{i}" for i in range(n + 1)}  # b0 was the probe
     lost = sorted(expected - set(per_device), key=lambda d: int(d[1:]))
     return {
         "trials_sigkill": kills,
-        "presses": n,
+        "presses": n + 1,
         "alerts_at_hotline": len(rows),
         "exactly_once": sum(1 for d in expected if per_device.get(d) == 1),
         "lost": len(lost),
