@@ -77,6 +77,8 @@ def press_loop(port: int, rate: float, buttons: int, stop: threading.Event,
 
 def received(db: Path) -> list[tuple[str, int]]:
     """(device_id, deliveries) of every alert the hotline stored."""
+    if not db.exists():
+        return []
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         return con.execute("SELECT device_id, deliveries FROM alerts").fetchall()
