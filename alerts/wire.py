@@ -205,3 +205,33 @@ def decode_feedback(body: bytes) -> dict[str, Any]:
             raise WireError("bad_schema", f"events[{i}].action {ev['action']!r} is not one of "
                                           f"{', '.join(sorted(FEEDBACK_ACTIONS))}")
     return msg
+
+
+# --- the MQTT uplink's envelope --------------------------------------------------------------
+#
+# MQTT 3.1.1 has no headers, so over the uplink a message travels as
+# `{"timestamp": <unix s>, "signature": "sha256=…", "body": "<the JSON text>"}`: the same
+# signature as over HTTP, over `<timestamp>.<body>`, with the body kept as the exact text
+# that was signed.
+
+
+def envelope(secret: bytes, timestamp: int, body: bytes) -> bytes:
+    """Wrap a body for the MQTT uplink."""
+    return json.dumps({"timestamp": timestamp, "signature": sign(secret, timestamp, body),
+                       "body": body.decode()}, ensure_ascii=False,
+                      separators=(",", ":")).encode()
+
+
+def open_envelope(secret: bytes, payload: bytes, now: float,
+                  max_skew_s: float = MAX_SKEW_S) -> bytes:
+    """The body inside an uplink envelope, if its signature and time check out."""
+    try:
+        env = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WireError("bad_json", f"envelope is not JSON: {e}") from None
+    if not isinstance(env, dict) or not isinstance(env.get("body"), str):
+        raise WireError("bad_schema", "envelope needs timestamp, signature and a body string")
+    body = env["body"].encode()
+    check_signature(secret, str(env.get("timestamp", "")), env.get("signature"), body, now,
+                    max_skew_s)
+    return body

@@ -165,10 +165,12 @@ class DeviceEntry:
 class HotlineTarget:
     """[[hotline]]: a delivery target (the centre's receiver, or a person's phone)"""
 
-    kind: str = doc('Transport: "webhook" (HTTPS JSON to the service centre, signed) or "sms" '
-                    "(a text or voice call through an HTTP SMS/voice gateway, anxin.notify/1)",
-                    "webhook", choices=("webhook", "sms"))
-    url: str = doc("Where alerts are POSTed (the centre's receiver, or the SMS gateway API)")
+    kind: str = doc('Transport: "webhook" (HTTPS JSON to the service centre, signed), "mqtt" '
+                    "(an uplink to the centre's MQTT broker) or \"sms\" (a text or voice call "
+                    "through an HTTP SMS/voice gateway, anxin.notify/1)",
+                    "webhook", choices=("webhook", "mqtt", "sms"))
+    url: str = doc("webhook/sms: where alerts are POSTed; mqtt: the central broker, "
+                   "mqtts://host:8883 (or mqtt://)")
     name: str | None = doc("Short name for logs, tiers and the outbox; default hotline-<n>",
                            None, pattern=_ID)
     secret: str | None = doc("HMAC-SHA256 key shared with the receiver (prefer secret_file)",
@@ -185,6 +187,13 @@ class HotlineTarget:
     to: str | None = doc("sms: the phone number to text or call, e.g. +8613800000000", None)
     channel: str = doc('sms: "sms" (a text) or "voice" (a call reading the text)', "sms",
                        choices=("sms", "voice"))
+    topic_prefix: str = doc("mqtt: topics are <prefix>/<gateway id>/alerts|status|feedback",
+                            "anxin")
+    username: str | None = doc("mqtt: username on the central broker", None)
+    password_file: str | None = doc("mqtt: file holding the broker password", None)
+    ca_file: str | None = doc("mqtt: CA certificate(s) to verify the central broker", None)
+    cert_file: str | None = doc("mqtt: this gateway's client certificate", None)
+    key_file: str | None = doc("mqtt: the client certificate's private key", None)
 
 
 @dataclass(frozen=True)
@@ -382,8 +391,10 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
             continue
         path = f"hotline[{i}]"
         parts = urlsplit(t.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append((f"{path}.url", f"{t.url!r} is not an http(s) URL"))
+        schemes = ("mqtt", "mqtts") if t.kind == "mqtt" else ("http", "https")
+        if parts.scheme not in schemes or not parts.hostname:
+            problems.append((f"{path}.url", f"{t.url!r} is not a {' or '.join(schemes)} URL "
+                                            f"(kind = {t.kind!r})"))
         _, err = _read_secret(t, Path(cfg.base_dir))
         if err:
             problems.append((f"{path}.secret", err))

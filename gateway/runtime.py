@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,7 @@ from gateway.ingest import BrokerAddress, Ingest, read_password
 from gateway.outbox import OutboxSender
 from gateway.store import AsyncStore, Store
 from gateway.transports import SmsTransport, Transport, WebhookTransport
+from gateway.transports.mqtt_uplink import MqttUplink
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Gateway:
         self.bridge_prefix = cfg.mqtt.zigbee2mqtt_base_topic + "/bridge/"
         self.metrics: Counter[str] = Counter()
         self.store = AsyncStore(cfg.data_path() / "anxin.db")
+        self.uplinks: list[MqttUplink] = []
         self.senders = {
             cfg.target_name(i): OutboxSender(self.store, self._transport(i), self._delivered,
                                              backoff_max_s=t.retry_max_s)
@@ -85,6 +88,19 @@ class Gateway:
 
     def _transport(self, i: int) -> Transport:
         t, name, secret = self.cfg.hotline[i], self.cfg.target_name(i), self.cfg.secret(i)
+        if t.kind == "mqtt":
+            base = Path(self.cfg.base_dir)
+            address = BrokerAddress.from_url(
+                t.url, username=t.username,
+                password=read_password(None, t.password_file, base),
+                ca_file=t.ca_file and str(base / t.ca_file),
+                cert_file=t.cert_file and str(base / t.cert_file),
+                key_file=t.key_file and str(base / t.key_file))
+            uplink = MqttUplink(name, address, secret, gateway_id=self.cfg.gateway.id,
+                                prefix=t.topic_prefix, timeout_s=t.timeout_s,
+                                backoff_max_s=min(30.0, t.retry_max_s))
+            self.uplinks.append(uplink)
+            return uplink
         if t.kind == "sms":
             assert t.to is not None  # checked when the config was loaded
             return SmsTransport(name, t.url, secret, to=t.to, channel=t.channel,
@@ -129,6 +145,8 @@ class Gateway:
             self._spawn(sender.run(), f"outbox-{name}")
         for poller in self.feedback:
             self._spawn(poller.run(), f"feedback-{poller.name}")
+        for uplink in self.uplinks:
+            self._spawn(uplink.run(self._apply_feedback), f"uplink-{uplink.name}")
         unsent = sum((await self.store.call(Store.outbox_depth)).values())
         if unsent:
             logger.warning("%d alert message(s) from before the restart are being resent", unsent)
@@ -293,7 +311,8 @@ class Gateway:
         """Since when the first tier cannot be reached (None: it can, as far as we know)."""
         first = set(self.policy.targets(0))
         since = [p.down_since for p in (*[self.senders[t] for t in first],
-                                         *[f for f in self.feedback if f.name in first])
+                                         *[f for f in self.feedback if f.name in first],
+                                         *[u for u in self.uplinks if u.name in first])
                  if p.down_since is not None]
         return min(since) if since else None
 

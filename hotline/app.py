@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,9 +62,10 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
              supervision_check_s: float = 5.0) -> web.Application:
     """The receiver app; `clock` is injectable so tests can check the 5-minute rule.
 
-    Supervision: every signed alert or feedback poll from a gateway counts as a sign of
-    life. A gateway silent for `supervision_s` (0 = off) becomes a loss-of-supervision
-    alert for its home (网关失联, Contact ID 350, severity 2), closed when it is heard again.
+    Supervision: a gateway that polls its feedback feed is supervised, and every signed
+    alert or poll from it counts as a sign of life. A gateway silent for `supervision_s`
+    (0 = off) becomes a loss-of-supervision alert for its home (网关失联, Contact ID 350,
+    severity 2), closed when it is heard again.
     """
     app = web.Application()
     app[STORE] = store
@@ -75,8 +77,9 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
         for q in app[SUBSCRIBERS]:
             q.put_nowait(row)
 
-    async def alive(gateway_id: str, home_id: str, now: float) -> None:
-        restored = await store.call(HotlineStore.seen, gateway_id, home_id, now)
+    async def alive(gateway_id: str, home_id: str, now: float, *, heartbeat: bool) -> None:
+        restored = await store.call(partial(HotlineStore.seen, heartbeat=heartbeat),
+                                    gateway_id, home_id, now)
         if restored is not None:
             logger.warning("gateway %s (home %s) heard from again", gateway_id,
                            restored["home_id"])
@@ -119,7 +122,7 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
             await store.call(HotlineStore.reject, request.remote, e.reason, str(e), raw, now)
             return _refuse(401 if e.reason in UNAUTHORISED else 400, e.reason, str(e))
         row, duplicate = await store.call(HotlineStore.record, msg.body, now)
-        await alive(msg.body["gateway_id"], msg.body["home_id"], now)
+        await alive(msg.body["gateway_id"], msg.body["home_id"], now, heartbeat=False)
         if duplicate:
             logger.info("alert %s delivered again (%d deliveries)", row["alert_id"],
                         row["deliveries"])
@@ -203,7 +206,7 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
             return _refuse(400, "bad_query", "after must be an integer and wait a number")
         if not gateway_id:
             return _refuse(400, "bad_query", "gateway_id is required")
-        await alive(gateway_id, request.query.get("home_id", ""), now)
+        await alive(gateway_id, request.query.get("home_id", ""), now, heartbeat=True)
         events, cursor = await store.call(HotlineStore.feedback, gateway_id, after)
         if not events and wait > 0 and not closing.is_set():
             # Long poll: answer as soon as an operator acts, or after `wait` seconds.

@@ -96,7 +96,8 @@ def _m004_supervision(db: sqlite3.Connection) -> None:
             gateway_id TEXT PRIMARY KEY,
             home_id TEXT NOT NULL,
             last_seen REAL NOT NULL,
-            silent_alert_id TEXT
+            silent_alert_id TEXT,
+            supervised INTEGER NOT NULL DEFAULT 0
         )""")
 
 
@@ -220,15 +221,22 @@ class HotlineStore:
         events = [dict(r) for r in rows]
         return events, (events[-1]["id"] if events else after)
 
-    def seen(self, gateway_id: str, home_id: str, now: float) -> dict[str, Any] | None:
-        """A gateway was heard from; if it had gone silent, close that alert and return it."""
+    def seen(self, gateway_id: str, home_id: str, now: float, *,
+             heartbeat: bool) -> dict[str, Any] | None:
+        """A gateway was heard from; if it had gone silent, close that alert and return it.
+
+        Only gateways that send a heartbeat (feedback polls, an uplink's status) are
+        supervised: one that only ever posts alerts is quiet on a quiet day.
+        """
         row = self.db.execute("SELECT silent_alert_id FROM gateways WHERE gateway_id=?",
                               (gateway_id,)).fetchone()
         self.db.execute(
-            "INSERT INTO gateways (gateway_id, home_id, last_seen) VALUES (?, ?, ?) "
+            "INSERT INTO gateways (gateway_id, home_id, last_seen, supervised) "
+            "VALUES (?, ?, ?, ?) "
             "ON CONFLICT(gateway_id) DO UPDATE SET last_seen=excluded.last_seen, "
             "home_id=CASE WHEN excluded.home_id != '' THEN excluded.home_id ELSE home_id END, "
-            "silent_alert_id=NULL", (gateway_id, home_id, now))
+            "silent_alert_id=NULL, supervised=max(supervised, excluded.supervised)",
+            (gateway_id, home_id, now, int(heartbeat)))
         if row is None or row["silent_alert_id"] is None:
             return None
         self.db.execute("UPDATE alerts SET state='resolved', outcome='restored', "
@@ -240,7 +248,8 @@ class HotlineStore:
         """Gateways not heard from for `after_s`: one loss-of-supervision alert each."""
         rows = self.db.execute(
             "SELECT gateway_id, home_id, last_seen FROM gateways "
-            "WHERE silent_alert_id IS NULL AND last_seen < ?", (now - after_s,)).fetchall()
+            "WHERE supervised AND silent_alert_id IS NULL AND last_seen < ?",
+            (now - after_s,)).fetchall()
         out = []
         for r in rows:
             alert_id = f"silent-{r['gateway_id']}-{int(now)}"
@@ -263,7 +272,7 @@ class HotlineStore:
     def gateways(self) -> list[dict[str, Any]]:
         """Every gateway heard from, most recently seen first."""
         return [dict(r) for r in self.db.execute(
-            "SELECT gateway_id, home_id, last_seen, silent_alert_id FROM gateways "
+            "SELECT gateway_id, home_id, last_seen, silent_alert_id, supervised FROM gateways "
             "ORDER BY last_seen DESC")]
 
     def notified(self, msg: dict[str, Any], now: float) -> dict[str, Any]:

@@ -277,6 +277,14 @@ async def test_a_silent_gateway_becomes_loss_of_supervision_until_heard_again(tm
     await c.start_server()
     try:
         await post(c, *signed(body()))
+        now[0] = NOW + 130
+        await asyncio.sleep(0.1)
+        # a gateway that only posts alerts is not supervised: a quiet day is not silence
+        assert len(await (await c.get("/api/alerts")).json()) == 1
+        # one that polls its feedback is
+        now[0] = NOW
+        path = "/feedback?gateway_id=gw-1&home_id=home-1&after=0&wait=0"
+        assert (await c.get(path, headers=feedback_headers(path, ts=now[0]))).status == 200
         await asyncio.sleep(0.1)
         assert len(await (await c.get("/api/alerts")).json()) == 1  # not silent yet
         now[0] = NOW + 130
@@ -300,8 +308,8 @@ async def test_a_silent_gateway_becomes_loss_of_supervision_until_heard_again(tm
         back = await (await c.get(f"/api/alerts/{silent['alert_id']}")).json()
         assert (back["state"], back["outcome"]) == ("resolved", "restored")
         (gw,) = await (await c.get("/api/gateways")).json()
-        assert (gw["gateway_id"], gw["last_seen"], gw["silent_alert_id"]) == ("gw-1", NOW + 140,
-                                                                            None)
+        assert (gw["gateway_id"], gw["last_seen"], gw["silent_alert_id"],
+                gw["supervised"]) == ("gw-1", NOW + 140, None, 1)
     finally:
         await c.close()
         await store.close()

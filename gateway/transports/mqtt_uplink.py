@@ -1,0 +1,128 @@
+"""MQTT uplink: alerts to a central broker, acceptance and resolution back down.
+
+This is the path that scales to a city: every gateway keeps one MQTT connection (QoS 1,
+persistent session, TLS with a CA and optionally a client certificate) to the centre's
+clustered broker, whose receivers share the alert subscription. Topics, with
+`prefix` = the target's `topic_prefix` (default `anxin`):
+
+    <prefix>/<gateway_id>/alerts    gateway -> centre   signed envelope around anxin.alert/1
+    <prefix>/<gateway_id>/status    gateway -> centre   retained {"state": "online"|"offline"};
+                                                        "offline" is also the last will
+    <prefix>/<gateway_id>/feedback  centre -> gateway   signed envelope around anxin.feedback/1
+
+An alert counts as delivered when the central broker has acknowledged it (PUBACK); the
+centre's own subscription is persistent, so the broker holds it until a receiver takes it.
+Envelopes (alerts/wire.py) carry the HMAC signature MQTT 3.1.1 has no headers for; their
+time window is a week, because a broker may hold a message for a receiver that is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiomqtt
+
+from alerts import wire
+from gateway.ingest import BrokerAddress
+from gateway.transports.base import DeliveryError, Transport
+
+logger = logging.getLogger(__name__)
+
+ENVELOPE_WINDOW_S = 7 * 24 * 3600.0
+ApplyFeedback = Callable[[str, list[dict[str, Any]], str], Awaitable[None]]
+
+
+class MqttUplink(Transport):
+    """One connection to the centre's broker: sends alerts, receives feedback."""
+
+    def __init__(self, name: str, address: BrokerAddress, secret: bytes, *, gateway_id: str,
+                 prefix: str = "anxin", timeout_s: float = 10.0, backoff_max_s: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.address = address
+        self._secret = secret
+        self.gateway_id = gateway_id
+        self.timeout_s = timeout_s
+        self.backoff_max_s = backoff_max_s
+        self.clock = clock
+        base = f"{prefix}/{gateway_id}"
+        self.alerts_topic = f"{base}/alerts"
+        self.status_topic = f"{base}/status"
+        self.feedback_topic = f"{base}/feedback"
+        self.connected = asyncio.Event()
+        self.down_since: float | None = None
+        self._client: aiomqtt.Client | None = None
+
+    def _status(self, state: str) -> bytes:
+        return json.dumps({"state": state, "gateway_id": self.gateway_id}).encode()
+
+    async def run(self, apply: ApplyFeedback) -> None:
+        """Keep the connection up until cancelled; hand feedback to `apply`."""
+        failures = 0
+        while True:
+            try:
+                async with aiomqtt.Client(
+                        self.address.host, self.address.port,
+                        identifier=f"anxin-uplink-{self.gateway_id}",
+                        username=self.address.username, password=self.address.password,
+                        clean_session=False, keepalive=30,
+                        tls_context=self.address.tls_context(),
+                        will=aiomqtt.Will(self.status_topic, self._status("offline"), qos=1,
+                                          retain=True)) as client:
+                    await client.subscribe(self.feedback_topic, qos=1)
+                    await client.publish(self.status_topic, self._status("online"), qos=1,
+                                         retain=True)
+                    self._client = client
+                    self.connected.set()
+                    if failures:
+                        logger.warning("central broker %s reachable again", self.name)
+                    failures, self.down_since = 0, None
+                    try:
+                        async for message in client.messages:
+                            payload = message.payload
+                            await self._feedback(payload if isinstance(payload, bytes)
+                                                 else str(payload).encode(), apply)
+                    except asyncio.CancelledError:
+                        # A clean stop: say so, rather than leave it to the last will.
+                        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                            await client.publish(self.status_topic, self._status("offline"),
+                                                 qos=1, retain=True, timeout=2)
+                        raise
+                    finally:
+                        self._client = None
+                        self.connected.clear()
+            except aiomqtt.MqttError as e:
+                failures += 1
+                if failures == 1:
+                    self.down_since = self.clock()
+                    logger.warning("central broker %s unreachable (%s); alerts are kept and "
+                                   "retried", self.name, e)
+                cap = min(self.backoff_max_s, 0.5 * 2 ** min(failures, 10))
+                await asyncio.sleep(cap / 2 + random.uniform(0, cap / 2))
+
+    async def _feedback(self, payload: bytes, apply: ApplyFeedback) -> None:
+        try:
+            msg = wire.decode_feedback(wire.open_envelope(self._secret, payload, self.clock(),
+                                                          ENVELOPE_WINDOW_S))
+        except wire.WireError as e:
+            logger.warning("feedback on %s refused (%s): %s", self.feedback_topic, e.reason, e)
+            return
+        await apply(self.name, msg["events"], msg["cursor"])
+
+    async def send(self, body: bytes) -> None:
+        """Publish one alert (QoS 1); return when the central broker has acknowledged it."""
+        client = self._client
+        if client is None:
+            raise DeliveryError("not connected to the central broker")
+        payload = wire.envelope(self._secret, int(self.clock()), body)
+        try:
+            await client.publish(self.alerts_topic, payload, qos=1, timeout=self.timeout_s)
+        except (aiomqtt.MqttError, TimeoutError) as e:
+            raise DeliveryError(f"{type(e).__name__}: {e}".rstrip(": ")) from None
