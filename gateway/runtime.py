@@ -97,8 +97,8 @@ class Gateway:
                 cert_file=t.cert_file and str(base / t.cert_file),
                 key_file=t.key_file and str(base / t.key_file))
             uplink = MqttUplink(name, address, secret, gateway_id=self.cfg.gateway.id,
-                                prefix=t.topic_prefix, timeout_s=t.timeout_s,
-                                backoff_max_s=min(30.0, t.retry_max_s))
+                                home_id=self.cfg.home.id, prefix=t.topic_prefix,
+                                timeout_s=t.timeout_s, backoff_max_s=min(30.0, t.retry_max_s))
             self.uplinks.append(uplink)
             return uplink
         if t.kind == "sms":

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from alerts import wire
+from hotline.mqtt_link import MqttLink
 from hotline.store import ActionError, AsyncHotlineStore, HotlineStore
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ SUBSCRIBERS: web.AppKey[set[asyncio.Queue[dict[str, Any] | None]]] = web.AppKey(
     "subscribers", set)
 ACTIONS: web.AppKey[asyncio.Condition] = web.AppKey("actions", asyncio.Condition)
 MAX_FEEDBACK_WAIT_S = 30.0
-SUPERVISOR: web.AppKey[asyncio.Task[None]] = web.AppKey("supervisor", asyncio.Task)
+BACKGROUND: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("background", list)
+MQTT_LINK: web.AppKey[MqttLink] = web.AppKey("mqtt_link", MqttLink)
 
 # Refusals that are about who sent it (401) rather than what was sent (400).
 UNAUTHORISED = frozenset({"unsigned", "bad_signature", "stale", "bad_timestamp"})
@@ -59,7 +61,9 @@ UNAUTHORISED = frozenset({"unsigned", "bad_signature", "stale", "bad_timestamp"}
 
 def make_app(secret: bytes, store: AsyncHotlineStore,
              clock: Callable[[], float] = time.time, *, supervision_s: float = 120.0,
-             supervision_check_s: float = 5.0) -> web.Application:
+             supervision_check_s: float = 5.0, mqtt_url: str | None = None,
+             mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None
+             ) -> web.Application:
     """The receiver app; `clock` is injectable so tests can check the 5-minute rule.
 
     Supervision: a gateway that polls its feedback feed is supervised, and every signed
@@ -94,15 +98,32 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
                                row["body"]["evidence"]["silent_for_s"])
                 publish(row)
 
+    async def uplink_status(gateway_id: str, home_id: str, online: bool, now: float) -> None:
+        if online:
+            # The broker's last will reports a dead uplink at once: no timer needed.
+            await alive(gateway_id, home_id, now, heartbeat=False)
+            return
+        row = await store.call(HotlineStore.went_offline, gateway_id, now, TZ)
+        if row is not None:
+            logger.warning("gateway %s (home %s) lost its uplink (last will)", gateway_id,
+                           row["home_id"])
+            publish(row)
+
     async def start_supervision(app: web.Application) -> None:
+        tasks = []
         if supervision_s > 0:
-            app[SUPERVISOR] = asyncio.create_task(supervise(), name="hotline-supervision")
+            tasks.append(asyncio.create_task(supervise(), name="hotline-supervision"))
+        if mqtt_url is not None:
+            link = MqttLink(mqtt_url, secret, store, publish, uplink_status, app[ACTIONS],
+                            prefix=mqtt_prefix, share_group=mqtt_share_group, clock=clock)
+            app[MQTT_LINK] = link
+            tasks.append(asyncio.create_task(link.run(), name="hotline-mqtt"))
+        app[BACKGROUND] = tasks
 
     async def stop_supervision(app: web.Application) -> None:
-        task = app.get(SUPERVISOR)
-        if task is not None:
+        for task in app.get(BACKGROUND, []):
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*app.get(BACKGROUND, []), return_exceptions=True)
 
     app.on_startup.append(start_supervision)
     app.on_cleanup.append(stop_supervision)

@@ -22,10 +22,13 @@ SECRET_ENV = "ANXIN_HOTLINE_SECRET"
 
 
 async def serve(host: str, port: int, secret: bytes, db_path: str, *,
-                supervision_s: float = 120.0) -> None:
-    """Receive alerts on host:port into the SQLite file `db_path` until cancelled."""
+                supervision_s: float = 120.0, mqtt_url: str | None = None,
+                mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None) -> None:
+    """Receive alerts on host:port (and the MQTT uplink, if given) into `db_path`."""
     store = await AsyncHotlineStore(db_path).open()
-    runner = web.AppRunner(make_app(secret, store, supervision_s=supervision_s),
+    runner = web.AppRunner(make_app(secret, store, supervision_s=supervision_s,
+                                    mqtt_url=mqtt_url, mqtt_prefix=mqtt_prefix,
+                                    mqtt_share_group=mqtt_share_group),
                            access_log=None, shutdown_timeout=2.0)
     try:
         await runner.setup()
@@ -65,6 +68,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--secret", help="shared HMAC secret (visible in ps; prefer --secret-file)")
     p.add_argument("--secret-file", help="file holding the shared HMAC secret")
     p.add_argument("--db", default="./hotline.db", help="SQLite file for received alerts")
+    p.add_argument("--mqtt", metavar="URL", help="also receive the MQTT uplink from this "
+                   "central broker, e.g. mqtts://broker.example:8883")
+    p.add_argument("--mqtt-prefix", default="anxin", help="uplink topic prefix")
+    p.add_argument("--mqtt-share-group", help="subscribe as $share/<group>/… (several "
+                   "receivers sharing the uplink)")
     p.add_argument("--supervision-s", type=float, default=120.0,
                    help="raise loss of supervision for a gateway silent this long (0 = off)")
     args = p.parse_args(argv)
@@ -88,7 +96,8 @@ def main(argv: list[str]) -> int:
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await serve(args.host, args.port, secret, args.db,
-                        supervision_s=args.supervision_s)
+                        supervision_s=args.supervision_s, mqtt_url=args.mqtt,
+                        mqtt_prefix=args.mqtt_prefix, mqtt_share_group=args.mqtt_share_group)
 
     try:
         asyncio.run(run())

@@ -101,11 +101,18 @@ def _m004_supervision(db: sqlite3.Connection) -> None:
         )""")
 
 
+def _m005_mqtt_feedback(db: sqlite3.Connection) -> None:
+    # Which operator actions have been published to each gateway over the MQTT uplink.
+    db.execute("CREATE TABLE mqtt_feedback_sent (gateway_id TEXT PRIMARY KEY, "
+               "last_action_id INTEGER NOT NULL)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("002_actions", _m002_actions),
     ("003_notifications", _m003_notifications),
     ("004_supervision", _m004_supervision),
+    ("005_mqtt_feedback", _m005_mqtt_feedback),
 ]
 
 SILENT_CODE = 350  # Contact ID: communication trouble
@@ -250,24 +257,31 @@ class HotlineStore:
             "SELECT gateway_id, home_id, last_seen FROM gateways "
             "WHERE supervised AND silent_alert_id IS NULL AND last_seen < ?",
             (now - after_s,)).fetchall()
-        out = []
-        for r in rows:
-            alert_id = f"silent-{r['gateway_id']}-{int(now)}"
-            body = {
-                "schema": SCHEMA, "alert_id": alert_id, "gateway_id": r["gateway_id"],
-                "home_id": r["home_id"], "sequence": 0, "code": SILENT_CODE,
-                "event": "gateway_silent", "severity": SILENT_SEVERITY,
-                "title": title("gateway_silent"), "room": None, "device_id": None,
-                "detector": "hotline.supervision", "occurred_at": iso(r["last_seen"], tz),
-                "raised_at": iso(now, tz), "test": False, "residents": [],
-                "evidence": {"last_seen": iso(r["last_seen"], tz),
-                             "silent_for_s": round(now - r["last_seen"])},
-            }
-            row, _ = self.record(body, now)
-            self.db.execute("UPDATE gateways SET silent_alert_id=? WHERE gateway_id=?",
-                            (alert_id, r["gateway_id"]))
-            out.append(row)
-        return out
+        return [self._silent(r, now, tz) for r in rows]
+
+    def went_offline(self, gateway_id: str, now: float, tz: ZoneInfo) -> dict[str, Any] | None:
+        """The broker says a gateway's uplink died (its last will): silent from now."""
+        r = self.db.execute("SELECT gateway_id, home_id, last_seen FROM gateways "
+                            "WHERE gateway_id=? AND silent_alert_id IS NULL",
+                            (gateway_id,)).fetchone()
+        return self._silent(r, now, tz) if r is not None else None
+
+    def _silent(self, r: sqlite3.Row, now: float, tz: ZoneInfo) -> dict[str, Any]:
+        alert_id = f"silent-{r['gateway_id']}-{int(now)}"
+        body = {
+            "schema": SCHEMA, "alert_id": alert_id, "gateway_id": r["gateway_id"],
+            "home_id": r["home_id"], "sequence": 0, "code": SILENT_CODE,
+            "event": "gateway_silent", "severity": SILENT_SEVERITY,
+            "title": title("gateway_silent"), "room": None, "device_id": None,
+            "detector": "hotline.supervision", "occurred_at": iso(r["last_seen"], tz),
+            "raised_at": iso(now, tz), "test": False, "residents": [],
+            "evidence": {"last_seen": iso(r["last_seen"], tz),
+                         "silent_for_s": round(now - r["last_seen"])},
+        }
+        row, _ = self.record(body, now)
+        self.db.execute("UPDATE gateways SET silent_alert_id=? WHERE gateway_id=?",
+                        (alert_id, r["gateway_id"]))
+        return row
 
     def gateways(self) -> list[dict[str, Any]]:
         """Every gateway heard from, most recently seen first."""
@@ -290,6 +304,25 @@ class HotlineStore:
         rows = self.db.execute("SELECT id, at, body FROM notifications ORDER BY id DESC "
                                "LIMIT ?", (limit,))
         return [{"id": r["id"], "at": r["at"], **json.loads(r["body"])} for r in rows]
+
+    def unsent_feedback(self) -> list[tuple[str, list[dict[str, Any]], int]]:
+        """Per gateway, the operator actions not yet published over MQTT, and their cursor."""
+        gateways = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT a.gateway_id FROM actions a LEFT JOIN mqtt_feedback_sent s "
+            "ON s.gateway_id = a.gateway_id WHERE a.id > coalesce(s.last_action_id, 0)")]
+        out = []
+        for g in gateways:
+            row = self.db.execute("SELECT last_action_id FROM mqtt_feedback_sent "
+                                  "WHERE gateway_id=?", (g,)).fetchone()
+            events, cursor = self.feedback(g, row[0] if row else 0)
+            out.append((g, events, cursor))
+        return out
+
+    def feedback_sent(self, gateway_id: str, cursor: int) -> None:
+        """Actions up to `cursor` have been published to `gateway_id`."""
+        self.db.execute("INSERT INTO mqtt_feedback_sent (gateway_id, last_action_id) "
+                        "VALUES (?, ?) ON CONFLICT(gateway_id) DO UPDATE SET "
+                        "last_action_id=excluded.last_action_id", (gateway_id, cursor))
 
     def reject(self, remote: str | None, reason: str, detail: str, raw: bytes,
                now: float) -> None:

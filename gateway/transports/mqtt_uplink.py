@@ -6,7 +6,8 @@ clustered broker, whose receivers share the alert subscription. Topics, with
 `prefix` = the target's `topic_prefix` (default `anxin`):
 
     <prefix>/<gateway_id>/alerts    gateway -> centre   signed envelope around anxin.alert/1
-    <prefix>/<gateway_id>/status    gateway -> centre   retained {"state": "online"|"offline"};
+    <prefix>/<gateway_id>/status    gateway -> centre   retained {"state": "online"|"offline",
+                                                        "gateway_id": …, "home_id": …};
                                                         "offline" is also the last will
     <prefix>/<gateway_id>/feedback  centre -> gateway   signed envelope around anxin.feedback/1
 
@@ -43,12 +44,13 @@ class MqttUplink(Transport):
     """One connection to the centre's broker: sends alerts, receives feedback."""
 
     def __init__(self, name: str, address: BrokerAddress, secret: bytes, *, gateway_id: str,
-                 prefix: str = "anxin", timeout_s: float = 10.0, backoff_max_s: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 home_id: str, prefix: str = "anxin", timeout_s: float = 10.0,
+                 backoff_max_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self.address = address
         self._secret = secret
         self.gateway_id = gateway_id
+        self.home_id = home_id
         self.timeout_s = timeout_s
         self.backoff_max_s = backoff_max_s
         self.clock = clock
@@ -61,7 +63,8 @@ class MqttUplink(Transport):
         self._client: aiomqtt.Client | None = None
 
     def _status(self, state: str) -> bytes:
-        return json.dumps({"state": state, "gateway_id": self.gateway_id}).encode()
+        return json.dumps({"state": state, "gateway_id": self.gateway_id,
+                           "home_id": self.home_id}).encode()
 
     async def run(self, apply: ApplyFeedback) -> None:
         """Keep the connection up until cancelled; hand feedback to `apply`."""

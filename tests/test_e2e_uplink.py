@@ -1,0 +1,124 @@
+"""The MQTT uplink end to end: alerts to the centre's broker, acceptance back down, and the
+last will telling the centre when a gateway's uplink dies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import aiomqtt
+
+from hotline.server import serve
+from tests._http import wait_healthy
+from tests._mosquitto import free_port
+from tests.test_e2e_gateway import SECRET, TS0215A_PRESS, HotlineView, gateway, publish
+
+
+def write_config(tmp: Path, port: int, gateway_id: str, prefix: str) -> Path:
+    text = f"""
+[gateway]
+id = "{gateway_id}"
+data_dir = "./data"
+
+[mqtt]
+url = "mqtt://127.0.0.1:{port}"
+zigbee2mqtt_base_topic = "{gateway_id}"
+native_base_topic = "{gateway_id}-native"
+
+[home]
+id = "home-{gateway_id}"
+
+[[devices]]
+id = "sos-bedside"
+source = "zigbee2mqtt"
+topic = "{gateway_id}/bedside_sos"
+model = "TS0215A_sos"
+room = "卧室"
+
+[[hotline]]
+name = "centre-mqtt"
+kind = "mqtt"
+url = "mqtt://127.0.0.1:{port}"
+topic_prefix = "{prefix}"
+secret = "{SECRET}"
+retry_max_s = 0.5
+"""
+    path = tmp / "anxin.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@contextlib.asynccontextmanager
+async def centre(port: int, hport: int, db: Path, prefix: str):
+    task = asyncio.create_task(serve("127.0.0.1", hport, SECRET.encode(), str(db),
+                                     mqtt_url=f"mqtt://127.0.0.1:{port}", mqtt_prefix=prefix))
+    async with aiohttp.ClientSession() as http:
+        await wait_healthy(http, f"http://127.0.0.1:{hport}/healthz")
+        try:
+            yield HotlineView(http, hport)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def state(tmp: Path) -> tuple[str, str | None]:
+    with sqlite3.connect(f"file:{tmp / 'data' / 'anxin.db'}?mode=ro", uri=True) as db:
+        return db.execute("SELECT state, taken_by FROM alerts").fetchone()
+
+
+async def test_alert_over_the_uplink_and_acceptance_back(tmp_path, mosquitto):
+    host, port = mosquitto
+    hport = free_port()
+    cfg = write_config(tmp_path, port, "gw-up", "central-a")
+    async with centre(port, hport, tmp_path / "centre.db", "central-a") as hl, gateway(cfg):
+        async with aiomqtt.Client(host, port) as c:  # the retained status says online
+            await c.subscribe("central-a/gw-up/status", qos=1)
+            async with asyncio.timeout(5):
+                async for m in c.messages:
+                    assert json.loads(m.payload)["state"] == "online"
+                    break
+        await publish(port, ("gw-up/bedside_sos", TS0215A_PRESS))
+        (alert,) = await hl.wait_for(1)
+        assert (alert["code"], alert["gateway_id"], alert["room"]) == (101, "gw-up", "卧室")
+        async with hl.http.post(f"http://127.0.0.1:{hport}/api/alerts/{alert['alert_id']}"
+                                "/accept", json={"operator": "陈接警员"}) as r:
+            assert r.status == 200
+        for _ in range(100):
+            if state(tmp_path)[0] == "accepted":
+                break
+            await asyncio.sleep(0.05)
+        assert state(tmp_path) == ("accepted", "陈接警员")
+
+
+async def test_dead_uplink_is_loss_of_supervision_at_the_centre(tmp_path, mosquitto):
+    _, port = mosquitto
+    hport = free_port()
+    cfg = write_config(tmp_path, port, "gw-lwt", "central-b")
+    async with centre(port, hport, tmp_path / "centre.db", "central-b") as hl:
+        gw = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config",
+                               str(cfg)], env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(200):  # until the centre has seen it online
+                async with hl.http.get(f"http://127.0.0.1:{hport}/api/gateways") as r:
+                    if await r.json():
+                        break
+                await asyncio.sleep(0.05)
+            gw.send_signal(signal.SIGKILL)  # no clean goodbye: the broker's last will
+            gw.wait(10)
+            (silent,) = await hl.wait_for(1, timeout=60)  # keepalive 30 s x 1.5 at most
+            assert (silent["event"], silent["code"], silent["home_id"]) == (
+                "gateway_silent", 350, "home-gw-lwt")
+        finally:
+            if gw.poll() is None:
+                gw.kill()
+                gw.wait()
