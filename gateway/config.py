@@ -166,11 +166,12 @@ class HotlineTarget:
     """[[hotline]]: a delivery target (the centre's receiver, or a person's phone)"""
 
     kind: str = doc('Transport: "webhook" (HTTPS JSON to the service centre, signed), "mqtt" '
-                    "(an uplink to the centre's MQTT broker) or \"sms\" (a text or voice call "
-                    "through an HTTP SMS/voice gateway, anxin.notify/1)",
-                    "webhook", choices=("webhook", "mqtt", "sms"))
-    url: str = doc("webhook/sms: where alerts are POSTed; mqtt: the central broker, "
-                   "mqtts://host:8883 (or mqtt://)")
+                    "(an uplink to the centre's MQTT broker), \"dc09\" (SIA DC-09 to an alarm "
+                    "receiver) or \"sms\" (a text or voice call through an HTTP SMS/voice "
+                    "gateway, anxin.notify/1)", "webhook",
+                    choices=("webhook", "mqtt", "dc09", "sms"))
+    url: str | None = doc("webhook/sms: where alerts are POSTed; mqtt: the central broker, "
+                          "mqtts://host:8883 (or mqtt://); not for dc09", None)
     name: str | None = doc("Short name for logs, tiers and the outbox; default hotline-<n>",
                            None, pattern=_ID)
     secret: str | None = doc("HMAC-SHA256 key shared with the receiver (prefer secret_file)",
@@ -189,6 +190,21 @@ class HotlineTarget:
                        choices=("sms", "voice"))
     topic_prefix: str = doc("mqtt: topics are <prefix>/<gateway id>/alerts|status|feedback",
                             "anxin")
+    host: str | None = doc("dc09: the alarm receiver's host", None)
+    port: int | None = doc("dc09: the alarm receiver's port", None, min=1, max=65535)
+    protocol: str = doc('dc09: "tcp" or "udp"', "tcp", choices=("tcp", "udp"))
+    account: str | None = doc("dc09: the account number at the receiver (3-16 hex digits)",
+                              None)
+    receiver: str | None = doc("dc09: receiver number (1-6 hex digits), if the centre uses one",
+                               None)
+    line: str = doc("dc09: line / account prefix (1-6 hex digits)", "1")
+    format: str = doc('dc09: "ADM-CID" (Contact ID) or "SIA-DCS" (SIA codes)', "ADM-CID",
+                      choices=("ADM-CID", "SIA-DCS"))
+    key: str | None = doc("dc09: AES key, 16, 24 or 32 characters (AES-128/192/256); prefer "
+                          "key_file", None)
+    key_file: str | None = doc("dc09: file holding the AES key", None)
+    supervision_s: float = doc("dc09: send a NULL supervision message after this many seconds "
+                               "without traffic (0 = off)", 0.0, min=0, max=86400)
     username: str | None = doc("mqtt: username on the central broker", None)
     password_file: str | None = doc("mqtt: file holding the broker password", None)
     ca_file: str | None = doc("mqtt: CA certificate(s) to verify the central broker", None)
@@ -344,6 +360,41 @@ def _read_secret(t: HotlineTarget, base: Path) -> tuple[bytes | None, str | None
     return value.encode(), None
 
 
+def dc09_key(t: HotlineTarget, base: Path) -> tuple[bytes | None, str | None]:
+    """A dc09 target's AES key (None without encryption), or the problem reading it."""
+    if t.key is not None and t.key_file is not None:
+        return None, "give key or key_file, not both"
+    if t.key_file is not None:
+        try:
+            key = (base / t.key_file).read_bytes().rstrip(b"\r\n")
+        except OSError as e:
+            return None, f"cannot read key_file {str(base / t.key_file)!r}: {e.strerror}"
+    elif t.key is not None:
+        key = t.key.encode()
+    else:
+        return None, None
+    if len(key) not in (16, 24, 32):
+        return None, f"the AES key must be 16, 24 or 32 characters, not {len(key)}"
+    return key, None
+
+
+def _check_dc09(t: HotlineTarget, path: str, base: Path,
+                problems: list[tuple[str, str]]) -> None:
+    if not t.host:
+        problems.append((f"{path}.host", "a dc09 target needs the receiver's host"))
+    if t.port is None:
+        problems.append((f"{path}.port", "a dc09 target needs the receiver's port"))
+    if not t.account or not re.fullmatch(r"[0-9A-Fa-f]{3,16}", t.account):
+        problems.append((f"{path}.account", "the account must be 3-16 hex digits"))
+    if t.receiver is not None and not re.fullmatch(r"[0-9A-Fa-f]{1,6}", t.receiver):
+        problems.append((f"{path}.receiver", "the receiver must be 1-6 hex digits"))
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,6}", t.line):
+        problems.append((f"{path}.line", "the line must be 1-6 hex digits"))
+    _, err = dc09_key(t, base)
+    if err:
+        problems.append((f"{path}.key", err))
+
+
 def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
     try:
         ZoneInfo(cfg.gateway.timezone)
@@ -390,14 +441,18 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
         if t is None:
             continue
         path = f"hotline[{i}]"
-        parts = urlsplit(t.url)
-        schemes = ("mqtt", "mqtts") if t.kind == "mqtt" else ("http", "https")
-        if parts.scheme not in schemes or not parts.hostname:
-            problems.append((f"{path}.url", f"{t.url!r} is not a {' or '.join(schemes)} URL "
-                                            f"(kind = {t.kind!r})"))
-        _, err = _read_secret(t, Path(cfg.base_dir))
-        if err:
-            problems.append((f"{path}.secret", err))
+        if t.kind == "dc09":
+            _check_dc09(t, path, Path(cfg.base_dir), problems)
+        else:
+            parts = urlsplit(t.url or "")
+            schemes = ("mqtt", "mqtts") if t.kind == "mqtt" else ("http", "https")
+            if parts.scheme not in schemes or not parts.hostname:
+                problems.append((f"{path}.url", f"{t.url!r} is not a {' or '.join(schemes)} "
+                                                f"URL (kind = {t.kind!r})"))
+        if t.kind != "dc09":  # DC-09 has its own (optional) AES key instead
+            _, err = _read_secret(t, Path(cfg.base_dir))
+            if err:
+                problems.append((f"{path}.secret", err))
         name = cfg.target_name(i)
         if name in names:
             problems.append((f"{path}.name", f"duplicate hotline name {name!r}"))

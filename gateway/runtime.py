@@ -31,12 +31,13 @@ from devices.catalogue import Model, find_model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
 from gateway.broker import EmbeddedBroker
-from gateway.config import Config
+from gateway.config import Config, dc09_key
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, Ingest, read_password
 from gateway.outbox import OutboxSender
 from gateway.store import AsyncStore, Store
 from gateway.transports import SmsTransport, Transport, WebhookTransport
+from gateway.transports.dc09 import DC09Transport
 from gateway.transports.mqtt_uplink import MqttUplink
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,18 @@ class Gateway:
 
     def _transport(self, i: int) -> Transport:
         t, name, secret = self.cfg.hotline[i], self.cfg.target_name(i), self.cfg.secret(i)
+        if t.kind == "dc09":
+            key, _ = dc09_key(t, Path(self.cfg.base_dir))
+            # all three checked when the config was loaded
+            assert t.host is not None
+            assert t.port is not None
+            assert t.account is not None
+            return DC09Transport(
+                name, t.host, t.port, account=t.account, receiver=t.receiver, line=t.line,
+                fmt=t.format, key=key, protocol=t.protocol, timeout_s=t.timeout_s,
+                supervision_s=t.supervision_s,
+                # zone = the device's place in the config, as a technician numbers them
+                zones={d.id: n + 1 for n, d in enumerate(self.cfg.devices)})
         if t.kind == "mqtt":
             base = Path(self.cfg.base_dir)
             address = BrokerAddress.from_url(
