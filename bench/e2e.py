@@ -169,7 +169,8 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
     hook_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", hook_port).start()
     results: dict[str, object] = {}
-    with running_mosquitto() as (_, port), tempfile.TemporaryDirectory() as tmp:
+    with running_mosquitto(tuned=not args.mosquitto_defaults) as (_, port), \
+            tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "anxin.toml"
         write_config(cfg, port, hook_port, args.alarms, args.devices)
         anxin = Path(sys.executable).with_name("anxin")
@@ -259,7 +260,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                 "messages_stored": got,
                 "publish_s": round(published_s, 2),
                 "msgs_per_s": round(got / elapsed) if elapsed > 0 else None,
-                "note": "includes up to 1 s of observation-flush delay",
+                "note": "QoS 1; includes up to 1 s of observation-flush delay",
             }
             probe.loop_stop()
             probe.disconnect()
@@ -270,6 +271,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             except subprocess.TimeoutExpired:
                 gw.kill()
     await runner.cleanup()
+    results["mosquitto"] = "defaults" if args.mosquitto_defaults else "anxin settings"
     results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     return results
 
@@ -281,6 +283,9 @@ def main() -> None:
     p.add_argument("--devices", type=int, default=200, help="background sensor devices")
     p.add_argument("--background", type=float, default=1000.0, help="background msgs/s")
     p.add_argument("--burst", type=int, default=20000, help="messages in the ingest burst")
+    p.add_argument("--mosquitto-defaults", action="store_true",
+                   help="run Mosquitto with its default queue and Nagle settings instead of "
+                        "systemd/mosquitto-anxin.conf's, to see what they cost")
     args = p.parse_args()
     print(json.dumps(asyncio.run(bench(args)), ensure_ascii=False))
 

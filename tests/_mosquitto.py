@@ -14,13 +14,16 @@ from pathlib import Path
 
 # The broker config anxin ships for a Pi (systemd/mosquitto-anxin.conf) sets the same two
 # things that matter here: no Nagle delay, and a queue deep enough for a QoS-1 burst.
+TUNING = """\
+set_tcp_nodelay true
+max_queued_messages 100000
+max_inflight_messages 100
+"""
 CONF = """\
 listener {port} 127.0.0.1
 allow_anonymous true
 {persistence}
-set_tcp_nodelay true
-max_queued_messages 100000
-max_inflight_messages 100
+{tuning}
 log_dest stderr
 log_type error
 log_type warning
@@ -53,12 +56,13 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 1
 
 
 @contextlib.contextmanager
-def running_mosquitto(port: int | None = None,
-                      persist_dir: Path | None = None) -> Iterator[tuple[str, int]]:
+def running_mosquitto(port: int | None = None, persist_dir: Path | None = None, *,
+                      tuned: bool = True) -> Iterator[tuple[str, int]]:
     """Start mosquitto; yield (host, port); stop it (SIGTERM, so it saves its state).
 
     With `persist_dir`, sessions and queued messages are kept there, as on a Pi, and a
     broker started again with the same port and directory carries on where it stopped.
+    `tuned=False` runs Mosquitto's defaults instead of anxin's settings (for comparison).
     """
     binary = mosquitto_binary()
     if binary is None:
@@ -73,7 +77,8 @@ def running_mosquitto(port: int | None = None,
                 # Started as root, mosquitto drops to its own user, which cannot enter a
                 # test's private temporary directory. (A Pi install gives it its own.)
                 persistence += "\nuser root"
-        conf.write_text(CONF.format(port=port, persistence=persistence))
+        conf.write_text(CONF.format(port=port, persistence=persistence,
+                                    tuning=TUNING if tuned else ""))
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         try:
