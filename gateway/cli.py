@@ -138,6 +138,36 @@ def cmd_devices_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    """Start, stop or show test/maintenance mode (technician on site, drills)."""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    from datetime import datetime  # noqa: PLC0415
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    from gateway.store import Store  # noqa: PLC0415
+
+    store = Store(cfg.data_path() / "anxin.db")
+    try:
+        now = time.time()
+        if args.action == "start":
+            store.set_maintenance_until(now + args.minutes * 60, now)
+        elif args.action == "stop":
+            store.set_maintenance_until(0.0, now)
+        until = store.maintenance_until()
+    finally:
+        store.close()
+    if until > now:
+        when = datetime.fromtimestamp(until, ZoneInfo(cfg.gateway.timezone))
+        print(f"test/maintenance mode ON until {when:%Y-%m-%d %H:%M} "
+              f"({(until - now) / 60:.0f} min): every alert is sent as a test, to the first "
+              "tier only (a running gateway notices within 2 s)")
+    else:
+        print("test/maintenance mode OFF: alerts are real")
+    return 0
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     """List messages that were kept instead of acted on, with the reason."""
     cfg = _load_or_explain(args.config)
@@ -204,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("catalog", help="print the catalogue")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=cmd_devices_catalog)
+
+    s = sub.add_parser("maintenance", help="test/maintenance mode: every alert sent as a test")
+    s.add_argument("action", choices=("start", "stop", "status"))
+    s.add_argument("--config", required=True)
+    s.add_argument("--minutes", type=float, default=60.0,
+                   help="how long (start); it ends by itself, so a forgotten drill does not "
+                        "silence the home")
+    s.set_defaults(fn=cmd_maintenance)
 
     s = sub.add_parser("quarantine", help="list messages kept instead of acted on")
     s.add_argument("--config", required=True)

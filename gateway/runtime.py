@@ -25,6 +25,7 @@ from alerts.alert import Alert, AlertState
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
 from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
 from detectors.core import Core, CoreConfig
+from detectors.finding import Finding
 from detectors.instant import InstantConfig
 from devices.adapters import ADAPTERS
 from devices.catalogue import Model, find_model
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 OBSERVATION_FLUSH_S = 1.0
 OBSERVATION_FLUSH_ROWS = 500
 TICK_MAX_S = 1.0
+MAINTENANCE_READ_S = 2.0  # how soon `anxin maintenance start/stop` takes effect
 
 
 class Gateway:
@@ -85,6 +87,8 @@ class Gateway:
         self._obs_buffer: list[Observation] = []
         self._tick_wake = asyncio.Event()
         self._path_announced = False
+        self.maintenance_until = 0.0  # test/maintenance mode (anxin maintenance start)
+        self._maintenance_read_at = 0.0
         self.ready = asyncio.Event()
 
     def _transport(self, i: int) -> Transport:
@@ -136,6 +140,7 @@ class Gateway:
         started = time.monotonic()
         await self.store.open()
         now = time.time()
+        self.maintenance_until = await self.store.call(Store.maintenance_until)
         open_alerts = await self.store.call(Store.open_alerts)
         await self._apply(self.manager.restore(open_alerts, now), now)
         mq = self.cfg.mqtt
@@ -261,7 +266,7 @@ class Gateway:
             changes = [] if prime else self.manager.on_observation(obs, now)
             for finding in self.core.step(obs, now, prime=prime):
                 self.metrics["findings"] += 1
-                changes += self.manager.on_finding(finding, now)
+                changes += self.manager.on_finding(self._in_maintenance(finding, now), now)
             if changes:
                 await self._apply(changes, now)
         if len(self._obs_buffer) >= OBSERVATION_FLUSH_ROWS:
@@ -319,6 +324,23 @@ class Gateway:
         for t in targets:
             self.senders[t].wake()
         return seq
+
+    def _in_maintenance(self, finding: Finding, now: float) -> Finding:
+        """During test/maintenance mode every finding is a test: tier 0, never dispatched."""
+        if now < self.maintenance_until and not finding.test:
+            return replace(finding, test=True,
+                           evidence={**finding.evidence, "maintenance_mode": True})
+        return finding
+
+    async def _read_maintenance(self, now: float) -> None:
+        until = await self.store.call(Store.maintenance_until)
+        if (until > now) != (self.maintenance_until > now):
+            if until > now:
+                logger.warning("test/maintenance mode until %s: alerts are sent as tests",
+                               datetime.fromtimestamp(until, self.tz).isoformat(" ", "minutes"))
+            else:
+                logger.warning("test/maintenance mode ended: alerts are real again")
+        self.maintenance_until = until
 
     def path_down_since(self) -> float | None:
         """Since when the first tier cannot be reached (None: it can, as far as we know)."""
@@ -415,10 +437,13 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
             now = time.time()
+            if now - self._maintenance_read_at >= MAINTENANCE_READ_S:
+                self._maintenance_read_at = now
+                await self._read_maintenance(now)
             await self._watch_path(now)
             changes = self.manager.tick(now)
             for finding in self.core.tick(now):
-                changes += self.manager.on_finding(finding, now)
+                changes += self.manager.on_finding(self._in_maintenance(finding, now), now)
             if changes:
                 await self._apply(changes, now)
 

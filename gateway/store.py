@@ -82,10 +82,16 @@ def _m003_urgent_first(db: sqlite_utils.Database) -> None:
                "WHERE acked_at IS NULL")
 
 
+def _m004_settings(db: sqlite_utils.Database) -> None:
+    # Runtime settings a technician changes from the command line (maintenance mode).
+    db["settings"].create({"name": str, "value": str, "updated_at": float}, pk="name")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_escalation", _m002_escalation),
     ("003_urgent_first", _m003_urgent_first),
+    ("004_settings", _m004_settings),
 ]
 
 
@@ -189,6 +195,22 @@ class Store:
                 [(alert.id, t, seq, alert.finding.severity, body, now, now, purpose)
                  for t in targets])
         return seq
+
+    # --- settings -------------------------------------------------------------------------------
+
+    def maintenance_until(self) -> float:
+        """Until when the home is in test/maintenance mode (unix s; 0 = not)."""
+        row = self.conn.execute("SELECT value FROM settings WHERE name='maintenance_until'"
+                                ).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def set_maintenance_until(self, until: float, now: float) -> None:
+        """Start (until > now) or end (0) test/maintenance mode."""
+        with self._tx(durable=True):
+            self.conn.execute(
+                "INSERT INTO settings (name, value, updated_at) VALUES "
+                "('maintenance_until', ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "value=excluded.value, updated_at=excluded.updated_at", (str(until), now))
 
     # --- what the hotlines said back --------------------------------------------------------
 

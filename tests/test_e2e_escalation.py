@@ -277,3 +277,32 @@ async def test_home_is_told_when_the_centre_is_unreachable_and_when_it_is_back(
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
+
+
+async def test_maintenance_mode_sends_everything_as_a_test_to_the_first_tier(tmp_path,
+                                                                              mosquitto, capsys):
+    from gateway.cli import main  # noqa: PLC0415
+    _, port = mosquitto
+    p, b = free_port(), free_port()
+    cfg = write_config(tmp_path, port, p, b, gateway_id="gw-maint")
+    async with hotline(p, tmp_path / "p.db") as primary, \
+            hotline(b, tmp_path / "b.db") as backup, gateway(cfg) as gw:
+        assert main(["maintenance", "start", "--config", str(cfg), "--minutes", "5"]) == 0
+        assert "test/maintenance mode ON" in capsys.readouterr().out
+        for _ in range(100):  # the running gateway notices within 2 s
+            if gw.maintenance_until:
+                break
+            await asyncio.sleep(0.05)
+        await publish(port, ("gw-maint/bedside_sos", TS0215A_PRESS))
+        (drill,) = await primary.wait_for(1)
+        assert drill["test"] is True and drill["body"]["evidence"]["maintenance_mode"] is True
+        await asyncio.sleep(2.5)  # past the backup tier's wait
+        assert await backup.alerts() == []
+        assert main(["maintenance", "stop", "--config", str(cfg)]) == 0
+        for _ in range(100):
+            if not gw.maintenance_until:
+                break
+            await asyncio.sleep(0.05)
+        await publish(port, ("gw-maint/kitchen_smoke", b'{"smoke":true}'))
+        got = await primary.wait_for(2)
+        assert got[0]["event"] == "smoke" and got[0]["test"] is False
