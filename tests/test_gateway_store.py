@@ -28,7 +28,7 @@ def store(tmp_path):
 def test_wal_and_migrations_recorded(store):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert [r[0] for r in store.conn.execute("SELECT name FROM migrations")] == [
-        "001_initial", "002_escalation", "003_urgent_first"]
+        "001_initial", "002_escalation", "003_urgent_first", "004_settings"]
 
 
 def test_raise_writes_alert_and_outbox_rows_with_increasing_sequence(store):
@@ -141,3 +141,15 @@ def test_feedback_cursor_and_alert_state_stored_together(store):
     assert store.feedback_cursor("t1") == "17"
     got = store.get_alert(a.id)
     assert (got.state, got.taken_by) == (AlertState.ACCEPTED, "op")
+
+
+def test_maintenance_setting_survives_reopen(tmp_path):
+    s = Store(tmp_path / "anxin.db")
+    assert s.maintenance_until() == 0.0
+    s.set_maintenance_until(1234.5, 1.0)
+    s.close()
+    s = Store(tmp_path / "anxin.db")
+    try:
+        assert s.maintenance_until() == 1234.5
+    finally:
+        s.close()
