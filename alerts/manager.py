@@ -11,7 +11,7 @@ persists what it returns and sends what is raised, escalated or reminded.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from alerts.alert import OUTCOMES, Alert, AlertState
@@ -48,6 +48,12 @@ class ManagerConfig:
     policy: Policy = field(default_factory=Policy)
 
 
+def _cause(f: Finding) -> tuple[str, str, str | None, bool]:
+    """What makes two findings the same emergency: home, event, and room (else device)."""
+    where = f"room:{f.room}" if f.room else f"device:{f.device}"
+    return (f.home, f.event, where, f.test)
+
+
 class FeedbackError(ValueError):
     """Feedback from a hotline that cannot apply to the alert (it says why)."""
 
@@ -63,7 +69,8 @@ class Manager:
         # raised, not yet accepted, and with an escalation or reminder still to come
         self.watch: dict[str, Alert] = {}
         # (home, device, event, test) -> (alert, time of the last finding folded into it)
-        self._recent: dict[tuple[str, str | None, str, bool], tuple[Alert, float]] = {}
+        # cause (see _cause) -> (alert, time of the last finding folded into it)
+        self._recent: dict[tuple[str, str, str | None, bool], tuple[Alert, float]] = {}
 
     def restore(self, alerts: Iterable[Alert], now: float) -> list[tuple[Alert, Change]]:
         """Take back alerts that were open when the gateway stopped; raise overdue ones."""
@@ -74,18 +81,31 @@ class Manager:
                 a.tier_at = a.notified_at = a.raised_at
             self._watch(a)
             if a.is_open:
-                key = (a.finding.home, a.finding.device, a.finding.event, a.finding.test)
-                self._recent[key] = (a, a.finding.at)
+                self._recent[_cause(a.finding)] = (a, a.finding.at)
         return self.tick(now)
 
     def on_finding(self, f: Finding, now: float) -> list[tuple[Alert, Change]]:
-        """A detector concluded something: open an alert or fold it into an open one."""
-        key = (f.home, f.device, f.event, f.test)
+        """A detector concluded something: open an alert or fold it into an open one.
+
+        One cause, one alert: the same event in the same room (or from the same device,
+        where the room is unknown) within `dedupe_window_s` of the last is folded into the
+        open alert — its count goes up and the newest evidence and every device that
+        reported it are recorded — so two smoke detectors in one kitchen, or an SOS button
+        pressed five times, page the centre once.
+        """
+        key = _cause(f)
         seen = self._recent.get(key)
         if seen is not None:
             alert, last = seen
             if alert.is_open and now - last <= self.cfg.dedupe_window_s:
                 alert.repeats += 1
+                evidence = dict(alert.finding.evidence)
+                devices = list(evidence.get("devices") or [alert.finding.device])
+                if f.device not in devices:
+                    devices.append(f.device)
+                evidence.update(devices=devices, repeats=alert.repeats, latest=f.evidence,
+                                latest_at=f.at)
+                alert.finding = replace(alert.finding, evidence=evidence)
                 self._recent[key] = (alert, now)
                 return [(alert, Change.REPEATED)]
         alert = Alert(id=self._new_id(now), finding=f, state=AlertState.PENDING_LOCAL)

@@ -8,9 +8,9 @@ from detectors.finding import Finding
 from devices.observation import Observation
 
 
-def finding(event="smoke", code=111, at=100.0, device="d1", test=False):
+def finding(event="smoke", code=111, at=100.0, device="d1", test=False, room="kitchen"):
     return Finding(detector="instant", home="h1", code=code, event=event, severity=1, at=at,
-                   device=device, room="kitchen", test=test)
+                   device=device, room=room, test=test, evidence={"device": device})
 
 
 def manager(**kw):
@@ -80,10 +80,24 @@ def test_test_alarm_and_real_alarm_are_not_folded_together():
 
 def test_restore_raises_overdue_pending_and_keeps_others():
     m = manager(fall_cancel_window_s=30)
-    ((overdue, _),) = m.on_finding(finding("fall", 100, device="r1"), 100.0)
-    ((waiting, _),) = m.on_finding(finding("fall", 100, device="r2"), 120.0)
+    ((overdue, _),) = m.on_finding(finding("fall", 100, device="r1", room="bathroom"), 100.0)
+    ((waiting, _),) = m.on_finding(finding("fall", 100, device="r2", room="bedroom"), 120.0)
     fresh = manager(fall_cancel_window_s=30)
     changes = fresh.restore([overdue, waiting], 140.0)
     assert [(a.id, c) for a, c in changes] == [(overdue.id, Change.RAISED)]
     assert fresh.next_deadline() == 150.0
     assert fresh.known(waiting.id) is waiting
+
+
+
+def test_one_cause_one_alert_two_smoke_detectors_in_one_kitchen():
+    m = manager()
+    ((alert, change),) = m.on_finding(finding(device="smoke-1"), 100.0)
+    ((same, change2),) = m.on_finding(finding(device="smoke-2"), 103.0)
+    assert same is alert and (change, change2) == (Change.RAISED, Change.REPEATED)
+    ev = alert.finding.evidence
+    assert ev["devices"] == ["smoke-1", "smoke-2"] and ev["repeats"] == 1
+    assert ev["latest"] == {"device": "smoke-2"} and ev["latest_at"] == 100.0
+    # the fire reaching another room is news: a second alert
+    ((other, change3),) = m.on_finding(finding(device="smoke-3", room="living_room"), 104.0)
+    assert other is not alert and change3 is Change.RAISED
