@@ -136,6 +136,10 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                        Path(f"/proc/{gw.pid}/status").read_text().splitlines()
                        if line.startswith("VmRSS:")) / 1024
             await asyncio.sleep(args.hold_s)  # the outage goes on; retries keep failing
+            db_mb_after = sum(p.stat().st_size for p in db.parent.glob("anxin.db*")) / 2**20
+            rss_after = next(int(line.split()[1]) for line in
+                             Path(f"/proc/{gw.pid}/status").read_text().splitlines()
+                             if line.startswith("VmRSS:")) / 1024
 
             rx = Receiver()
             app = web.Application()
@@ -178,7 +182,9 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             "p50": round(statistics.median(commit_ms), 1), "max": round(max(commit_ms), 1),
             "samples": len(commit_ms)},
         "store_mb_with_backlog": round(db_mb, 1),
+        "store_mb_end_of_outage": round(db_mb_after, 1),
         "gateway_rss_mb": round(rss, 1),
+        "gateway_rss_mb_end_of_outage": round(rss_after, 1),
         "drain_s": round(drained_s, 1),
         "drain_rate_per_s": round(len(bodies) / drained_s, 1) if drained_s else None,
         "settings": {"retry_max_s": args.retry_max_s, "interval_s": args.interval_s},
