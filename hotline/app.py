@@ -377,10 +377,17 @@ def _row_html(r: dict[str, Any]) -> str:
 
 
 def render_page(rows: list[dict[str, Any]]) -> str:
-    """The 接警台 page: rendered on the server, then kept current by /events."""
-    body = "\n".join(_row_html(r) for r in rows)
+    """The 接警台 page: rendered on the server, then kept current by /events.
+
+    Test alarms (device self-tests, drills, maintenance mode) have a queue of their own, so
+    they never sit among real emergencies.
+    """
+    real = [r for r in rows if not r["test"]]
+    tests = [r for r in rows if r["test"]]
     outcomes = json.dumps(wire.RESOLUTION_OUTCOMES, ensure_ascii=False).replace("<", "\\u003c")
-    return (PAGE.replace("{rows}", body).replace("{count}", str(len(rows)))
+    return (PAGE.replace("{rows}", "\n".join(_row_html(r) for r in real))
+            .replace("{test_rows}", "\n".join(_row_html(r) for r in tests))
+            .replace("{count}", str(len(real))).replace("{test_count}", str(len(tests)))
             .replace("{outcomes}", outcomes))
 
 
@@ -394,6 +401,8 @@ PAGE = """<!doctype html>
   body { font: 20px/1.5 system-ui, "Noto Sans CJK SC", "Microsoft YaHei", sans-serif;
          margin: 1.5rem; color: #111; background: #fafafa; }
   h1 { font-size: 1.8rem; margin: 0 0 .2rem; }
+  h2 { font-size: 1.2rem; margin: 2rem 0 .4rem; color: #555; }
+  table.tests { opacity: .85; }
   .sub { color: #555; margin: 0 0 1rem; }
   table { border-collapse: collapse; width: 100%; background: #fff; }
   th, td { text-align: left; padding: .5rem .7rem; border-bottom: 1px solid #ddd;
@@ -431,6 +440,18 @@ PAGE = """<!doctype html>
 <th>操作<small>action</small></th></tr></thead>
 <tbody id="alerts">
 {rows}
+</tbody>
+</table>
+<h2>测试队列 <small style="display:inline">test queue: self-tests, drills, maintenance mode
+· <span id="test-count">{test_count}</span></small></h2>
+<table class="tests">
+<thead><tr><th>接收时间<small>received</small></th><th>级别<small>severity</small></th>
+<th>报警<small>alert</small></th><th>家庭<small>home</small></th><th>房间<small>room</small></th>
+<th>设备<small>device</small></th><th>CID<small>code</small></th>
+<th>送达次数<small>deliveries</small></th><th>状态<small>state</small></th>
+<th>操作<small>action</small></th></tr></thead>
+<tbody id="tests">
+{test_rows}
 </tbody>
 </table>
 <script>
@@ -483,8 +504,8 @@ function show(a) {
   tr.dataset.id = a.alert_id;
   tr.classList.add("st-" + a.state);
   if (old) { old.replaceWith(tr); return; }
-  document.getElementById("alerts").prepend(tr);
-  const c = document.getElementById("count");
+  document.getElementById(a.test ? "tests" : "alerts").prepend(tr);
+  const c = document.getElementById(a.test ? "test-count" : "count");
   c.textContent = String(Number(c.textContent) + 1);
 }
 const OUTCOMES = {outcomes};
@@ -497,7 +518,7 @@ function button(act, text) {
 const operator = document.getElementById("operator");
 operator.value = localStorage.getItem("anxin-operator") || "";
 operator.addEventListener("change", () => localStorage.setItem("anxin-operator", operator.value));
-document.getElementById("alerts").addEventListener("click", async (ev) => {
+document.body.addEventListener("click", async (ev) => {
   const b = ev.target.closest("button[data-act]");
   if (!b) return;
   const tr = b.closest("tr");

@@ -22,14 +22,14 @@ SECRET = b"page-secret"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def alert(alert_id: str, event: str, code: int, severity: int) -> bytes:
+def alert(alert_id: str, event: str, code: int, severity: int, test: bool = False) -> bytes:
     return json.dumps({
         "schema": wire.SCHEMA, "alert_id": alert_id, "gateway_id": "gw-page",
         "home_id": "home-page", "sequence": 1, "code": code, "event": event,
         "severity": severity, "title": wire.title(event), "room": "kitchen",
         "device_id": "smoke-kitchen", "detector": "instant",
         "occurred_at": "2026-11-23T08:00:00.000+08:00",
-        "raised_at": "2026-11-23T08:00:00.001+08:00", "test": False, "residents": [],
+        "raised_at": "2026-11-23T08:00:00.001+08:00", "test": test, "residents": [],
         "evidence": {}}, ensure_ascii=False).encode()
 
 
@@ -102,11 +102,19 @@ async def test_alert_appears_live_and_redelivery_updates_its_row(hotline):
                 ".textContent.startsWith('已处理')", timeout=5000)
             assert await sos.locator("button").count() == 0
 
+            # a drill goes to the test queue, never among the emergencies
+            await deliver(http, port, alert("01JDPAGE00000000000000000T", "smoke", 111, 1,
+                                            test=True))
+            await page.locator("#tests #a-01JDPAGE00000000000000000T").wait_for(timeout=5000)
+            assert await page.locator("#alerts tr").count() == 2
+            assert await page.locator("#test-count").inner_text() == "1"
+
             # a reload renders the same from the server
             await page.reload()
             ids = await page.eval_on_selector_all("#alerts tr", "rows => rows.map(r => r.id)")
             assert ids == ["a-01JDPAGE00000000000000000B", "a-01JDPAGE00000000000000000A"]
             assert "误报" in await page.locator("#a-01JDPAGE00000000000000000B td.state"
                                               ).inner_text()
+            assert await page.locator("#tests tr").count() == 1
         finally:
             await browser.close()
