@@ -138,6 +138,57 @@ def cmd_devices_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Health at a glance, from the status the running gateway keeps in its data dir."""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    path = cfg.data_path() / "status.json"
+    try:
+        st = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        print(f"网关未运行 gateway not running: no status at {path}")
+        return 1
+    if args.json:
+        print(json.dumps(st, ensure_ascii=False, indent=2))
+    now = time.time()
+    age = now - st["updated_at"]
+    running = age < 10
+    ok, bad = "✓", "✗"
+
+    def when(ts: float | None) -> str:
+        return "—" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+    lines = [
+        f"{ok if running else bad} gateway {st['gateway_id']} (home {st['home_id']}): "
+        + ("running" if running else f"NOT RUNNING — last status {age:.0f} s ago"),
+        f"{ok if st['broker_connected'] else bad} MQTT broker "
+        + ("connected" if st["broker_connected"] else "NOT connected"),
+        f"{ok if st['path_down_since'] is None else bad} path to the centre: "
+        + ("up" if st["path_down_since"] is None else
+           f"DOWN since {when(st['path_down_since'])} (alerts are kept and retried)"),
+    ]
+    depth = st["outbox_depth"]
+    lines.append(f"{ok if not depth else bad} outbox: "
+                 + (", ".join(f"{n}: {k} waiting" for n, k in depth.items()) or "empty"))
+    dev = st["devices"]
+    lines.append(f"{ok if not (dev['offline'] or dev['low_battery']) else bad} devices: "
+                 f"{dev['configured']} configured; offline: {', '.join(dev['offline']) or '—'}; "
+                 f"low battery: {', '.join(dev['low_battery']) or '—'}; not heard from yet: "
+                 f"{', '.join(dev['never_seen']) or '—'}")
+    if st.get("maintenance_until"):
+        lines.append(f"! test/maintenance mode until {when(st['maintenance_until'])}")
+    last = st.get("last_alert")
+    lines.append("  last alert: " + ("none" if last is None else
+                                     f"{last['event']} ({last['state']}) at {when(last['at'])}"))
+    lines.append(f"{ok if st['disk_free_mb'] > 200 else bad} disk: "
+                 f"{st['disk_free_mb']} MB free")
+    if not args.json:
+        print("\n".join(lines))
+    healthy = running and st["broker_connected"] and st["path_down_since"] is None
+    return 0 if healthy else 1
+
+
 def cmd_maintenance(args: argparse.Namespace) -> int:
     """Start, stop or show test/maintenance mode (technician on site, drills)."""
     cfg = _load_or_explain(args.config)
@@ -234,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("catalog", help="print the catalogue")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=cmd_devices_catalog)
+
+    s = sub.add_parser("status", help="health at a glance (exit 1 if something is wrong)")
+    s.add_argument("--config", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_status)
 
     s = sub.add_parser("maintenance", help="test/maintenance mode: every alert sent as a test")
     s.add_argument("action", choices=("start", "stop", "status"))

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, replace
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 OBSERVATION_FLUSH_S = 1.0
 OBSERVATION_FLUSH_ROWS = 500
 TICK_MAX_S = 1.0
+STATUS_EVERY_S = 2.0
 MAINTENANCE_READ_S = 2.0  # how soon `anxin maintenance start/stop` takes effect
 
 
@@ -88,6 +91,8 @@ class Gateway:
         self._tick_wake = asyncio.Event()
         self._path_announced = False
         self.maintenance_until = 0.0  # test/maintenance mode (anxin maintenance start)
+        self.last_seen: dict[str, float] = {}  # device id -> last Observation
+        self.started_at = time.time()
         self._maintenance_read_at = 0.0
         self.ready = asyncio.Event()
 
@@ -159,6 +164,7 @@ class Gateway:
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._flusher(), "observations")
+        self._spawn(self._status_writer(), "status")
         for name, sender in self.senders.items():
             self._spawn(sender.run(), f"outbox-{name}")
         for poller in self.feedback:
@@ -262,6 +268,7 @@ class Gateway:
             if obs.kind == "sos" and obs.device in self.cancel_devices:
                 obs = replace(obs, kind="cancel")  # noqa: PLW2901 (a cancel-only button)
             self.metrics["observations"] += 1
+            self.last_seen[obs.device] = now
             self._obs_buffer.append(obs)
             changes = [] if prime else self.manager.on_observation(obs, now)
             for finding in self.core.step(obs, now, prime=prime):
@@ -447,6 +454,46 @@ class Gateway:
             if changes:
                 await self._apply(changes, now)
 
+    async def _status_writer(self) -> None:
+        """Keep `status.json` in the data directory current for `anxin status`."""
+        path = self.cfg.data_path() / "status.json"
+        while True:
+            status = await self.status()
+            await asyncio.to_thread(_write_atomically, path,
+                                    json.dumps(status, ensure_ascii=False, indent=1))
+            await asyncio.sleep(STATUS_EVERY_S)
+
+    async def status(self) -> dict[str, Any]:
+        """Health at a glance: broker, the path to the centre, devices, outbox, disk."""
+        now = time.time()
+        memory = self.core.instant.devices
+        configured = [d.id for d, _ in self.devices.values()]
+        usage = shutil.disk_usage(self.cfg.data_path())
+        return {
+            "gateway_id": self.cfg.gateway.id, "home_id": self.cfg.home.id, "pid": os.getpid(),
+            "started_at": self.started_at, "updated_at": now,
+            "broker_connected": bool(self.ingest and self.ingest.connected.is_set()),
+            "path_down_since": self.path_down_since(),
+            "targets": [{"name": n, "failures": sd.failures, "down_since": sd.down_since,
+                         "sent": sd.sent} for n, sd in self.senders.items()],
+            "feedback": [{"name": f.name, "failures": f.failures, "down_since": f.down_since}
+                         for f in self.feedback],
+            "maintenance_until": self.maintenance_until if self.maintenance_until > now
+            else None,
+            "devices": {
+                "configured": len(configured),
+                "never_seen": sorted(d for d in configured if d not in self.last_seen),
+                "offline": sorted(d for d in configured if d in memory
+                                  and memory[d].last.get("availability") == "offline"),
+                "low_battery": sorted(d for d in configured if d in memory
+                                      and memory[d].battery_alarmed),
+            },
+            "outbox_depth": await self.store.call(Store.outbox_depth),
+            "last_alert": await self.store.call(Store.last_alert),
+            "disk_free_mb": round(usage.free / 2**20),
+            "metrics": dict(self.metrics),
+        }
+
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(OBSERVATION_FLUSH_S)
@@ -456,3 +503,9 @@ class Gateway:
         batch, self._obs_buffer = self._obs_buffer, []
         if batch:
             await self.store.call(Store.add_observations, batch)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -238,6 +238,14 @@ class Store:
             "'accepted') ORDER BY created_at").fetchall()
         return [self._alert(r) for r in rows]
 
+    def last_alert(self) -> dict[str, Any] | None:
+        """The newest alert, briefly: id, event, state, severity, when it was created."""
+        row = self.conn.execute("SELECT id, event, state, severity, test, created_at FROM alerts "
+                                "ORDER BY created_at DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return dict(zip(("id", "event", "state", "severity", "test", "at"), row, strict=True))
+
     def get_alert(self, alert_id: str) -> Alert | None:
         """One alert by id."""
         row = self.conn.execute("SELECT * FROM alerts WHERE id=?", (alert_id,)).fetchone()

@@ -112,3 +112,31 @@ def test_quarantine_lists_what_was_kept_and_why(tmp_path, mosquitto, capsys):
     assert by_topic["z2m-quarantine/attic_smoke"]["count"] >= 1
     assert main(["quarantine", "--config", str(cfg)]) == 0
     assert "[unknown_device]" in capsys.readouterr().out
+
+
+def test_status_shows_health_at_a_glance(tmp_path, mosquitto, capsys):
+    _, port = mosquitto
+    cfg = config(tmp_path, port, "z2m-status")  # its centre (127.0.0.1:9000) is not there
+    gw = subprocess.Popen([*ANXIN, "run", "--config", str(cfg)], stderr=subprocess.PIPE,
+                          text=True, env=ENV)
+    status = tmp_path / "data" / "status.json"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if status.exists() and json.loads(status.read_text())["path_down_since"]:
+                break
+            time.sleep(0.2)
+        assert main(["status", "--config", str(cfg)]) == 1  # something is wrong ...
+        out = capsys.readouterr().out
+        assert "✓ MQTT broker connected" in out
+        assert "✗ path to the centre: DOWN since" in out  # ... and it says what
+        assert "10 configured" in out
+    finally:
+        gw.terminate()
+        gw.communicate(timeout=15)
+    # a status nobody has refreshed for a while means the gateway is not running
+    st = json.loads(status.read_text())
+    st["updated_at"] -= 60
+    status.write_text(json.dumps(st))
+    assert main(["status", "--config", str(cfg)]) == 1
+    assert "NOT RUNNING" in capsys.readouterr().out
