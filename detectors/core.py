@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detectors import instant
+from detectors import instant, supervision
 from detectors.finding import Finding
 from devices.observation import Observation
 
@@ -19,6 +19,7 @@ class CoreConfig:
     """Settings for every detector, one field per detector."""
 
     instant: instant.InstantConfig = field(default_factory=instant.InstantConfig)
+    supervision: tuple[supervision.Expectation, ...] = ()
 
 
 class Core:
@@ -27,12 +28,15 @@ class Core:
     def __init__(self, cfg: CoreConfig | None = None) -> None:
         self.cfg = cfg or CoreConfig()
         self.instant = instant.InstantState()
+        self.supervision = supervision.SupervisionState()
 
     def step(self, obs: Observation, now: float, *, prime: bool = False) -> list[Finding]:
         """Findings caused by one Observation; `prime` marks a retained message (see instant)."""
-        return instant.step(self.instant, obs, now, self.cfg.instant, prime=prime)
+        found = instant.step(self.instant, obs, now, self.cfg.instant, prime=prime)
+        if not prime:  # a retained message says nothing about the device being alive now
+            found += supervision.step(self.supervision, obs, now)
+        return found
 
     def tick(self, now: float) -> list[Finding]:
-        """Findings caused by time passing (nothing yet: instant rules react to events only)."""
-        del now
-        return []
+        """Findings caused by time passing: devices that have gone silent."""
+        return supervision.tick(self.supervision, now, self.cfg.supervision)

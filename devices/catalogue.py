@@ -45,6 +45,10 @@ class Model:
     # update state, ...). They are read past silently; any other unknown property is too,
     # but is listed for the technician as not understood.
     ignored: frozenset[str] = field(default_factory=frozenset)
+    # How often a healthy device reports, at the longest (seconds): silence beyond two such
+    # intervals is loss of supervision (detectors/supervision.py). None for models that
+    # report only on change (mains-powered radars): Zigbee2MQTT's availability covers them.
+    supervision_s: float | None = None
 
     @property
     def model(self) -> str:
@@ -250,22 +254,34 @@ def fall_state(prop: str, mapping: Mapping[Any, str], *, skip: tuple[Any, ...] =
 
 _SETTINGS_AQARA = frozenset({"voltage", "device_temperature", "power_outage_count"})
 
+# Supervision intervals. Aqara/Xiaomi battery devices send a heartbeat report about every
+# 50-60 minutes. Other battery devices report their battery at least every 62,000 s (the
+# maximum reporting interval zigbee-herdsman-converters configures, repInterval.MAX).
+# anxin-native devices must publish at least hourly (devices/adapters/native.py).
+AQARA_HEARTBEAT_S = 3600.0
+BATTERY_REPORT_MAX_S = 62000.0
+NATIVE_HEARTBEAT_S = 3600.0
+
 CATALOGUE: tuple[Model, ...] = (
     # Aqara (Xiaomi) --------------------------------------------------------------------
     Model(("RTCGQ11LM",), "Aqara (Xiaomi)", "Aqara human body movement and illuminance sensor",
           ("motion",), (occupancy("motion"), battery(), linkquality()),
-          ignored=_SETTINGS_AQARA | {"illuminance", "illuminance_lux", "no_occupancy_since"}),
+          ignored=_SETTINGS_AQARA | {"illuminance", "illuminance_lux", "no_occupancy_since"},
+          supervision_s=AQARA_HEARTBEAT_S),
     Model(("MCCGQ11LM",), "Aqara (Xiaomi)", "Aqara door & window contact sensor",
           ("contact",), (contact(), battery(), temperature(), linkquality()),
-          ignored=_SETTINGS_AQARA),
+          ignored=_SETTINGS_AQARA,
+          supervision_s=AQARA_HEARTBEAT_S),
     Model(("SJCGQ11LM",), "Aqara (Xiaomi)", "Aqara water leak sensor",
           ("water_leak",),
           (water_leak(), battery_low(), tamper(), battery(), temperature(), linkquality()),
-          ignored=_SETTINGS_AQARA),
+          ignored=_SETTINGS_AQARA,
+          supervision_s=AQARA_HEARTBEAT_S),
     Model(("JTYJ-GD-01LM/BW",), "Xiaomi (Mijia Honeywell)", "Mijia Honeywell smoke detector",
           ("smoke",),
           (test(), smoke(), battery_low(), tamper(), battery(), linkquality()),
-          ignored=_SETTINGS_AQARA | {"smoke_density", "sensitivity"}),
+          ignored=_SETTINGS_AQARA | {"smoke_density", "sensitivity"},
+          supervision_s=AQARA_HEARTBEAT_S),
     Model(("JT-BZ-01AQ/A",), "Aqara", "Smart natural gas detector (mains powered)",
           ("gas",), (test(), gas(), linkquality()),
           ignored=_SETTINGS_AQARA | {"gas_density", "gas_sensitivity", "buzzer_manual_alarm",
@@ -283,9 +299,11 @@ CATALOGUE: tuple[Model, ...] = (
           ("smoke",),
           (test(), trouble(), tamper(), smoke(), battery_low(), battery(), linkquality()),
           ignored=frozenset({"supervision_reports", "restore_reports", "ac_status",
-                             "battery_defect", "enrolled"})),
+                             "battery_defect", "enrolled"}),
+          supervision_s=BATTERY_REPORT_MAX_S),
     Model(("HS1WL", "HS3WL"), "Heiman", "Water leakage sensor (IAS zone)",
-          ("water_leak",), (water_leak(), battery_low(), tamper(), battery(), linkquality())),
+          ("water_leak",), (water_leak(), battery_low(), tamper(), battery(), linkquality()),
+          supervision_s=BATTERY_REPORT_MAX_S),
     Model(("HS1EB", "HS1EB-E"), "Heiman", "Smart emergency button",
           ("sos",),
           # A press (single or double) is an emergency; holding the button for 3 s is the
@@ -293,7 +311,8 @@ CATALOGUE: tuple[Model, ...] = (
           # idle state, not a press.
           (action({"single": "sos", "double": "sos", "hold": "cancel"}), battery(),
            linkquality()),
-          ignored=frozenset({"click"})),
+          ignored=frozenset({"click"}),
+          supervision_s=BATTERY_REPORT_MAX_S),
     Model(("HS2FD-EF1-3.0",), "Heiman", "Fall detection sensor (mmWave radar)",
           ("presence", "fall"),
           (occupancy("presence"),
@@ -307,7 +326,8 @@ CATALOGUE: tuple[Model, ...] = (
                              "enable_sub_region_isolation"})),
     # Tuya -------------------------------------------------------------------------------
     Model(("TS0215A_sos",), "Tuya", "SOS button (IAS ACE emergency command)",
-          ("sos",), (action({"emergency": "sos"}), battery(), linkquality())),
+          ("sos",), (action({"emergency": "sos"}), battery(), linkquality()),
+          supervision_s=BATTERY_REPORT_MAX_S),
     Model(("MIR-HE200-TY",), "Tuya", "Human presence sensor with fall function",
           ("presence", "fall"),
           (presence(),
@@ -328,7 +348,8 @@ CATALOGUE: tuple[Model, ...] = (
                              "detection_delay", "fading_time"})),
     # SONOFF -----------------------------------------------------------------------------
     Model(("SNZB-04",), "SONOFF", "Contact sensor (IAS zone)",
-          ("contact",), (contact(), battery_low(), tamper(), battery(), linkquality())),
+          ("contact",), (contact(), battery_low(), tamper(), battery(), linkquality()),
+          supervision_s=BATTERY_REPORT_MAX_S),
     Model(("SNZB-06P",), "SONOFF", "Zigbee occupancy sensor (mmWave)",
           ("presence",), (occupancy("presence"), linkquality()),
           ignored=frozenset({"occupancy_timeout", "occupancy_sensitivity", "illumination"})),
@@ -339,14 +360,14 @@ CATALOGUE: tuple[Model, ...] = (
            event("sos", "sos", "SOS key pressed"),
            event("cancel", "cancel", "cancel key pressed"),
            battery(), battery_low()),
-          source="anxin"),
+          source="anxin", supervision_s=NATIVE_HEARTBEAT_S),
     Model(("anxin-bed-sensor",), "anxin", "Bed sensor: in bed, heart and respiration rate",
           ("in_bed",),
           (binary("in_bed", "in_bed", "someone is in bed"),
            numeric("heart_rate", "heart_rate", "beats per minute"),
            numeric("respiration_rate", "respiration_rate", "breaths per minute"),
            battery()),
-          source="anxin"),
+          source="anxin", supervision_s=NATIVE_HEARTBEAT_S),
     Model(("anxin-intercom",), "anxin", "爱的眼睛 video intercom: call, check-in, SOS keys",
           ("intercom", "sos"),
           (enum("intercom", "intercom", {v: v for v in ("call", "answered", "missed", "ended")},
@@ -354,7 +375,7 @@ CATALOGUE: tuple[Model, ...] = (
            event("sos", "sos", "SOS key pressed"),
            event("checkin", "checkin", "平安打卡 key pressed"),
            event("cancel", "cancel", "cancel key pressed")),
-          source="anxin"),
+          source="anxin", supervision_s=NATIVE_HEARTBEAT_S),
 )
 
 MODELS_BY_ID: dict[str, Model] = {}

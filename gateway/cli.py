@@ -128,6 +128,7 @@ def cmd_devices_catalog(args: argparse.Namespace) -> int:
 
     rows = [{"model": "/".join(m.models), "models": list(m.models), "vendor": m.vendor,
              "description": m.description, "classes": list(m.classes), "source": m.source,
+             "supervision_s": m.supervision_s,
              "exposes": [e.property for e in m.exposes]} for m in CATALOGUE]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))

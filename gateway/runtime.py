@@ -29,6 +29,7 @@ from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prom
 from detectors.core import Core, CoreConfig
 from detectors.finding import Finding
 from detectors.instant import InstantConfig
+from detectors.supervision import Expectation
 from devices.adapters import ADAPTERS
 from devices.catalogue import Model, find_model
 from devices.observation import Observation, PayloadError
@@ -59,7 +60,12 @@ class Gateway:
         self.cfg = cfg
         self.tz = ZoneInfo(cfg.gateway.timezone)
         self.broker_url = broker_url
-        self.core = Core(CoreConfig(instant=InstantConfig(cfg.alerts.low_battery_pct)))
+        expectations = tuple(
+            Expectation(cfg.home.id, d.id, model.supervision_s, d.room)
+            for d in cfg.device_list()
+            if (model := find_model(d.model)) is not None and model.supervision_s)
+        self.core = Core(CoreConfig(instant=InstantConfig(cfg.alerts.low_battery_pct),
+                                    supervision=expectations))
         self.policy = cfg.policy()
         self.manager = Manager(ManagerConfig(
             fall_cancel_window_s=cfg.alerts.fall_cancel_window_s,
@@ -449,7 +455,15 @@ class Gateway:
                 await self._read_maintenance(now)
             await self._watch_path(now)
             changes = self.manager.tick(now)
+            for device, silent_s in self.core.supervision.back:
+                logger.warning("device %s heard from again after %.0f s offline", device,
+                               silent_s)
+            self.core.supervision.back.clear()
             for finding in self.core.tick(now):
+                if finding.detector == "supervision":
+                    logger.warning("device %s silent for %s s (expected every %.0f s): offline",
+                                   finding.device, finding.evidence["silent_for_s"],
+                                   finding.evidence["expected_every_s"])
                 changes += self.manager.on_finding(self._in_maintenance(finding, now), now)
             if changes:
                 await self._apply(changes, now)

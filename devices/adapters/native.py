@@ -17,6 +17,8 @@ Properties and values (`anxin devices catalog --json` lists each model's):
   an unknown key is a typo to fix, not a newer firmware to tolerate.
 - Availability: `<topic>/availability` with `{"state": "online"|"offline"}` (or the plain
   string), typically the device's MQTT last will.
+- A native device publishes at least once an hour (its battery, say): silence for two hours
+  is loss of supervision (detectors/supervision.py).
 """
 
 from __future__ import annotations
