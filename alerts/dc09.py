@@ -158,6 +158,9 @@ class Reply:
     kind: str  # ACK, NAK or DUH
     sequence: int | None
     receiver_time: datetime | None  # a NAK carries the receiver's clock
+    # An encrypted reply (`"*ACK"`) decrypted with the key: True when it decrypted to a
+    # well-formed `…]_timestamp`; None when the reply was not encrypted.
+    authentic: bool | None = None
 
 
 _REPLY = re.compile(r"^\n?(?P<crc>[0-9A-F]{4})(?P<len>[0-9A-F]{4})"
@@ -165,8 +168,13 @@ _REPLY = re.compile(r"^\n?(?P<crc>[0-9A-F]{4})(?P<len>[0-9A-F]{4})"
 _TS = re.compile(r"_(\d{2}:\d{2}:\d{2},\d{2}-\d{2}-\d{4})")
 
 
-def parse_reply(data: bytes) -> Reply:
-    """Read a receiver's reply frame; DC09Error if it is garbled."""
+def parse_reply(data: bytes, key: bytes | None = None) -> Reply:
+    """Read a receiver's reply frame; DC09Error if it is garbled.
+
+    With `key`, an encrypted reply is decrypted and checked: on an encrypted link only an
+    ACK that carries the shared key proves the receiver has the alarm (a plain "ACK" could
+    come from anyone on the path).
+    """
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
@@ -182,4 +190,21 @@ def parse_reply(data: bytes) -> Reply:
     receiver_time = None
     if m["kind"] == "NAK" and (t := _TS.search(m["rest"])):
         receiver_time = datetime.strptime(t[1], "%H:%M:%S,%m-%d-%Y").replace(tzinfo=UTC)
-    return Reply(m["kind"], int(m["seq"]), receiver_time)
+    authentic = None
+    if m["body"].startswith('"*'):
+        authentic = key is not None and _decrypts(key, m["rest"])
+    return Reply(m["kind"], int(m["seq"]), receiver_time, authentic)
+
+
+def _decrypts(key: bytes, rest: str) -> bool:
+    """Whether the hex after `[` decrypts with `key` to `pad|…]` ending in a timestamp."""
+    hexpart = rest.split("[", 1)[1] if "[" in rest else ""
+    try:
+        raw = bytes.fromhex(hexpart)
+    except ValueError:
+        return False
+    if not raw or len(raw) % 16:
+        return False
+    dec = Cipher(algorithms.AES(key), modes.CBC(IV)).decryptor()
+    plain = (dec.update(raw) + dec.finalize()).decode("ascii", "replace")
+    return bool(re.search(r"\]\S*_\d{2}:\d{2}:\d{2},\d{2}-\d{2}-\d{4}$", plain))

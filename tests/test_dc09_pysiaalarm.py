@@ -153,6 +153,7 @@ async def scripted(actions: list[str], key: bytes | None = None):
                 if action == "silent":
                     continue
                 writer.write({"ack": _reply("ACK", seq, key=key),
+                              "plain-ack": _reply("ACK", seq),  # no key: forgeable
                               "nak": _reply("NAK", "0000", with_time=True),
                               "duh": _reply("DUH", seq), "blank": b"\n\r"}[action])
                 await writer.drain()
@@ -238,3 +239,17 @@ async def test_every_try_unanswered_is_a_delivery_error_naming_the_last_problem(
         finally:
             await t.close()
     assert [_SEQ.search(f)["seq"] for f in frames] == [b"0001"] * 3
+
+
+async def test_on_an_encrypted_link_a_plain_ack_is_not_trusted():
+    key = b"SECRETKEY-ABCDEF"
+    forged = "plain-ack"
+    async with scripted([forged] * 3) as (port, frames, _):
+        t = DC09Transport("centre", "127.0.0.1", port, account="1234", key=key,
+                          timeout_s=0.5, retries=3)
+        try:
+            with pytest.raises(DeliveryError, match="not trusted"):
+                await t.send(_body())
+        finally:
+            await t.close()
+    assert len(frames) == 3

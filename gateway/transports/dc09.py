@@ -98,7 +98,8 @@ class DC09Transport(Transport):
             if self.clock() - self._last_sent < self.supervision_s:
                 continue
             try:
-                await self._exchange("NULL", "]")
+                # One try only: a NULL holds the line that an alert may be waiting for.
+                await self._exchange("NULL", "]", tries=1)
                 self.nulls_acked += 1
                 if down:
                     logger.warning("DC-09 receiver %s answers NULL messages again", self.name)
@@ -110,11 +111,11 @@ class DC09Transport(Transport):
                 down = True
                 self._last_sent = self.clock()  # try again after a full interval
 
-    async def _exchange(self, message_id: str, data: str) -> None:
+    async def _exchange(self, message_id: str, data: str, tries: int | None = None) -> None:
         async with self._lock:
             sequence = self._next_sequence()
             problem = "no attempt"
-            for _ in range(max(1, self.retries)):
+            for _ in range(max(1, tries or self.retries)):
                 raw = dc09.frame(message_id=message_id, sequence=sequence,
                                  account=self.account, line=self.line, receiver=self.receiver,
                                  data=data, ts=self.clock(), key=self.key)
@@ -129,7 +130,11 @@ class DC09Transport(Transport):
                     continue
                 self._last_sent = self.clock()
                 if reply.kind == "ACK" and reply.sequence == sequence:
-                    return
+                    if self.key is None or reply.authentic:
+                        return
+                    # On an encrypted link a plain or undecryptable ACK proves nothing.
+                    problem = "ACK not encrypted with our key (not trusted)"
+                    continue
                 if reply.kind == "NAK":
                     problem = "NAK"
                     if reply.receiver_time is not None and not self._skew_logged:
@@ -156,7 +161,7 @@ class DC09Transport(Transport):
                 proto.replies.get_nowait()
             transport.sendto(raw)
             return dc09.parse_reply(await asyncio.wait_for(proto.replies.get(),
-                                                           self.timeout_s))
+                                                           self.timeout_s), self.key)
         if self._writer is None:
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port), self.timeout_s)
@@ -164,7 +169,7 @@ class DC09Transport(Transport):
         self._writer.write(raw)
         await self._writer.drain()
         reply = await asyncio.wait_for(self._reader.readuntil(b"\r"), self.timeout_s)
-        return dc09.parse_reply(reply)
+        return dc09.parse_reply(reply, self.key)
 
     async def _disconnect(self) -> None:
         if self._writer is not None:
