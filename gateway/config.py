@@ -159,6 +159,10 @@ class DeviceEntry:
     model: str = doc("Catalogue model id, as Zigbee2MQTT names it (definition.model)")
     room: str | None = doc("Room the device is in (kitchen, bathroom, bedroom, …)", None)
     name: str | None = doc("Human name for the technician and the hotline", None)
+    zone: int | None = doc("Zone number at an alarm receiver (SIA DC-09); default: the "
+                           "device's position in this list. Set it once the centre has "
+                           "recorded the zones, so adding a device renumbers nothing",
+                           None, min=1, max=999)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,6 +242,10 @@ class Config:
         """The configured devices as registry Devices of this home."""
         return [Device(id=d.id, home=self.home.id, source=d.source, topic=d.topic, model=d.model,
                        room=d.room, name=d.name) for d in self.devices]
+
+    def zones(self) -> dict[str, int]:
+        """Each device's zone number at an alarm receiver."""
+        return {d.id: d.zone or n + 1 for n, d in enumerate(self.devices)}
 
     def target_name(self, index: int) -> str:
         """The name of hotline target `index`."""
@@ -433,6 +441,14 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
         elif model.source != d.source:
             problems.append((f"{path}.source", f"model {d.model!r} is read by the "
                                                f"{model.source!r} adapter, not {d.source!r}"))
+    zones: dict[int, str] = {}
+    for i, d in enumerate(cfg.devices):
+        if d is None:
+            continue
+        zone = d.zone or i + 1
+        if zone in zones:
+            problems.append((f"devices[{i}].zone", f"zone {zone} is already {zones[zone]}'s"))
+        zones.setdefault(zone, d.id)
     for j, dev in enumerate(cfg.alerts.cancel_devices):
         if dev not in ids:
             problems.append((f"alerts.cancel_devices[{j}]", f"no device with id {dev!r}"))

@@ -114,8 +114,7 @@ class Gateway:
                 name, t.host, t.port, account=t.account, receiver=t.receiver, line=t.line,
                 fmt=t.format, key=key, protocol=t.protocol, timeout_s=t.timeout_s,
                 supervision_s=t.supervision_s,
-                # zone = the device's place in the config, as a technician numbers them
-                zones={d.id: n + 1 for n, d in enumerate(self.cfg.devices)})
+                zones=self.cfg.zones())
         if t.kind == "mqtt":
             base = Path(self.cfg.base_dir)
             address = BrokerAddress.from_url(

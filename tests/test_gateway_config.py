@@ -199,3 +199,17 @@ def test_without_tiers_everyone_is_told_at_once():
 def test_escalation_problems_are_named(change, path, message):
     p = problems(ESCALATION.replace(*change))
     assert message in p[path]
+
+
+def test_zones_default_to_position_and_must_not_clash():
+    two = GOOD + """
+[[devices]]
+id = "sos"
+source = "zigbee2mqtt"
+topic = "zigbee2mqtt/sos"
+model = "TS0215A_sos"
+zone = 17
+"""
+    assert parse(tomllib.loads(two)).zones() == {"smoke-kitchen": 1, "sos": 17}
+    p = problems(two.replace("zone = 17", "zone = 1"))
+    assert "zone 1 is already smoke-kitchen's" in p["devices[1].zone"]
