@@ -190,6 +190,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def cmd_technician_code(args: argparse.Namespace) -> int:
+    """Make a new technician code (the old one stops working at once) and print it."""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    from gateway.store import Store  # noqa: PLC0415
+    from gateway.web.app import CODE_SETTING  # noqa: PLC0415
+    from gateway.web.auth import hash_code, new_code  # noqa: PLC0415
+
+    code = new_code()
+    store = Store(cfg.data_path() / "anxin.db")
+    try:
+        store.set_setting(CODE_SETTING, hash_code(code), time.time())
+    finally:
+        store.close()
+    (cfg.data_path() / "technician-code").unlink(missing_ok=True)
+    print(f"技术人员代码 technician code: {code}\n(shown once; the previous code no longer works; "
+          f"pages at http://{cfg.web.host}:{cfg.web.port}/)")
+    return 0
+
+
 def cmd_maintenance(args: argparse.Namespace) -> int:
     """Start, stop or show test/maintenance mode (technician on site, drills)."""
     cfg = _load_or_explain(args.config)
@@ -286,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("catalog", help="print the catalogue")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=cmd_devices_catalog)
+
+    s = sub.add_parser("technician-code", help="make a new technician code and print it")
+    s.add_argument("--config", required=True)
+    s.set_defaults(fn=cmd_technician_code)
 
     s = sub.add_parser("status", help="health at a glance (exit 1 if something is wrong)")
     s.add_argument("--config", required=True)

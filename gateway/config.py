@@ -61,6 +61,16 @@ class GatewaySection:
 
 
 @dataclass(frozen=True)
+class WebSection:
+    """[web]: the technician pages, on the home's network"""
+
+    enabled: bool = doc("Serve the technician pages", False)
+    host: str = doc("Address to listen on (127.0.0.1: this box only; the LAN address or "
+                    "0.0.0.0 to let a technician's phone or laptop in)", "127.0.0.1")
+    port: int = doc("Port to listen on", 8080, min=1, max=65535)
+
+
+@dataclass(frozen=True)
 class MqttSection:
     """[mqtt]"""
 
@@ -225,6 +235,7 @@ class Config:
     mqtt: MqttSection = doc("Where the sensors' messages come from", MISSING)
     alerts: AlertsSection = doc("Alert handling", MISSING)
     escalation: EscalationSection = doc("Who is told when nobody takes charge", MISSING)
+    web: WebSection = doc("Technician pages", MISSING)
     devices: list[DeviceEntry] = doc("Commissioned devices", [])
     hotline: list[HotlineTarget] = doc("Where alerts are delivered", [])
     # Not from the file: where it was read, for resolving relative paths.

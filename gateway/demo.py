@@ -26,6 +26,7 @@ BANNER = """
   安心 anxin — demo                                     (Ctrl-C 停止 / to stop)
   ─────────────────────────────────────────────────────────────────────────────
   接警台 Hotline page:   http://127.0.0.1:{hotline_port}/     ← open this in a browser
+  技术人员 Technician:   http://127.0.0.1:{web_port}/   code: {code}
   MQTT broker:           mqtt://127.0.0.1:{broker_port}  (embedded, demo only)
   Gateway store:         {db}
 
@@ -59,8 +60,9 @@ def _free_port(preferred: int) -> int:
     return port
 
 
-def demo_config(data_dir: Path, hotline_port: int) -> Config:
-    """The demo config with its data under `data_dir` and the hotline on `hotline_port`."""
+def demo_config(data_dir: Path, hotline_port: int, web_port: int = 8080) -> Config:
+    """The demo config with its data under `data_dir`, the hotline on `hotline_port` and the
+    technician pages on `web_port`."""
     cfg = load(demo_path())
 
     def here(url: str | None) -> str | None:  # the demo hotline's port, wherever it landed
@@ -69,7 +71,8 @@ def demo_config(data_dir: Path, hotline_port: int) -> Config:
     hotline = [dataclasses.replace(t, url=here(t.url), feedback_url=here(t.feedback_url))
                for t in cfg.hotline]
     return dataclasses.replace(cfg, hotline=hotline, base_dir=str(data_dir.resolve()),
-                               gateway=dataclasses.replace(cfg.gateway, data_dir="."))
+                               gateway=dataclasses.replace(cfg.gateway, data_dir="."),
+                               web=dataclasses.replace(cfg.web, port=web_port))
 
 
 async def _speaker(broker_port: int, topic: str) -> None:
@@ -103,7 +106,8 @@ async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int
     data_dir.mkdir(parents=True, exist_ok=True)
     broker_port = _free_port(broker_port)
     hotline_port = _free_port(hotline_port)
-    cfg = demo_config(data_dir, hotline_port)
+    web_port = _free_port(8080)
+    cfg = demo_config(data_dir, hotline_port, web_port)
     broker = EmbeddedBroker("127.0.0.1", broker_port)
     await broker.start()
     url = f"mqtt://127.0.0.1:{broker_port}"
@@ -115,7 +119,11 @@ async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int
             name="demo-hotline"))
         await gw.start()
         resident = cfg.home.residents[0]
-        print(BANNER.format(hotline_port=hotline_port, broker_port=broker_port,
+        code_file = cfg.data_path() / "technician-code"
+        code = code_file.read_text().strip() if code_file.exists() else \
+            "(set earlier; `anxin technician-code` makes a new one)"
+        print(BANNER.format(hotline_port=hotline_port, web_port=web_port, code=code,
+                            broker_port=broker_port,
                             db=cfg.data_path() / "anxin.db", resident=resident.name,
                             age=resident.age, n=len(cfg.devices), config=demo_path(),
                             anxin=_anxin_command()),

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiomqtt
+from aiohttp import web as aiohttp_web
 
 from alerts import wire
 from alerts.alert import Alert, AlertState
@@ -43,6 +44,9 @@ from gateway.store import AsyncStore, Store
 from gateway.transports import SmsTransport, Transport, WebhookTransport
 from gateway.transports.dc09 import DC09Transport
 from gateway.transports.mqtt_uplink import MqttUplink
+from gateway.web.app import CODE_SETTING
+from gateway.web.app import make_app as make_web_app
+from gateway.web.auth import hash_code, new_code
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +99,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self._obs_buffer: list[Observation] = []
         self._tick_wake = asyncio.Event()
+        self._web: aiohttp_web.AppRunner | None = None
         self._path_announced = False
         self.maintenance_until = 0.0  # test/maintenance mode (anxin maintenance start)
         self.last_seen: dict[str, float] = {}  # device id -> last Observation
@@ -179,11 +184,37 @@ class Gateway:
         unsent = sum((await self.store.call(Store.outbox_depth)).values())
         if unsent:
             logger.warning("%d alert message(s) from before the restart are being resent", unsent)
+        if self.cfg.web.enabled:
+            await self._start_web()
         await self._wait_connected()
         self.ready.set()
         logger.info("gateway %s ready in %.2f s: %d devices, %d hotline target(s)",
                     self.cfg.gateway.id, time.monotonic() - started, len(self.devices),
                     len(self.senders))
+
+    async def _start_web(self) -> None:
+        """The technician pages; the first start makes the technician code."""
+        if await self.store.call(Store.setting, CODE_SETTING) is None:
+            code = new_code()
+            await self.store.call(Store.set_setting, CODE_SETTING, hash_code(code), time.time())
+            path = self.cfg.data_path() / "technician-code"
+            await asyncio.to_thread(_write_private, path, code + "\n")
+            logger.warning("first start: the technician code is in %s (readable by this "
+                           "service only; `anxin technician-code` makes a new one)", path)
+        web_cfg = self.cfg.web
+        self._web = aiohttp_web.AppRunner(make_web_app(self), access_log=None,
+                                          shutdown_timeout=1.0)
+        await self._web.setup()
+        try:
+            await aiohttp_web.TCPSite(self._web, web_cfg.host, web_cfg.port).start()
+        except OSError as e:
+            # The pages are for the technician; alerts matter more. Say so and go on.
+            logger.error("technician pages not started: cannot listen on %s:%d (%s)",
+                         web_cfg.host, web_cfg.port, e.strerror)
+            await self._web.cleanup()
+            self._web = None
+            return
+        logger.info("technician pages on http://%s:%d/", web_cfg.host, web_cfg.port)
 
     async def _wait_connected(self) -> None:
         assert self.ingest is not None
@@ -206,6 +237,9 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
+        if self._web is not None:
+            await self._web.cleanup()
+            self._web = None
         if self.store.store is not None:
             await self._flush()
         await self.store.close()
@@ -522,3 +556,9 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)

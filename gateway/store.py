@@ -198,19 +198,26 @@ class Store:
 
     # --- settings -------------------------------------------------------------------------------
 
+    def setting(self, name: str) -> str | None:
+        """A runtime setting, or None."""
+        row = self.conn.execute("SELECT value FROM settings WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, name: str, value: str, now: float) -> None:
+        """Store a runtime setting durably."""
+        with self._tx(durable=True):
+            self.conn.execute(
+                "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value=excluded.value, "
+                "updated_at=excluded.updated_at", (name, value, now))
+
     def maintenance_until(self) -> float:
         """Until when the home is in test/maintenance mode (unix s; 0 = not)."""
-        row = self.conn.execute("SELECT value FROM settings WHERE name='maintenance_until'"
-                                ).fetchone()
-        return float(row[0]) if row else 0.0
+        return float(self.setting("maintenance_until") or 0.0)
 
     def set_maintenance_until(self, until: float, now: float) -> None:
         """Start (until > now) or end (0) test/maintenance mode."""
-        with self._tx(durable=True):
-            self.conn.execute(
-                "INSERT INTO settings (name, value, updated_at) VALUES "
-                "('maintenance_until', ?, ?) ON CONFLICT(name) DO UPDATE SET "
-                "value=excluded.value, updated_at=excluded.updated_at", (str(until), now))
+        self.set_setting("maintenance_until", str(until), now)
 
     # --- what the hotlines said back --------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The gateway's own web pages, for the technician on the home's network."""

@@ -1,0 +1,255 @@
+"""The technician pages: is this home covered? Login, then one status page.
+
+    GET  /login, POST /login, POST /logout
+    GET  /                   status: broker, path to the centre, outbox, devices, recent alerts
+    POST /maintenance        start (minutes) or stop test/maintenance mode
+    GET  /healthz            liveness (the only route without a login)
+
+Every other route needs a session; every form carries the session's CSRF token. Pages are
+rendered on the server (no scripts) and refresh themselves every few seconds.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from alerts import wire
+from gateway.store import Store
+from gateway.web.auth import Session, Sessions, check_code
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+logger = logging.getLogger(__name__)
+
+COOKIE = "anxin_session"
+CODE_SETTING = "technician_code_hash"
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions", Sessions)
+SESSION: web.RequestKey[Session] = web.RequestKey("session", Session)
+OPEN_ROUTES = frozenset({"/login", "/healthz"})
+HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A session on every route but login and health; security headers on every answer."""
+    if request.path not in OPEN_ROUTES:
+        session = request.app[SESSIONS].get(request.cookies.get(COOKIE))
+        if session is None:
+            if request.method == "GET":
+                raise web.HTTPSeeOther("/login")
+            raise web.HTTPUnauthorized(text="log in first")
+        if request.method == "POST":
+            form = await request.post()
+            if form.get("csrf") != session.csrf:
+                raise web.HTTPForbidden(text="stale or forged form (CSRF token)")
+        request[SESSION] = session
+    response = await handler(request)
+    response.headers.update(HEADERS)
+    return response
+
+
+def make_app(gw: Gateway) -> web.Application:
+    """The technician app for a running gateway."""
+    app = web.Application(middlewares=[guard])
+    app[GATEWAY] = gw
+    app[SESSIONS] = Sessions()
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/", status_page)
+    app.router.add_post("/maintenance", maintenance)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def login_page(request: web.Request, problem: str = "") -> web.Response:
+    e = html.escape
+    body = f"""<h1>安心 网关 · 技术人员登录 <small>technician login</small></h1>
+<form method="post" action="/login">
+<p><label>技术人员代码 Technician code<br>
+<input name="code" autocomplete="one-time-code" autofocus required
+ placeholder="XXXX-XXXX-XXXX"></label></p>
+<p><button>登录 Log in</button></p>
+{f'<p class="bad">{e(problem)}</p>' if problem else ''}
+<p class="hint">代码在网关首次启动时生成；忘记了可在网关上运行
+<code>anxin technician-code --config …</code> 生成新代码。<br>
+The code was made at the gateway's first start; `anxin technician-code` makes a new one.</p>
+</form>"""
+    return _page("登录 Login", body, status=401 if problem else 200)
+
+
+async def login(request: web.Request) -> web.Response:
+    gw, sessions = request.app[GATEWAY], request.app[SESSIONS]
+    addr, now = request.remote or "?", time.time()
+    wait = sessions.locked(addr, now)
+    if wait:
+        return await login_page(request, f"尝试次数过多，请 {wait:.0f} 秒后再试 / too many "
+                                         f"tries, wait {wait:.0f} s")
+    form = await request.post()
+    stored = await gw.store.call(Store.setting, CODE_SETTING)
+    code = str(form.get("code", ""))
+    if not stored or not check_code(code, stored):
+        sessions.failed(addr, now)
+        logger.warning("technician login refused from %s", addr)
+        return await login_page(request, "代码不对 / wrong code")
+    token, _ = sessions.open(addr, now)
+    logger.info("technician logged in from %s", addr)
+    response = web.HTTPSeeOther("/")
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict",
+                        secure=request.secure, max_age=8 * 3600)
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    request.app[SESSIONS].close(request.cookies.get(COOKIE))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE)
+    raise response
+
+
+async def maintenance(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    form = await request.post()
+    now = time.time()
+    if form.get("action") == "start":
+        try:
+            minutes = float(str(form.get("minutes", "60")))
+        except ValueError:
+            raise web.HTTPBadRequest(text="minutes must be a number") from None
+        if not 1 <= minutes <= 24 * 60:
+            raise web.HTTPBadRequest(text="minutes must be 1..1440")
+        until = now + minutes * 60
+    else:
+        until = 0.0
+    await gw.store.call(Store.set_maintenance_until, until, now)
+    gw.maintenance_until = until
+    logger.warning("technician %s test/maintenance mode from the web page",
+                   "started" if until else "ended")
+    raise web.HTTPSeeOther("/")
+
+
+def _ago(now: float, ts: float | None) -> str:
+    if ts is None:
+        return "从未 never"
+    s = now - ts
+    if s < 90:
+        return f"{s:.0f} 秒前"
+    if s < 5400:
+        return f"{s / 60:.0f} 分钟前"
+    return f"{s / 3600:.1f} 小时前"
+
+
+async def status_page(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    csrf = request[SESSION].csrf
+    e = html.escape
+    now = time.time()
+    st = await gw.status()
+    recent = await gw.store.call(Store.alerts, 10)
+
+    def mark(ok: bool) -> str:
+        return '<span class="ok">✓</span>' if ok else '<span class="bad">✗</span>'
+
+    down = st["path_down_since"]
+    def path(since: float | None) -> str:
+        return "正常 up" if since is None else f"中断 down since {_ago(now, since)}"
+
+    targets = "".join(
+        f"<tr><td>{e(t['name'])}</td><td>{mark(t['down_since'] is None)} "
+        f"{path(t['down_since'])}</td><td>{t['sent']}</td>"
+        f"<td>{st['outbox_depth'].get(t['name'], 0)}</td></tr>" for t in st["targets"])
+    memory = gw.core.instant.devices
+    offline = gw.core.supervision.offline
+    rows = []
+    for dev, model in gw.devices.values():
+        mem = memory.get(dev.id)
+        last = mem.last if mem else {}
+        state = "在线 ok"
+        bad = False
+        if dev.id in offline or last.get("availability") == "offline":
+            state, bad = "离线 offline", True
+        elif mem is not None and mem.battery_alarmed:
+            state, bad = "电量低 low battery", True
+        elif dev.id not in gw.last_seen:
+            state = "未上报 not heard yet"
+        battery = last.get("battery")
+        lq = last.get("link_quality")
+        rows.append(
+            f"<tr class=\"{'bad' if bad else ''}\"><td>{e(dev.id)}</td><td>{e(dev.name or '')}"
+            f"</td><td>{e(model.model)}</td><td>{e(dev.room or '—')}</td>"
+            f"<td>{_ago(now, gw.last_seen.get(dev.id))}</td>"
+            f"<td>{'—' if battery is None else f'{battery:.0f}%'}</td>"
+            f"<td>{'—' if lq is None else int(lq)}</td><td>{state}</td></tr>")
+    alerts = "".join(
+        f"<tr><td>{datetime.fromtimestamp(a['created_at'], gw.tz):%m-%d %H:%M:%S}</td>"
+        f"<td>{e(wire.title(a['event'])['zh'])}{' [测试 TEST]' if a['test'] else ''}</td>"
+        f"<td>{e(a['room'] or '—')}</td><td>{e(a['state'])}</td></tr>" for a in recent)
+    mm = st["maintenance_until"]
+    maint = (f'<p class="warn">测试/维护模式 开启，至 '
+             f'{datetime.fromtimestamp(mm, gw.tz):%H:%M}：所有报警按测试发送 / test mode ON</p>'
+             f'<form method="post" action="/maintenance"><input type="hidden" name="csrf" '
+             f'value="{e(csrf)}"><input type="hidden" name="action" value="stop">'
+             f'<button>结束测试模式 End test mode</button></form>') if mm else (
+        f'<form method="post" action="/maintenance"><input type="hidden" name="csrf" '
+        f'value="{e(csrf)}"><input type="hidden" name="action" value="start">'
+        f'<label>开始测试/维护模式 Start test mode for <input name="minutes" value="60" '
+        f'size="4"> 分钟 minutes</label> <button>开始 Start</button></form>')
+    body = f"""<h1>安心 网关 {e(st['gateway_id'])} <small>家庭 home {e(st['home_id'])}</small></h1>
+<form method="post" action="/logout" class="right"><input type="hidden" name="csrf"
+ value="{e(csrf)}"><button>退出 Log out</button></form>
+<p>{mark(st['broker_connected'])} MQTT 消息服务器 broker
+{'已连接 connected' if st['broker_connected'] else '未连接 NOT connected'} ·
+{mark(down is None)} 服务中心链路 path to the centre:
+{'正常 up' if down is None else '中断 DOWN since ' + _ago(now, down) + '（报警会保存并重发）'}
+· 磁盘剩余 disk free {st['disk_free_mb']} MB</p>
+<h2>服务中心 Delivery targets</h2>
+<table><tr><th>目标 target</th><th>状态 state</th><th>已送达 sent</th><th>待发 waiting</th></tr>
+{targets}</table>
+<h2>测试/维护模式 Test/maintenance mode</h2>{maint}
+<h2>设备 Devices ({st['devices']['configured']})</h2>
+<table><tr><th>设备 id</th><th>名称 name</th><th>型号 model</th><th>房间 room</th>
+<th>最近上报 last heard</th><th>电量 battery</th><th>信号 link</th><th>状态 state</th></tr>
+{''.join(rows)}</table>
+<h2>最近报警 Recent alerts</h2>
+<table><tr><th>时间 time</th><th>报警 alert</th><th>房间 room</th><th>状态 state</th></tr>
+{alerts or '<tr><td colspan="4">无 none</td></tr>'}</table>"""
+    return _page("网关状态 Gateway status", body, refresh=5)
+
+
+def _page(title: str, body: str, *, refresh: int | None = None,
+          status: int = 200) -> web.Response:
+    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    text = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">{meta}
+<title>安心 {html.escape(title)}</title><style>
+body {{ font: 18px/1.5 system-ui, "Noto Sans CJK SC", sans-serif; margin: 1rem; }}
+h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.15rem; margin-top: 1.5rem; }}
+small {{ color: #666; font-size: .75em; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ddd; }}
+tr.bad td, .bad {{ color: #b00; font-weight: bold; }} .ok {{ color: #070; }}
+.warn {{ background: #fff3cd; padding: .5rem; }} .right {{ float: right; }}
+button, input {{ font-size: 1rem; padding: .3rem .6rem; }} .hint {{ color: #555; }}
+</style></head><body>{body}</body></html>"""
+    return web.Response(text=text, content_type="text/html", charset="utf-8", status=status)
