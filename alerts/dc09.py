@@ -14,12 +14,13 @@ of 16 bytes, AES-CBC with an all-zero IV, sent as upper-case hex.
 
 anxin's events in the two formats (Contact ID code / SIA code):
 
-    smoke 111 / FA     gas 151 / GA        water_leak 154 / WA    sos 101 / PA
+    smoke 111 / FA     gas 151 / GA        water_leak 154 / WA    sos 101 / QA
     fall 100 / MA      tamper 383 / TA     low_battery 384 / XT   offline 381 / US
     any test alarm: 601 / RX (manual test report, with the device's zone)
 
-SOS is "PA" (emergency assistance, manually activated) and a fall "MA" (medical, raised by
-a detector); Contact ID 101 and 100 carry the same distinction. XT is the wireless sensor's
+SOS is "QA" (emergency assistance) and a fall "MA" (medical), the SIA codes the Contact ID
+conversion gives for 101 and 100 — not "PA" (panic), which many centres route to the police.
+XT is the wireless sensor's
 battery (YT would be the gateway's own). A test alarm is reported as a test report, so a
 drill can never be dispatched as an emergency.
 """
@@ -35,7 +36,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 SIA_CODES: dict[str, str] = {
-    "smoke": "FA", "gas": "GA", "water_leak": "WA", "sos": "PA", "fall": "MA",
+    "smoke": "FA", "gas": "GA", "water_leak": "WA", "sos": "QA", "fall": "MA",
     "tamper": "TA", "low_battery": "XT", "offline": "US",
 }
 TEST_CID, TEST_SIA = 601, "RX"

@@ -81,7 +81,7 @@ def test_replies_are_parsed_and_checked():
 # --- against pysiaalarm, an independent receiver --------------------------------------------
 
 EVENTS = [("smoke", 111, "FA"), ("gas", 151, "GA"), ("water_leak", 154, "WA"),
-          ("sos", 101, "PA"), ("fall", 100, "MA"), ("tamper", 383, "TA"),
+          ("sos", 101, "QA"), ("fall", 100, "MA"), ("tamper", 383, "TA"),
           ("low_battery", 384, "XT"), ("offline", 381, "US")]
 
 
