@@ -27,13 +27,15 @@ class OutboxSender:
     def __init__(self, store: AsyncStore, transport: Transport,
                  on_delivered: Callable[[str], Awaitable[None]], *,
                  backoff_base_s: float = 0.5, backoff_max_s: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.store = store
         self.transport = transport
         self.on_delivered = on_delivered
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.clock = clock
+        self.sleep = sleep  # injectable with the clock, to replay a day of outage in seconds
         self._wake = asyncio.Event()
         self.failures = 0  # consecutive failed attempts; > 0 means the path is down
         self.down_since: float | None = None  # when the current outage began
@@ -68,7 +70,7 @@ class OutboxSender:
                 if not await self._attempt(row.id, row.alert_id, row.sequence, row.body):
                     # Back off, then ask again: a more urgent alert raised meanwhile goes
                     # first (severity 1 before a low battery that has been waiting).
-                    await asyncio.sleep(self._delay())
+                    await self.sleep(self._delay())
         finally:
             await self.transport.close()
 

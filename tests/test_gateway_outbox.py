@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from alerts.manager import Manager
+from bench import outage_day
 from detectors.finding import Finding
 from gateway.outbox import OutboxSender
 from gateway.store import AsyncStore, Store
@@ -106,3 +108,13 @@ async def test_an_alarm_raised_during_an_outage_overtakes_the_waiting_head(tmp_p
         await asyncio.gather(task, return_exceptions=True)
         await store.close()
     assert t.delivered == [b"fall", b"low_battery"]
+
+
+async def test_a_day_without_the_hotline_on_a_virtual_clock(tmp_path):
+    """The sender keeps trying all day (backoff capped at 60 s) and then delivers it all:
+    bench/outage_day.py, small."""
+    got = await outage_day.bench(argparse.Namespace(alerts=60, retry_max_s=60.0))
+    assert got["arrived_exactly_once"] and got["severity_1_first"]
+    assert got["out_of_urgency_order"] == 0
+    assert got["failed_attempts_during_outage"] > 24 * 60  # about one a minute, all day
+    assert got["oldest_alert_age_at_delivery_h"] >= 23
