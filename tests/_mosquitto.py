@@ -21,6 +21,7 @@ max_inflight_messages 100
 """
 CONF = """\
 listener {port} 127.0.0.1
+{listener_options}
 allow_anonymous true
 {persistence}
 {tuning}
@@ -57,12 +58,14 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 1
 
 @contextlib.contextmanager
 def running_mosquitto(port: int | None = None, persist_dir: Path | None = None, *,
-                      tuned: bool = True) -> Iterator[tuple[str, int]]:
+                      tuned: bool = True,
+                      listener_options: str = "") -> Iterator[tuple[str, int]]:
     """Start mosquitto; yield (host, port); stop it (SIGTERM, so it saves its state).
 
     With `persist_dir`, sessions and queued messages are kept there, as on a Pi, and a
     broker started again with the same port and directory carries on where it stopped.
     `tuned=False` runs Mosquitto's defaults instead of anxin's settings (for comparison).
+    `listener_options` go under the listener (TLS files, require_certificate, ...).
     """
     binary = mosquitto_binary()
     if binary is None:
@@ -73,12 +76,13 @@ def running_mosquitto(port: int | None = None, persist_dir: Path | None = None, 
         persistence = "persistence false"
         if persist_dir is not None:
             persistence = f"persistence true\npersistence_location {persist_dir}/"
-            if os.geteuid() == 0:
-                # Started as root, mosquitto drops to its own user, which cannot enter a
-                # test's private temporary directory. (A Pi install gives it its own.)
-                persistence += "\nuser root"
+        if (persist_dir is not None or listener_options) and os.geteuid() == 0:
+            # Started as root, mosquitto drops to its own user, which cannot enter a test's
+            # private temporary directory. (A Pi install gives it its own.)
+            persistence += "\nuser root"
         conf.write_text(CONF.format(port=port, persistence=persistence,
-                                    tuning=TUNING if tuned else ""))
+                                    tuning=TUNING if tuned else "",
+                                    listener_options=listener_options))
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         try:

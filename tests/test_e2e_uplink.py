@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -122,3 +123,55 @@ async def test_dead_uplink_is_loss_of_supervision_at_the_centre(tmp_path, mosqui
             if gw.poll() is None:
                 gw.kill()
                 gw.wait()
+
+
+async def test_uplink_over_tls_with_a_client_certificate(tmp_path):
+    import ssl  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    import paho.mqtt.client as mqtt  # noqa: PLC0415
+
+    from alerts import wire  # noqa: PLC0415
+    from tests._mosquitto import running_mosquitto  # noqa: PLC0415
+    from tests._tls import make_pki  # noqa: PLC0415
+
+    pki = make_pki(tmp_path)
+    options = (f"cafile {pki['ca']}\ncertfile {pki['server']}\nkeyfile {pki['server_key']}\n"
+               "require_certificate true")
+    with running_mosquitto() as (_, home), \
+            running_mosquitto(listener_options=options) as (_, central):
+        cfg = write_config(tmp_path, home, "gw-tls", "central-tls")
+        text = cfg.read_text(encoding="utf-8")
+        assert f'url = "mqtt://127.0.0.1:{home}"\ntopic_prefix' in text
+        cfg.write_text(text.replace(
+            f'url = "mqtt://127.0.0.1:{home}"\ntopic_prefix',
+            f'url = "mqtts://127.0.0.1:{central}"\nca_file = "ca.pem"\n'
+            f'cert_file = "client.pem"\nkey_file = "client.key"\ntopic_prefix'), encoding="utf-8")
+        # the centre, as a paho client on its own thread, with its own certificate
+        got: list[bytes] = []
+        arrived = threading.Event()
+        centre = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="centre-tls")
+        centre.tls_set(ca_certs=str(pki["ca"]), certfile=str(pki["client"]),
+                       keyfile=str(pki["client_key"]), cert_reqs=ssl.CERT_REQUIRED)
+        centre.on_connect = lambda c, *_: c.subscribe("central-tls/gw-tls/alerts", qos=1)
+
+        def on_message(_c, _u, m):
+            got.append(m.payload)
+            arrived.set()
+
+        centre.on_message = on_message
+        centre.connect("127.0.0.1", central)
+        centre.loop_start()
+        try:
+            async with gateway(cfg):
+                await publish(home, ("gw-tls/bedside_sos", TS0215A_PRESS))
+                for _ in range(200):
+                    if arrived.is_set():
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            centre.loop_stop()
+            centre.disconnect()
+    (payload,) = got
+    body = wire.decode(wire.open_envelope(SECRET.encode(), payload, time.time()))
+    assert (body["code"], body["gateway_id"]) == (101, "gw-tls")
