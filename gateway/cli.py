@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -190,6 +191,61 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def cmd_devices_discover(args: argparse.Namespace) -> int:
+    """List what Zigbee2MQTT has paired: known to the catalogue? already commissioned?"""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    from gateway.discover import DiscoveryError, parse_bridge_devices  # noqa: PLC0415
+
+    base = cfg.mqtt.zigbee2mqtt_base_topic
+    payload = asyncio.run(_read_retained(args.broker or cfg.mqtt.url,
+                                         f"{base}/bridge/devices", args.wait))
+    if payload is None:
+        print(f"no {base}/bridge/devices on the broker within {args.wait:g} s: is "
+              "Zigbee2MQTT running and using this broker?", file=sys.stderr)
+        return 1
+    try:
+        found = parse_bridge_devices(payload, base, {d.topic: d.id for d in cfg.devices})
+    except DiscoveryError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([dataclasses.asdict(f) for f in found], ensure_ascii=False, indent=2))
+        return 0
+    for f in found:
+        known = "✓ catalogue" if f.in_catalogue else "✗ NOT in catalogue"
+        where = f"configured as {f.configured_as}" if f.configured_as else "not configured"
+        interview = "" if f.interviewed else " (interview not finished)"
+        print(f"{f.friendly_name:<24} {f.model or '?':<18} {f.vendor or '?':<14} {known:<20} "
+              f"{where}{interview}")
+        if not f.in_catalogue and f.exposes:
+            print(f"{'':24} exposes: {', '.join(f.exposes)}")
+    return 0
+
+
+async def _read_retained(url: str, topic: str, wait: float) -> bytes | None:
+    import aiomqtt  # noqa: PLC0415
+
+    from gateway.ingest import BrokerAddress  # noqa: PLC0415
+
+    if url == "embedded":
+        url = "mqtt://127.0.0.1:1883"
+    address = BrokerAddress.from_url(url)
+    async with aiomqtt.Client(address.host, address.port, username=address.username,
+                              password=address.password,
+                              tls_context=address.tls_context()) as client:
+        await client.subscribe(topic, qos=1)
+        try:
+            async with asyncio.timeout(wait):
+                async for message in client.messages:
+                    payload = message.payload
+                    return payload if isinstance(payload, bytes) else str(payload).encode()
+        except TimeoutError:
+            return None
+    return None
+
+
 def cmd_technician_code(args: argparse.Namespace) -> int:
     """Make a new technician code (the old one stops working at once) and print it."""
     cfg = _load_or_explain(args.config)
@@ -304,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("devices", help="device catalogue")
     dsub = s.add_subparsers(dest="devices_command", required=True)
+    c = dsub.add_parser("discover", help="what Zigbee2MQTT has paired, against the "
+                        "catalogue and the config")
+    c.add_argument("--config", required=True)
+    c.add_argument("--broker", help="broker URL (default: the config's [mqtt] url)")
+    c.add_argument("--wait", type=float, default=5.0, help="seconds to wait for bridge/devices")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(fn=cmd_devices_discover)
     c = dsub.add_parser("catalog", help="print the catalogue")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=cmd_devices_catalog)

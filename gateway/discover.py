@@ -1,0 +1,72 @@
+"""Discovery: what Zigbee2MQTT has paired, matched against the catalogue and the config.
+
+Zigbee2MQTT keeps the list of paired devices as a retained message on
+`<base>/bridge/devices`: a JSON array of objects with `ieee_address`, `friendly_name`,
+`type` (Coordinator / Router / EndDevice), `interview_completed`, `supported` and a
+`definition` (`model`, `vendor`, `description`, `exposes`). The technician's question is:
+which of these does anxin know, which are already commissioned, and which are not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from devices.catalogue import find_model
+
+
+class DiscoveryError(ValueError):
+    """bridge/devices could not be read; says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One paired device as Zigbee2MQTT reports it, and what anxin makes of it."""
+
+    friendly_name: str
+    ieee_address: str
+    model: str | None
+    vendor: str | None
+    description: str | None
+    interviewed: bool
+    in_catalogue: bool
+    configured_as: str | None  # the [[devices]] id using its topic, if any
+    exposes: tuple[str, ...]  # the properties it exposes (for models anxin does not know)
+
+
+def _properties(exposes: list[Any]) -> list[str]:
+    out: list[str] = []
+    for e in exposes or []:
+        if not isinstance(e, dict):
+            continue
+        if "property" in e:
+            out.append(str(e["property"]))
+        out += _properties(e.get("features", []))  # composite exposes nest their features
+    return out
+
+
+def parse_bridge_devices(payload: bytes, base: str,
+                         configured: dict[str, str]) -> list[Found]:
+    """The paired devices (the coordinator left out); `configured` maps topic -> device id."""
+    try:
+        devices = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DiscoveryError(f"{base}/bridge/devices is not JSON: {e}") from None
+    if not isinstance(devices, list):
+        raise DiscoveryError(f"{base}/bridge/devices is not a JSON array")
+    found = []
+    for d in devices:
+        if not isinstance(d, dict) or d.get("type") == "Coordinator":
+            continue
+        definition = d.get("definition") or {}
+        model = definition.get("model")
+        name = str(d.get("friendly_name") or d.get("ieee_address") or "?")
+        found.append(Found(
+            friendly_name=name, ieee_address=str(d.get("ieee_address", "")), model=model,
+            vendor=definition.get("vendor"), description=definition.get("description"),
+            interviewed=bool(d.get("interview_completed")),
+            in_catalogue=model is not None and find_model(model) is not None,
+            configured_as=configured.get(f"{base}/{name}"),
+            exposes=tuple(dict.fromkeys(_properties(definition.get("exposes", []))))))
+    return sorted(found, key=lambda f: (f.configured_as is not None, f.friendly_name))
