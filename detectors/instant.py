@@ -12,6 +12,7 @@ marked `seen_at_startup` in the evidence (an alert already open for it absorbs i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,8 @@ class InstantState:
 class InstantConfig:
     """Thresholds for the instant rules."""
 
-    low_battery_pct: float = 15.0
+    low_battery_pct: float = 15.0  # for devices without a threshold of their own
+    device_low_battery_pct: Mapping[str, float] = field(default_factory=dict)  # device -> %
 
 
 def _finding(spec: tuple[int, int, str], obs: Observation, now: float, *,
@@ -119,13 +121,14 @@ def _battery(mem: DeviceMemory, obs: Observation, now: float, cfg: InstantConfig
              prime: bool) -> list[Finding]:
     # Two sources say "battery low": the device's own flag and the level against our
     # threshold. Either one fires once; both must clear before it can fire again.
+    threshold = cfg.device_low_battery_pct.get(obs.device, cfg.low_battery_pct)
     if obs.kind == "battery_low":
         low = obs.value is True
     else:
         level = float(obs.value)  # type: ignore[arg-type]
-        if level <= cfg.low_battery_pct:
+        if level <= threshold:
             low = True
-        elif level >= cfg.low_battery_pct + BATTERY_HYSTERESIS_PCT:
+        elif level >= threshold + BATTERY_HYSTERESIS_PCT:
             low = False
         else:
             return []
@@ -133,7 +136,7 @@ def _battery(mem: DeviceMemory, obs: Observation, now: float, cfg: InstantConfig
         mem.battery_alarmed = True
         if prime:
             return []
-        return [_finding(LOW_BATTERY, obs, now, threshold_pct=cfg.low_battery_pct)]
+        return [_finding(LOW_BATTERY, obs, now, threshold_pct=threshold)]
     if not low and mem.last.get("battery_low") is not True:
         mem.battery_alarmed = False
     return []

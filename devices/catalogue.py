@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from devices.observation import PayloadError, check_value
+
+FIXTURES_DIR = Path(__file__).parent / "fixtures"
 
 SKIP: Any = object()
 """Returned by a decoder when the value carries no reading (e.g. null, or an action reset to '')."""
@@ -49,11 +52,35 @@ class Model:
     # intervals is loss of supervision (detectors/supervision.py). None for models that
     # report only on change (mains-powered radars): Zigbee2MQTT's availability covers them.
     supervision_s: float | None = None
+    # "battery" or "mains". Zigbee2MQTT pings mains-powered (router) devices every 10
+    # minutes, so its availability flag is timely for them (`availability`); for battery
+    # devices it waits 25 h, and `supervision_s` is what catches a dead one.
+    power: str = "battery"
+    # Battery level (%) at or below which the battery is reported low (a technical finding).
+    # Coin-cell devices whose percentage Zigbee2MQTT derives from voltage fall off a cliff at
+    # the end, so they are flagged earlier. None when the model reports no level (mains, or
+    # only its own battery_low flag).
+    battery_low_pct: float | None = None
 
     @property
     def model(self) -> str:
         """The primary model id."""
         return self.models[0]
+
+    @property
+    def family(self) -> str:
+        """All model ids of the entry, as Zigbee2MQTT's docs name a family ("HS3SA/HS1SA")."""
+        return "/".join(self.models)
+
+    @property
+    def availability(self) -> bool:
+        """Whether Zigbee2MQTT's availability flag is timely for this model (mains-powered)."""
+        return self.source == "zigbee2mqtt" and self.power == "mains"
+
+    @property
+    def fixture(self) -> Path:
+        """The captured payloads this entry is tested against (devices/fixtures/)."""
+        return FIXTURES_DIR / (self.family.replace("/", "_") + ".json")
 
     def expose(self, prop: str) -> Expose | None:
         """The expose reading `prop`, if this model has one."""
@@ -245,6 +272,11 @@ def fall_state(prop: str, mapping: Mapping[Any, str], *, skip: tuple[Any, ...] =
         f"{k!r} -> {v}" for k, v in mapping.items()), skip=skip)
 
 
+def vibration() -> Expose:
+    """Vibration (`vibration`): true while the sensor feels movement."""
+    return binary("vibration", "vibration", "vibration felt")
+
+
 # --- the catalogue -------------------------------------------------------------------------
 #
 # Each entry cites what it was built from in ../shared/data/z2m_payloads.json (the
@@ -260,50 +292,61 @@ _SETTINGS_AQARA = frozenset({"voltage", "device_temperature", "power_outage_coun
 # anxin-native devices must publish at least hourly (devices/adapters/native.py).
 AQARA_HEARTBEAT_S = 3600.0
 BATTERY_REPORT_MAX_S = 62000.0
+# eWeLink (SONOFF) buttons: battery reported every 3600-7200 s (ewelinkBattery in
+# zigbee-herdsman-converters, "3600/7200 prevents disconnect").
+EWELINK_BATTERY_S = 7200.0
 NATIVE_HEARTBEAT_S = 3600.0
+
+# Low-battery thresholds. Zigbee2MQTT derives Aqara/Xiaomi and most coin-cell percentages
+# from voltage, and a CR2032's voltage holds up until near the end and then drops: flag
+# them early. IAS devices that report their own remaining percentage (Heiman) are nearer
+# linear. The anxin pendant and bed sensor are rechargeable: a low level is a "charge me".
+COIN_CELL_LOW_PCT = 25.0
+DEVICE_PCT_LOW_PCT = 15.0
+RECHARGEABLE_LOW_PCT = 20.0
 
 CATALOGUE: tuple[Model, ...] = (
     # Aqara (Xiaomi) --------------------------------------------------------------------
     Model(("RTCGQ11LM",), "Aqara (Xiaomi)", "Aqara human body movement and illuminance sensor",
           ("motion",), (occupancy("motion"), battery(), linkquality()),
           ignored=_SETTINGS_AQARA | {"illuminance", "illuminance_lux", "no_occupancy_since"},
-          supervision_s=AQARA_HEARTBEAT_S),
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
     Model(("MCCGQ11LM",), "Aqara (Xiaomi)", "Aqara door & window contact sensor",
           ("contact",), (contact(), battery(), temperature(), linkquality()),
           ignored=_SETTINGS_AQARA,
-          supervision_s=AQARA_HEARTBEAT_S),
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
     Model(("SJCGQ11LM",), "Aqara (Xiaomi)", "Aqara water leak sensor",
           ("water_leak",),
           (water_leak(), battery_low(), tamper(), battery(), temperature(), linkquality()),
           ignored=_SETTINGS_AQARA,
-          supervision_s=AQARA_HEARTBEAT_S),
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
     Model(("JTYJ-GD-01LM/BW",), "Xiaomi (Mijia Honeywell)", "Mijia Honeywell smoke detector",
           ("smoke",),
           (test(), smoke(), battery_low(), tamper(), battery(), linkquality()),
           ignored=_SETTINGS_AQARA | {"smoke_density", "sensitivity"},
-          supervision_s=AQARA_HEARTBEAT_S),
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
     Model(("JT-BZ-01AQ/A",), "Aqara", "Smart natural gas detector (mains powered)",
           ("gas",), (test(), gas(), linkquality()),
           ignored=_SETTINGS_AQARA | {"gas_density", "gas_sensitivity", "buzzer_manual_alarm",
                                      "buzzer_manual_mute", "linkage_alarm",
-                                     "linkage_alarm_state", "state"}),
+                                     "linkage_alarm_state", "state"}, power="mains"),
     Model(("RTCZCGQ11LM",), "Aqara", "Presence sensor FP1 (60 GHz mmWave)",
           ("presence",), (presence(), linkquality()),
           # region enter/leave actions and presence_event repeat what `presence` says.
           ignored=_SETTINGS_AQARA | {"presence_event", "action", "monitoring_mode",
-                                     "approach_distance", "motion_sensitivity"}),
+                                     "approach_distance", "motion_sensitivity"}, power="mains"),
     # Heiman -----------------------------------------------------------------------------
     Model(("HS1CG",), "Heiman", "Smart combustible gas sensor (IAS zone)",
-          ("gas",), (gas(), tamper(), battery_low(), linkquality())),
+          ("gas",), (gas(), tamper(), battery_low(), linkquality()), power="mains"),
     Model(("HS3SA", "HS1SA"), "Heiman", "Smart smoke alarm (IAS zone)",
           ("smoke",),
           (test(), trouble(), tamper(), smoke(), battery_low(), battery(), linkquality()),
           ignored=frozenset({"supervision_reports", "restore_reports", "ac_status",
                              "battery_defect", "enrolled"}),
-          supervision_s=BATTERY_REPORT_MAX_S),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=DEVICE_PCT_LOW_PCT),
     Model(("HS1WL", "HS3WL"), "Heiman", "Water leakage sensor (IAS zone)",
           ("water_leak",), (water_leak(), battery_low(), tamper(), battery(), linkquality()),
-          supervision_s=BATTERY_REPORT_MAX_S),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=DEVICE_PCT_LOW_PCT),
     Model(("HS1EB", "HS1EB-E"), "Heiman", "Smart emergency button",
           ("sos",),
           # A press (single or double) is an emergency; holding the button for 3 s is the
@@ -312,7 +355,7 @@ CATALOGUE: tuple[Model, ...] = (
           (action({"single": "sos", "double": "sos", "hold": "cancel"}), battery(),
            linkquality()),
           ignored=frozenset({"click"}),
-          supervision_s=BATTERY_REPORT_MAX_S),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=DEVICE_PCT_LOW_PCT),
     Model(("HS2FD-EF1-3.0",), "Heiman", "Fall detection sensor (mmWave radar)",
           ("presence", "fall"),
           (occupancy("presence"),
@@ -323,11 +366,11 @@ CATALOGUE: tuple[Model, ...] = (
           ignored=frozenset({"sensor_status", "sensitivity", "installation_method",
                              "cell_mounted_table", "wall_mounted_table",
                              "sub_region_isolation_table", "enable_indicator",
-                             "enable_sub_region_isolation"})),
+                             "enable_sub_region_isolation"}), power="mains"),
     # Tuya -------------------------------------------------------------------------------
     Model(("TS0215A_sos",), "Tuya", "SOS button (IAS ACE emergency command)",
           ("sos",), (action({"emergency": "sos"}), battery(), linkquality()),
-          supervision_s=BATTERY_REPORT_MAX_S),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=COIN_CELL_LOW_PCT),
     Model(("MIR-HE200-TY",), "Tuya", "Human presence sensor with fall function",
           ("presence", "fall"),
           (presence(),
@@ -340,19 +383,96 @@ CATALOGUE: tuple[Model, ...] = (
           ignored=frozenset({"occupancy", "motion", "illuminance", "illuminance_lux",
                              "motion_speed", "motion_direction", "radar_sensitivity",
                              "radar_scene", "tumble_switch", "fall_sensitivity",
-                             "tumble_alarm_time", "static_dwell_alarm"})),
+                             "tumble_alarm_time", "static_dwell_alarm"}), power="mains"),
     Model(("ZY-M100-S_1",), "Tuya", "Mini human breathe sensor (24 GHz mmWave)",
           ("presence",), (presence(), linkquality()),
           ignored=frozenset({"illuminance", "illuminance_lux", "target_distance",
                              "radar_sensitivity", "minimum_range", "maximum_range",
-                             "detection_delay", "fading_time"})),
+                             "detection_delay", "fading_time"}), power="mains"),
     # SONOFF -----------------------------------------------------------------------------
     Model(("SNZB-04",), "SONOFF", "Contact sensor (IAS zone)",
           ("contact",), (contact(), battery_low(), tamper(), battery(), linkquality()),
-          supervision_s=BATTERY_REPORT_MAX_S),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=COIN_CELL_LOW_PCT),
     Model(("SNZB-06P",), "SONOFF", "Zigbee occupancy sensor (mmWave)",
           ("presence",), (occupancy("presence"), linkquality()),
-          ignored=frozenset({"occupancy_timeout", "occupancy_sensitivity", "illumination"})),
+          ignored=frozenset({"occupancy_timeout", "occupancy_sensitivity", "illumination"}),
+          power="mains"),
+    # More Aqara / Xiaomi (devices/fixtures/<model>.json cite each converter and payload) ----
+    Model(("RTCGQ13LM",), "Aqara", "High precision motion sensor",
+          ("motion",), (occupancy("motion"), battery(), linkquality()),
+          # `temperature` in older payloads is the device's own temperature, not the room's.
+          ignored=_SETTINGS_AQARA | {"temperature", "motion_sensitivity", "detection_interval",
+                                     "occupancy_timeout", "state"},
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
+    Model(("SJCGQ12LM",), "Aqara", "Water leak sensor T1",
+          ("water_leak",), (water_leak(), battery_low(), tamper(), battery(), linkquality()),
+          ignored=_SETTINGS_AQARA,
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
+    Model(("WXKG11LM",), "Aqara", "Wireless mini switch, installed as an SOS button",
+          ("sos",),
+          # As the SOS button of a kit: any press is a call for help; holding it is the
+          # deliberate "I am all right" (as on the Heiman HS1EB). "release" follows a hold.
+          (action({"single": "sos", "double": "sos", "triple": "sos", "quadruple": "sos",
+                   "hold": "cancel"}), battery(), linkquality()),
+          ignored=_SETTINGS_AQARA | {"temperature", "click", "duration"},
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
+    Model(("WXKG13LM",), "Aqara", "Wireless mini switch T1, installed as an SOS button",
+          ("sos",),
+          (action({"single": "sos", "double": "sos", "triple": "sos", "quintuple": "sos",
+                   "many": "sos", "hold": "cancel"}), battery(), linkquality()),
+          ignored=_SETTINGS_AQARA,
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
+    Model(("DJT11LM",), "Aqara", "Vibration sensor (on a bed frame, a door or a chair)",
+          ("vibration",),
+          (vibration(),
+           action({"vibration": "vibration", "tilt": "vibration", "drop": "vibration"}),
+           battery(), linkquality()),
+          ignored=_SETTINGS_AQARA | {"strength", "sensitivity", "angle", "angle_x", "angle_y",
+                                     "angle_z", "angle_x_absolute", "angle_y_absolute",
+                                     "x_axis", "y_axis", "z_axis"},
+          supervision_s=AQARA_HEARTBEAT_S, battery_low_pct=COIN_CELL_LOW_PCT),
+    Model(("JTQJ-BF-01LM/BW",), "Xiaomi (Mijia Honeywell)", "Natural gas leak detector",
+          ("gas",),
+          # battery_low appears in older firmware's reports on this mains device; kept as
+          # the device says it.
+          (gas(), tamper(), battery_low(), linkquality()),
+          ignored=_SETTINGS_AQARA | {"gas_density", "sensitivity", "selftest"},
+          power="mains"),
+    # More Tuya --------------------------------------------------------------------------------
+    Model(("TS0202",), "Tuya", "PIR motion sensor (IAS zone)",
+          ("motion",), (occupancy("motion"), battery_low(), tamper(), battery(), linkquality()),
+          ignored=frozenset({"voltage", "sensitivity", "keep_time"}),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=COIN_CELL_LOW_PCT),
+    Model(("IH012-RT01",), "Tuya", "PIR motion sensor (TS0202 variant)",
+          ("motion",), (occupancy("motion"), battery_low(), tamper(), battery(), linkquality()),
+          ignored=frozenset({"voltage", "sensitivity", "keep_time"}),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=COIN_CELL_LOW_PCT),
+    Model(("TS0203",), "Tuya", "Door/window contact sensor (IAS zone)",
+          ("contact",), (contact(), battery_low(), tamper(), battery(), linkquality()),
+          ignored=frozenset({"voltage"}),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=COIN_CELL_LOW_PCT),
+    # IKEA -------------------------------------------------------------------------------------
+    Model(("E1525", "E1745"), "IKEA", "TRADFRI motion sensor",
+          ("motion",), (occupancy("motion"), battery(), linkquality()),
+          ignored=frozenset({"requested_brightness_level", "requested_brightness_percent",
+                             "illuminance_above_threshold"}),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=DEVICE_PCT_LOW_PCT),
+    Model(("E2134",), "IKEA", "VALLHORN wireless motion sensor",
+          ("motion",), (occupancy("motion"), battery(), linkquality()),
+          ignored=frozenset({"illuminance", "illuminance_lux", "no_occupancy_since",
+                             "identify"}),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=DEVICE_PCT_LOW_PCT),
+    Model(("E2013",), "IKEA", "PARASOLL door/window sensor",
+          ("contact",), (contact(), battery(), linkquality()),
+          ignored=frozenset({"identify"}),
+          supervision_s=BATTERY_REPORT_MAX_S, battery_low_pct=DEVICE_PCT_LOW_PCT),
+    # More SONOFF ------------------------------------------------------------------------------
+    Model(("SNZB-01",), "SONOFF", "Wireless button, installed as an SOS button",
+          ("sos",),
+          (action({"single": "sos", "double": "sos", "long": "cancel"}), battery(),
+           linkquality()),
+          ignored=frozenset({"voltage"}),
+          supervision_s=EWELINK_BATTERY_S, battery_low_pct=COIN_CELL_LOW_PCT),
     # anxin-native devices (no Zigbee equivalent; see devices/adapters/native.py) -----------
     Model(("anxin-pendant",), "anxin", "Wearable pendant: fall detection, SOS and cancel keys",
           ("fall", "sos"),
@@ -360,14 +480,16 @@ CATALOGUE: tuple[Model, ...] = (
            event("sos", "sos", "SOS key pressed"),
            event("cancel", "cancel", "cancel key pressed"),
            battery(), battery_low()),
-          source="anxin", supervision_s=NATIVE_HEARTBEAT_S),
+          source="anxin", supervision_s=NATIVE_HEARTBEAT_S,
+          battery_low_pct=RECHARGEABLE_LOW_PCT),
     Model(("anxin-bed-sensor",), "anxin", "Bed sensor: in bed, heart and respiration rate",
           ("in_bed",),
           (binary("in_bed", "in_bed", "someone is in bed"),
            numeric("heart_rate", "heart_rate", "beats per minute"),
            numeric("respiration_rate", "respiration_rate", "breaths per minute"),
            battery()),
-          source="anxin", supervision_s=NATIVE_HEARTBEAT_S),
+          source="anxin", supervision_s=NATIVE_HEARTBEAT_S,
+          battery_low_pct=RECHARGEABLE_LOW_PCT),
     Model(("anxin-intercom",), "anxin", "爱的眼睛 video intercom: call, check-in, SOS keys",
           ("intercom", "sos"),
           (enum("intercom", "intercom", {v: v for v in ("call", "answered", "missed", "ended")},
@@ -375,7 +497,7 @@ CATALOGUE: tuple[Model, ...] = (
            event("sos", "sos", "SOS key pressed"),
            event("checkin", "checkin", "平安打卡 key pressed"),
            event("cancel", "cancel", "cancel key pressed")),
-          source="anxin", supervision_s=NATIVE_HEARTBEAT_S),
+          source="anxin", supervision_s=NATIVE_HEARTBEAT_S, power="mains"),
 )
 
 MODELS_BY_ID: dict[str, Model] = {}
@@ -392,3 +514,45 @@ del _m, _name
 def find_model(model_id: str) -> Model | None:
     """The catalogue entry for a model id as Zigbee2MQTT (or anxin) names it."""
     return MODELS_BY_ID.get(model_id)
+
+
+# --- models the catalogue does not know --------------------------------------------------
+#
+# A model Zigbee2MQTT supports but this catalogue lacks still works when its exposes use the
+# standard property names: each maps as the same-named piece above does. An unknown button's
+# `action` is an SOS only for values that say so; "single" on an unknown remote could be a
+# light switch, so it is not guessed.
+
+_STANDARD: dict[str, Callable[[], Expose]] = {
+    "occupancy": lambda: occupancy("motion"), "presence": presence, "contact": contact,
+    "water_leak": water_leak, "smoke": smoke, "gas": gas, "tamper": tamper,
+    "battery": battery, "battery_low": battery_low, "linkquality": linkquality,
+    "test": test, "trouble": trouble,
+    "action": lambda: action({"emergency": "sos", "sos": "sos", "panic": "sos"}),
+}
+_CLASS_OF = {"occupancy": "motion", "presence": "presence", "contact": "contact",
+             "water_leak": "water_leak", "smoke": "smoke", "gas": "gas", "action": "sos"}
+MAPPED_VENDOR_NOTE = "mapped from Zigbee2MQTT exposes"
+
+
+def model_from_exposes(model_id: str, exposes: tuple[str, ...] | list[str],
+                       vendor: str | None = None) -> Model:
+    """A catalogue entry built from the standard exposes of a model the catalogue lacks.
+
+    ValueError names the problem when none of them is something anxin watches.
+    """
+    usable = [p for p in dict.fromkeys(exposes) if p in _STANDARD]
+    classes = tuple(_CLASS_OF[p] for p in usable if p in _CLASS_OF)
+    if not classes:
+        raise ValueError(f"model {model_id!r} exposes nothing anxin watches (it knows "
+                         f"{', '.join(sorted(_CLASS_OF))}); it exposes "
+                         f"{', '.join(exposes) or 'nothing'}")
+    has_battery = "battery" in usable or "battery_low" in usable
+    return Model(
+        (model_id,), vendor or "?", MAPPED_VENDOR_NOTE, classes,
+        tuple(_STANDARD[p]() for p in usable),
+        # Without a known heartbeat, the longest battery report Zigbee2MQTT configures;
+        # mains devices answer Zigbee2MQTT's availability pings.
+        supervision_s=BATTERY_REPORT_MAX_S if has_battery else None,
+        power="battery" if has_battery else "mains",
+        battery_low_pct=DEVICE_PCT_LOW_PCT if "battery" in usable else None)

@@ -88,6 +88,7 @@ KINDS: dict[str, Kind] = {
         Kind("fall", "fall state: 'fall', 'suspected' (pre-alarm) or 'none'",
              _one_of("fall", "suspected", "none")),
         Kind("presence", "someone is present (mmWave radar)", _bool),
+        Kind("vibration", "a vibration sensor felt movement (a bed, a door, a chair)", _bool),
         Kind("in_bed", "someone is in bed", _bool),
         Kind("heart_rate", "heart rate in beats per minute", _number(0, 300)),
         Kind("respiration_rate", "breaths per minute", _number(0, 120)),

@@ -127,16 +127,24 @@ def cmd_devices_catalog(args: argparse.Namespace) -> int:
     """Print the device catalogue."""
     from devices.catalogue import CATALOGUE  # noqa: PLC0415
 
-    rows = [{"model": "/".join(m.models), "models": list(m.models), "vendor": m.vendor,
+    rows = [{"model": m.family, "models": list(m.models), "vendor": m.vendor,
              "description": m.description, "classes": list(m.classes), "source": m.source,
-             "supervision_s": m.supervision_s,
-             "exposes": [e.property for e in m.exposes]} for m in CATALOGUE]
+             "power": m.power, "supervision_s": m.supervision_s,
+             "zigbee2mqtt_availability": m.availability,
+             "battery_low_pct": m.battery_low_pct,
+             "exposes": {e.property: list(e.kinds) for e in m.exposes},
+             "fixture": str(m.fixture)} for m in CATALOGUE]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
+        print(f"{'MODEL':<22} {'VENDOR':<24} {'CLASSES':<20} {'SUPERVISION':<14} "
+              f"{'BATTERY':<8} DESCRIPTION")
         for r in rows:
-            print(f"{r['model']:<22} {r['vendor']:<22} {','.join(r['classes']):<24} "
-                  f"{r['description']}")
+            every = (f"{r['supervision_s'] / 3600:g} h" if r["supervision_s"]
+                     else "availability" if r["zigbee2mqtt_availability"] else "-")
+            low = f"≤{r['battery_low_pct']:g}%" if r["battery_low_pct"] else r["power"]
+            print(f"{r['model']:<22} {r['vendor']:<24} {','.join(r['classes']):<20} "
+                  f"{every:<14} {low:<8} {r['description']}")
     return 0
 
 
@@ -214,13 +222,19 @@ def cmd_devices_discover(args: argparse.Namespace) -> int:
         print(json.dumps([dataclasses.asdict(f) for f in found], ensure_ascii=False, indent=2))
         return 0
     for f in found:
-        known = "✓ catalogue" if f.in_catalogue else "✗ NOT in catalogue"
+        known = ("✓ catalogue" if f.in_catalogue else "~ mapped from exposes" if f.usable
+                 else "✗ NOT usable")
         where = f"configured as {f.configured_as}" if f.configured_as else "not configured"
         interview = "" if f.interviewed else " (interview not finished)"
-        print(f"{f.friendly_name:<24} {f.model or '?':<18} {f.vendor or '?':<14} {known:<20} "
+        print(f"{f.friendly_name:<24} {f.model or '?':<18} {f.vendor or '?':<14} {known:<22} "
               f"{where}{interview}")
         if not f.in_catalogue and f.exposes:
             print(f"{'':24} exposes: {', '.join(f.exposes)}")
+        if f.mapped_classes:
+            print(f"{'':24} not in the catalogue; mapped from its exposes as "
+                  f"{', '.join(f.mapped_classes)}")
+        elif f.unmappable and f.interviewed:
+            print(f"{'':24} {f.unmappable}")
     return 0
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.escalation import Policy, Tier
-from devices.catalogue import find_model
+from devices.catalogue import Model, find_model, model_from_exposes
 from devices.registry import Device
 
 
@@ -129,8 +129,9 @@ class AlertsSection:
     cancel_devices: list[str] = doc(
         "Device ids of buttons that only cancel: their presses cancel a pending fall "
         "pre-alarm and raise no SOS (every button's own cancel action works anyway)", [])
-    low_battery_pct: float = doc("Battery level at or below which a low-battery finding is "
-                                 "raised", 15.0, min=1, max=90)
+    low_battery_pct: float | None = doc(
+        "Battery level at or below which a low-battery finding is raised, for every device; "
+        "unset: each model's own threshold (anxin devices catalog)", None, min=1, max=90)
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,22 @@ class DeviceEntry:
                            "device's position in this list. Set it once the centre has "
                            "recorded the zones, so adding a device renumbers nothing",
                            None, min=1, max=999)
+    resident: str | None = doc("Name of the resident this device belongs to (a pendant, a bed "
+                               "sensor); must be one of [[home.residents]]", None)
+    exposes: list[str] | None = doc(
+        "For a model the catalogue does not know: the Zigbee2MQTT exposes it is mapped from "
+        "(occupancy, presence, contact, water_leak, smoke, gas, tamper, battery, battery_low, "
+        "action); `anxin devices add` fills it in from bridge/devices", None)
+
+    def catalogue_model(self) -> Model | None:
+        """The catalogue entry, or one mapped from `exposes`; None if neither works."""
+        model = find_model(self.model)
+        if model is None and self.exposes and self.source == "zigbee2mqtt":
+            try:
+                model = model_from_exposes(self.model, self.exposes)
+            except ValueError:
+                return None
+        return model
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -445,10 +462,22 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
         if any(c in d.topic for c in "+#") or not d.topic or d.topic.startswith("/"):
             problems.append((f"{path}.topic", f"{d.topic!r} must be a plain topic without "
                                               "wildcards or a leading /"))
-        model = find_model(d.model)
-        if model is None:
+        model = d.catalogue_model()
+        if model is None and d.exposes:
+            try:
+                model_from_exposes(d.model, d.exposes)
+            except ValueError as e:
+                problems.append((f"{path}.exposes", str(e)))
+        elif model is None:
             problems.append((f"{path}.model", f"unknown model {d.model!r}: not in the device "
-                                              "catalogue (`anxin devices catalog` lists it)"))
+                                              "catalogue (`anxin devices catalog` lists it); "
+                                              "for a Zigbee2MQTT model, list its `exposes`"))
+        if d.resident is not None and d.resident not in {r.name for r in cfg.home.residents
+                                                           if r is not None}:
+            problems.append((f"{path}.resident", f"no resident named {d.resident!r} in "
+                                                  "[[home.residents]]"))
+        if model is None:
+            pass
         elif model.source != d.source:
             problems.append((f"{path}.source", f"model {d.model!r} is read by the "
                                                f"{model.source!r} adapter, not {d.source!r}"))

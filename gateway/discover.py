@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from devices.catalogue import find_model
+from devices.catalogue import find_model, model_from_exposes
 
 
 class DiscoveryError(ValueError):
@@ -33,6 +33,15 @@ class Found:
     in_catalogue: bool
     configured_as: str | None  # the [[devices]] id using its topic, if any
     exposes: tuple[str, ...]  # the properties it exposes (for models anxin does not know)
+    # For a model not in the catalogue: the classes it is mapped to from its exposes, or
+    # why it cannot be (nothing anxin watches).
+    mapped_classes: tuple[str, ...] = ()
+    unmappable: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Whether anxin can watch it: in the catalogue, or mapped from its exposes."""
+        return self.in_catalogue or bool(self.mapped_classes)
 
 
 def _properties(exposes: list[Any]) -> list[str]:
@@ -62,11 +71,19 @@ def parse_bridge_devices(payload: bytes, base: str,
         definition = d.get("definition") or {}
         model = definition.get("model")
         name = str(d.get("friendly_name") or d.get("ieee_address") or "?")
+        exposes = tuple(dict.fromkeys(_properties(definition.get("exposes", []))))
+        in_catalogue = model is not None and find_model(model) is not None
+        mapped: tuple[str, ...] = ()
+        unmappable = None
+        if not in_catalogue:
+            try:
+                mapped = model_from_exposes(model or name, exposes).classes
+            except ValueError as e:
+                unmappable = str(e)
         found.append(Found(
             friendly_name=name, ieee_address=str(d.get("ieee_address", "")), model=model,
             vendor=definition.get("vendor"), description=definition.get("description"),
             interviewed=bool(d.get("interview_completed")),
-            in_catalogue=model is not None and find_model(model) is not None,
-            configured_as=configured.get(f"{base}/{name}"),
-            exposes=tuple(dict.fromkeys(_properties(definition.get("exposes", []))))))
+            in_catalogue=in_catalogue, configured_as=configured.get(f"{base}/{name}"),
+            exposes=exposes, mapped_classes=mapped, unmappable=unmappable))
     return sorted(found, key=lambda f: (f.configured_as is not None, f.friendly_name))

@@ -32,7 +32,7 @@ from detectors.finding import Finding
 from detectors.instant import InstantConfig
 from detectors.supervision import Expectation
 from devices.adapters import ADAPTERS
-from devices.catalogue import Model, find_model
+from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
 from gateway.broker import EmbeddedBroker
@@ -64,11 +64,19 @@ class Gateway:
         self.cfg = cfg
         self.tz = ZoneInfo(cfg.gateway.timezone)
         self.broker_url = broker_url
+        self.devices: dict[str, tuple[Device, Model]] = {}
+        for dev, entry in zip(cfg.device_list(), cfg.devices, strict=True):
+            model = entry.catalogue_model()
+            assert model is not None  # checked when the config was loaded
+            self.devices[dev.topic] = (dev, model)
         expectations = tuple(
             Expectation(cfg.home.id, d.id, model.supervision_s, d.room)
-            for d in cfg.device_list()
-            if (model := find_model(d.model)) is not None and model.supervision_s)
-        self.core = Core(CoreConfig(instant=InstantConfig(cfg.alerts.low_battery_pct),
+            for d, model in self.devices.values() if model.supervision_s)
+        thresholds = {d.id: cfg.alerts.low_battery_pct or model.battery_low_pct
+                      for d, model in self.devices.values()
+                      if cfg.alerts.low_battery_pct or model.battery_low_pct}
+        self.core = Core(CoreConfig(instant=InstantConfig(
+                                        device_low_battery_pct=thresholds),
                                     supervision=expectations))
         self.policy = cfg.policy()
         self.manager = Manager(ManagerConfig(
@@ -76,11 +84,6 @@ class Gateway:
             dedupe_window_s=cfg.alerts.dedupe_window_s, policy=self.policy))
         self.cancel_devices = frozenset(cfg.alerts.cancel_devices)
         self.residents = [asdict(r) for r in cfg.home.residents]
-        self.devices: dict[str, tuple[Device, Model]] = {}
-        for dev in cfg.device_list():
-            model = find_model(dev.model)
-            assert model is not None  # checked when the config was loaded
-            self.devices[dev.topic] = (dev, model)
         self.bridge_prefix = cfg.mqtt.zigbee2mqtt_base_topic + "/bridge/"
         self.metrics: Counter[str] = Counter()
         self.store = AsyncStore(cfg.data_path() / "anxin.db")

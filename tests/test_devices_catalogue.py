@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devices.adapters import ADAPTERS
-from devices.catalogue import CATALOGUE, SKIP, find_model
+from devices.catalogue import CATALOGUE, SKIP, find_model, model_from_exposes
 from devices.observation import KINDS, PayloadError
 
 # The home-safety models in ../shared/data/z2m_payloads.json: each must have an entry.
@@ -31,6 +33,39 @@ def test_slash_families_answer_to_each_model():
     assert find_model("no-such-model") is None
 
 
+def test_the_catalogue_has_at_least_25_models():
+    assert len([m for m in CATALOGUE if m.source == "zigbee2mqtt"]) >= 25
+
+
+# Entries whose fixture is composed from the documented properties, because no verbatim
+# payload of the model could be found in public threads (the fixture says so). This list may
+# only shrink: a new entry without a captured payload fails below.
+NOT_YET_CAPTURED = {"JT-BZ-01AQ/A", "SNZB-06P", "MIR-HE200-TY"}
+
+
+@pytest.mark.parametrize("model", CATALOGUE, ids=[m.family for m in CATALOGUE])
+def test_entry_is_complete(model):
+    """Supervision, battery threshold, captured payloads: an entry lacking one fails here."""
+    assert model.power in ("battery", "mains")
+    # Supervised by its own reports, or (mains Zigbee devices) by Zigbee2MQTT's pings.
+    assert model.supervision_s or model.availability, "no way to notice it has died"
+    if model.power == "battery":
+        assert model.supervision_s, "battery devices must declare how often they report"
+        assert model.expose_for_kind("battery") or model.expose_for_kind("battery_low")
+    if model.expose_for_kind("battery"):
+        assert model.battery_low_pct is not None and 5 <= model.battery_low_pct <= 50
+    else:
+        assert model.battery_low_pct is None
+    assert model.fixture.exists(), f"no captured payloads at {model.fixture}"
+    fixture = json.loads(model.fixture.read_text(encoding="utf-8"))
+    assert fixture["model"] == model.family
+    assert fixture["payloads"]
+    assert fixture.get("captured", True) is (model.family not in NOT_YET_CAPTURED)
+    for case in fixture["payloads"]:
+        assert case["source"] and isinstance(case["payload"], dict)
+        assert any(model.expose(k) for k in case["payload"]), "nothing in it is exposed"
+
+
 def test_required_classes_are_covered():
     covered = {c for m in CATALOGUE for c in m.classes}
     assert covered >= REQUIRED_CLASSES
@@ -52,7 +87,7 @@ CANONICAL_SAMPLES = {
     "gas": [True, False], "water_leak": [True, False], "presence": [True, False],
     "in_bed": [True, False], "battery": [0, 55, 100], "battery_low": [True, False],
     "link_quality": [0, 255], "tamper": [True, False], "test": [True, False],
-    "trouble": [True, False], "temperature": [-5, 21.5], "heart_rate": [62],
+    "trouble": [True, False], "vibration": [True], "temperature": [-5, 21.5], "heart_rate": [62],
     "respiration_rate": [15], "fall": ["fall", "suspected", "none"], "sos": [True],
     "cancel": [True], "checkin": [True], "intercom": ["call", "answered", "missed", "ended"],
 }
@@ -74,3 +109,29 @@ def test_enum_does_not_confuse_1_with_true():
     fall = find_model("MIR-HE200-TY").expose("fall_down_status")
     with pytest.raises(PayloadError):
         fall.decode(1)
+
+
+def test_a_model_the_catalogue_lacks_is_mapped_from_standard_exposes():
+    model = model_from_exposes("ZG-NEW", ["contact", "battery", "linkquality", "voltage",
+                                          "tamper"])
+    assert model.classes == ("contact",)
+    assert model.description == "mapped from Zigbee2MQTT exposes"
+    assert [e.property for e in model.exposes] == ["contact", "battery", "linkquality",
+                                                   "tamper"]
+    assert model.expose("contact").decode(False) == ("contact", "open")  # true = closed
+    assert (model.power, model.supervision_s, model.battery_low_pct) == (
+        "battery", 62000.0, 15.0)
+    radar = model_from_exposes("RADAR-X", ["presence"])
+    assert (radar.power, radar.availability, radar.supervision_s) == ("mains", True, None)
+
+
+def test_an_unknown_button_is_an_sos_only_when_its_action_says_so():
+    button = model_from_exposes("BTN-X", ["action", "battery"])
+    act = button.expose("action")
+    assert act.decode("emergency") == ("sos", True)
+    assert act.decode("single") is SKIP  # could be a light switch: not guessed
+
+
+def test_a_model_exposing_nothing_watched_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"exposes nothing anxin watches.*temperature"):
+        model_from_exposes("TH-1", ["temperature", "humidity"])

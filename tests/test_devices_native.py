@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devices.adapters import ADAPTERS
-from devices.catalogue import find_model
+from devices.catalogue import CATALOGUE, find_model
 from devices.observation import PayloadError
 from devices.registry import Device
 
@@ -20,6 +22,31 @@ def kv(device: Device, payload: bytes, topic: str | None = None) -> list[tuple[s
     model = find_model(device.model)
     assert model is not None
     return [(o.kind, o.value) for o in adapt(device, model, topic or device.topic, payload, NOW)]
+
+
+# Hand-written expectations for the native entries' fixtures (devices/fixtures/anxin-*.json).
+FIXTURE_EXPECTED = {
+    ("anxin-pendant", 0): [("battery", 87), ("fall", "fall")],
+    ("anxin-pendant", 1): [("sos", True)],
+    ("anxin-pendant", 2): [("battery", 64), ("battery_low", False), ("fall", "suspected")],
+    ("anxin-bed-sensor", 0): [("in_bed", True), ("heart_rate", 62), ("respiration_rate", 15)],
+    ("anxin-bed-sensor", 1): [("battery", 91), ("in_bed", False)],
+    ("anxin-intercom", 0): [("intercom", "call")],
+    ("anxin-intercom", 1): [("checkin", True)],
+}
+
+
+def test_fixtures_map_as_written_down():
+    seen = set()
+    for model in CATALOGUE:
+        if model.source != "anxin":
+            continue
+        dev = Device("d", "home-1", "anxin", "anxin/sensor/d", model.model, room=None)
+        for i, case in enumerate(json.loads(model.fixture.read_text("utf-8"))["payloads"]):
+            got = adapt(dev, model, dev.topic, json.dumps(case["payload"]).encode(), NOW)
+            assert [(o.kind, o.value) for o in got] == FIXTURE_EXPECTED[(model.model, i)]
+            seen.add((model.model, i))
+    assert seen == set(FIXTURE_EXPECTED)
 
 
 def test_documented_examples():

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from devices.adapters import ADAPTERS
-from devices.catalogue import find_model
+from devices.catalogue import CATALOGUE, find_model
 from devices.observation import PayloadError
 from devices.registry import Device
 
-FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "z2m_real_payloads.json")
-                      .read_text(encoding="utf-8"))["models"]
+# Every Zigbee2MQTT entry's captured payloads (devices/fixtures/<family>.json).
+FIXTURES = {m.family: json.loads(m.fixture.read_text(encoding="utf-8"))["payloads"]
+            for m in CATALOGUE if m.source == "zigbee2mqtt" and m.fixture.exists()}
 NOW = 1_795_400_000.0
 adapt = ADAPTERS["zigbee2mqtt"]
 
@@ -54,6 +54,61 @@ EXPECTED: dict[tuple[str, int], tuple[list[tuple[str, object]], float | None]] =
                            None),
     ("ZY-M100-S_1", 0): ([("link_quality", 98), ("presence", True)],
                          1725724481.147),  # 2024-09-07T15:54:41.147Z
+    # `temperature` here is the FP1's own; presence_event repeats presence
+    ("RTCZCGQ11LM", 0): ([("link_quality", 204), ("presence", True)], None),
+    ("RTCZCGQ11LM", 1): ([("link_quality", 200), ("presence", True)], None),
+    ("RTCZCGQ11LM", 2): ([("link_quality", 207), ("presence", True)], None),
+    ("HS1WL/HS3WL", 0): ([("tamper", False), ("battery_low", False), ("link_quality", 92),
+                          ("water_leak", True)], None),
+    ("HS1EB/HS1EB-E", 0): ([("battery", 51.5), ("link_quality", 192), ("sos", True)], None),
+    # composed from the documentation (not captured: see the fixture)
+    ("JT-BZ-01AQ/A", 0): ([("test", False), ("link_quality", 120), ("gas", False)], None),
+    ("JT-BZ-01AQ/A", 1): ([("test", False), ("link_quality", 120), ("gas", True)], None),
+    ("SNZB-06P", 0): ([("link_quality", 150), ("presence", True)], None),
+    ("SNZB-06P", 1): ([("link_quality", 150), ("presence", False)], None),
+    ("MIR-HE200-TY", 0): ([("link_quality", 90), ("presence", True), ("fall", "suspected")],
+                          None),
+    ("MIR-HE200-TY", 1): ([("link_quality", 90), ("presence", True), ("fall", "fall")], None),
+    # an action "vibration" is a vibration; a null action is no reading
+    ("DJT11LM", 0): ([("battery", 100), ("link_quality", 111), ("vibration", True)],
+                     1588586779.0),  # 2020-05-04T12:06:19+02:00
+    ("DJT11LM", 1): ([("battery", 100), ("link_quality", 131), ("vibration", False)], None),
+    ("E1525/E1745", 0): ([("battery", 87), ("link_quality", 21), ("motion", True)], None),
+    ("E1525/E1745", 1): ([("battery", 87), ("link_quality", 21), ("motion", False)], None),
+    ("E2134", 0): ([("battery", 100), ("link_quality", 55), ("motion", True)], None),
+    ("E2134", 1): ([("battery", 100), ("link_quality", 57), ("motion", False)], None),
+    ("E2134", 2): ([("battery", 100), ("link_quality", 109), ("motion", False)], None),
+    # battery null (unknown); contact true = closed
+    ("E2013", 0): ([("link_quality", 214), ("contact", "closed")], None),
+    ("IH012-RT01", 0): ([("battery", 59), ("battery_low", False), ("link_quality", 0),
+                         ("tamper", False), ("motion", True)],
+                        1706270496.0),  # 2024-01-26T13:01:36+01:00
+    ("IH012-RT01", 1): ([("battery_low", False), ("link_quality", 0), ("tamper", False),
+                         ("motion", True)], 1706281772.0),  # 16:09:32+01:00
+    ("JTQJ-BF-01LM/BW", 0): ([("battery_low", False), ("link_quality", 15),
+                              ("tamper", False), ("gas", True)], None),
+    ("JTQJ-BF-01LM/BW", 1): ([("battery_low", False), ("link_quality", 21),
+                              ("tamper", False)], None),
+    # older payloads: `temperature` is the sensor's own, not the room's
+    ("RTCGQ13LM", 0): ([("battery", 100), ("link_quality", 152), ("motion", True)], None),
+    ("RTCGQ13LM", 1): ([("battery", 100), ("link_quality", 152), ("motion", False)], None),
+    ("RTCGQ13LM", 2): ([("battery", 100), ("link_quality", 131), ("motion", False)], None),
+    ("SJCGQ12LM", 0): ([("battery_low", False), ("link_quality", 160), ("tamper", False),
+                        ("water_leak", False)], None),
+    ("SNZB-01", 0): ([("link_quality", 10), ("battery", 100), ("sos", True)], None),
+    ("TS0202", 0): ([("battery", 30), ("battery_low", False), ("link_quality", 255),
+                     ("tamper", False), ("motion", True)],
+                    1685218130.0),  # 2023-05-27T21:08:50+01:00
+    ("TS0202", 1): ([("battery", 30), ("battery_low", False), ("link_quality", 255),
+                     ("tamper", False), ("motion", False)], 1685218134.0),
+    ("TS0203", 0): ([("battery", 100), ("battery_low", False), ("link_quality", 153),
+                     ("tamper", False), ("contact", "open")],
+                    1693524699.771),  # 2023-08-31T23:31:39.771Z
+    ("WXKG11LM", 0): ([("battery", 100), ("link_quality", 167), ("sos", True)], None),
+    ("WXKG11LM", 1): ([("battery", 100), ("link_quality", 167)], None),  # reset to ""
+    ("WXKG13LM", 0): ([("battery", 100), ("link_quality", 75), ("sos", True)], None),
+    ("WXKG13LM", 1): ([("battery", 100), ("link_quality", 75)], None),
+    ("WXKG13LM", 2): ([("battery", 100), ("link_quality", 78), ("sos", True)], None),
 }
 
 

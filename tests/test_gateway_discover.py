@@ -30,6 +30,7 @@ def test_paired_devices_against_catalogue_and_config():
     leak = found["0xa4c138f00d1e2f3a"]
     assert not leak.in_catalogue
     assert leak.exposes == ("water_leak", "battery_low", "tamper")  # nested features too
+    assert (leak.mapped_classes, leak.usable) == (("water_leak",), True)
     new = found["new_sensor"]
     assert (new.model, new.interviewed, new.in_catalogue) == (None, False, False)
 
@@ -51,8 +52,9 @@ def test_discover_reads_the_retained_list_from_the_broker(tmp_path, mosquitto, c
         assert main(["devices", "discover", "--config", str(cfg), "--wait", "3"]) == 0
         out = capsys.readouterr().out
         assert "kitchen_smoke" in out and "configured as smoke-kitchen" in out
-        assert "TS0207_water_leak_detector" in out and "NOT in catalogue" in out
+        assert "TS0207_water_leak_detector" in out and "mapped from exposes" in out
         assert "exposes: water_leak, battery_low, tamper" in out
+        assert "mapped from its exposes as water_leak" in out
         assert "interview not finished" in out
         assert main(["devices", "discover", "--config", str(cfg), "--json"]) == 0
         rows = json.loads(capsys.readouterr().out)

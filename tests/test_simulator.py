@@ -91,7 +91,7 @@ SAMPLES = {
     "gas": [True, False], "water_leak": [True, False], "presence": [True, False],
     "in_bed": [True, False], "battery": [3, 100], "battery_low": [True, False],
     "link_quality": [0, 200], "tamper": [True, False], "test": [True, False],
-    "trouble": [True, False], "temperature": [21.5], "heart_rate": [58],
+    "trouble": [True, False], "temperature": [21.5], "heart_rate": [58], "vibration": [True],
     "respiration_rate": [14], "fall": ["fall", "suspected", "none"], "sos": [True],
     "cancel": [True], "checkin": [True], "intercom": ["call", "ended"],
 }
