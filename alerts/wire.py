@@ -33,6 +33,7 @@ TITLES: dict[str, dict[str, str]] = {
     "low_battery": {"zh": "设备电量低", "en": "Low battery"},
     "offline": {"zh": "设备离线", "en": "Device offline"},
     "gateway_silent": {"zh": "网关失联（家中安全监测中断）", "en": "Gateway silent"},
+    "test_alarm": {"zh": "安装调试测试报警", "en": "Commissioning test alarm"},
 }
 
 # Fields every message carries, with the JSON types they must have.

@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(cfg.gateway.log_level)
     from gateway.runtime import Gateway  # noqa: PLC0415 (keep check-config light)
 
-    gw = Gateway(cfg, broker_url=args.broker)
+    gw = Gateway(cfg, broker_url=args.broker, config_path=Path(args.config))
     return _run_async(gw.run_forever())
 
 
@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_demo)
 
-    s = sub.add_parser("devices", help="device catalogue")
+    s = sub.add_parser("devices", help="catalogue, discover, add, list")
     dsub = s.add_subparsers(dest="devices_command", required=True)
     c = dsub.add_parser("discover", help="what Zigbee2MQTT has paired, against the "
                         "catalogue and the config")
@@ -384,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("catalog", help="print the catalogue")
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=cmd_devices_catalog)
+    from gateway.cli_commission import register  # noqa: PLC0415
+
+    register(dsub, sub)
 
     s = sub.add_parser("technician-code", help="make a new technician code and print it")
     s.add_argument("--config", required=True)

@@ -36,7 +36,9 @@ from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
 from gateway.broker import EmbeddedBroker
-from gateway.config import Config, dc09_key
+from gateway.commissioning import TEST_ALARM_SETTING
+from gateway.config import Config, ConfigError, dc09_key
+from gateway.config import load as load_config
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, Ingest, read_password
 from gateway.outbox import OutboxSender
@@ -55,29 +57,25 @@ OBSERVATION_FLUSH_ROWS = 500
 TICK_MAX_S = 1.0
 STATUS_EVERY_S = 2.0
 MAINTENANCE_READ_S = 2.0  # how soon `anxin maintenance start/stop` takes effect
+# The commissioning test alarm: Contact ID 601, manual trigger test report (as DC-09 sends
+# every test); severity 2, so it travels the way an urgent alarm does.
+TEST_ALARM_CODE, TEST_ALARM_SEVERITY = 601, 2
 
 
 class Gateway:
     """One home's gateway. `await start()`, then `await stop()`; or `await run_forever()`."""
 
-    def __init__(self, cfg: Config, *, broker_url: str | None = None) -> None:
+    def __init__(self, cfg: Config, *, broker_url: str | None = None,
+                 config_path: Path | None = None) -> None:
         self.cfg = cfg
+        self.config_path = config_path  # watched: devices assigned by a technician apply
         self.tz = ZoneInfo(cfg.gateway.timezone)
         self.broker_url = broker_url
         self.devices: dict[str, tuple[Device, Model]] = {}
-        for dev, entry in zip(cfg.device_list(), cfg.devices, strict=True):
-            model = entry.catalogue_model()
-            assert model is not None  # checked when the config was loaded
-            self.devices[dev.topic] = (dev, model)
-        expectations = tuple(
-            Expectation(cfg.home.id, d.id, model.supervision_s, d.room)
-            for d, model in self.devices.values() if model.supervision_s)
-        thresholds = {d.id: cfg.alerts.low_battery_pct or model.battery_low_pct
-                      for d, model in self.devices.values()
-                      if cfg.alerts.low_battery_pct or model.battery_low_pct}
-        self.core = Core(CoreConfig(instant=InstantConfig(
-                                        device_low_battery_pct=thresholds),
-                                    supervision=expectations))
+        self.ready = asyncio.Event()
+        self.core = Core()
+        self._config_mtime = _mtime(config_path)
+        self.apply_devices(cfg)
         self.policy = cfg.policy()
         self.manager = Manager(ManagerConfig(
             fall_cancel_window_s=cfg.alerts.fall_cancel_window_s,
@@ -108,7 +106,6 @@ class Gateway:
         self.last_seen: dict[str, float] = {}  # device id -> last Observation
         self.started_at = time.time()
         self._maintenance_read_at = 0.0
-        self.ready = asyncio.Event()
 
     def _transport(self, i: int) -> Transport:
         t, name, secret = self.cfg.hotline[i], self.cfg.target_name(i), self.cfg.secret(i)
@@ -141,6 +138,45 @@ class Gateway:
             return SmsTransport(name, t.url, secret, to=t.to, channel=t.channel,
                                 address=self.cfg.home.address, timeout_s=t.timeout_s)
         return WebhookTransport(name, t.url, secret, t.timeout_s)
+
+    def apply_devices(self, cfg: Config) -> None:
+        """Take the devices of `cfg` (at start, and when a technician assigns one).
+
+        Detector state is kept; devices, supervision and battery thresholds are rebuilt.
+        Devices under the Zigbee2MQTT and native base topics are already subscribed to.
+        """
+        devices: dict[str, tuple[Device, Model]] = {}
+        for dev, entry in zip(cfg.device_list(), cfg.devices, strict=True):
+            model = entry.catalogue_model()
+            assert model is not None  # checked when the config was loaded
+            devices[dev.topic] = (dev, model)
+        expectations = tuple(
+            Expectation(cfg.home.id, d.id, model.supervision_s, d.room)
+            for d, model in devices.values() if model.supervision_s)
+        thresholds = {d.id: cfg.alerts.low_battery_pct or model.battery_low_pct
+                      for d, model in devices.values()
+                      if cfg.alerts.low_battery_pct or model.battery_low_pct}
+        self.core.cfg = CoreConfig(instant=InstantConfig(device_low_battery_pct=thresholds),
+                                   supervision=expectations)
+        added = sorted(d.id for t, (d, _) in devices.items() if t not in self.devices)
+        self.devices = devices
+        self.cfg = replace(self.cfg, devices=cfg.devices)
+        if added and self.ready.is_set():
+            logger.warning("devices now watched: %s", ", ".join(added))
+
+    async def _reread_config(self) -> None:
+        """Apply devices written to the config file by `anxin devices add`."""
+        mtime = _mtime(self.config_path)
+        if mtime == self._config_mtime or self.config_path is None:
+            return
+        self._config_mtime = mtime
+        try:
+            cfg = load_config(self.config_path)
+        except ConfigError as e:
+            logger.error("the config file changed but does not load; still running on the "
+                         "previous devices:\n%s", e)
+            return
+        self.apply_devices(cfg)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -382,6 +418,10 @@ class Gateway:
         return finding
 
     async def _read_maintenance(self, now: float) -> None:
+        request = await self.store.call(Store.setting, TEST_ALARM_SETTING)
+        if request:
+            await self.store.call(Store.set_setting, TEST_ALARM_SETTING, "", now)
+            await self.raise_test_alarm(int(request), now)
         until = await self.store.call(Store.maintenance_until)
         if (until > now) != (self.maintenance_until > now):
             if until > now:
@@ -390,6 +430,29 @@ class Gateway:
             else:
                 logger.warning("test/maintenance mode ended: alerts are real again")
         self.maintenance_until = until
+
+    async def raise_test_alarm(self, record_id: int, now: float) -> str | None:
+        """The commissioning end-to-end test: a test alert through the normal path."""
+        record = await self.store.call(Store.record, record_id)
+        if record is None or record.get("alert_id"):
+            return None
+        finding = Finding(
+            detector="commissioning", home=self.cfg.home.id, code=TEST_ALARM_CODE,
+            event="test_alarm", severity=TEST_ALARM_SEVERITY, at=now, room=None,
+            # One alert per request: the manager folds findings of the same device.
+            device=f"commissioning-{record_id}", test=True,
+            evidence={"technician": record.get("technician"), "request": record_id})
+        changes = self.manager.on_finding(finding, now)
+        alert_id = changes[0][0].id if changes else None
+        await self.store.call(Store.update_record, record_id,
+                              {k: v for k, v in record.items() if k not in
+                               ("id", "kind", "technician", "started_at", "ended_at")}
+                              | {"alert_id": alert_id, "raised_at": now})
+        logger.warning("commissioning test alarm %s requested by %s", alert_id,
+                       record.get("technician"))
+        if changes:
+            await self._apply(changes, now)
+        return alert_id
 
     def path_down_since(self) -> float | None:
         """Since when the first tier cannot be reached (None: it can, as far as we know)."""
@@ -489,6 +552,7 @@ class Gateway:
             if now - self._maintenance_read_at >= MAINTENANCE_READ_S:
                 self._maintenance_read_at = now
                 await self._read_maintenance(now)
+                await self._reread_config()
             await self._watch_path(now)
             changes = self.manager.tick(now)
             for device, silent_s in self.core.supervision.back:
@@ -553,6 +617,13 @@ class Gateway:
         batch, self._obs_buffer = self._obs_buffer, []
         if batch:
             await self.store.call(Store.add_observations, batch)
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return None if path is None else path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _write_atomically(path: Path, text: str) -> None:

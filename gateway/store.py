@@ -87,11 +87,26 @@ def _m004_settings(db: sqlite_utils.Database) -> None:
     db["settings"].create({"name": str, "value": str, "updated_at": float}, pk="name")
 
 
+def _m005_commissioning(db: sqlite_utils.Database) -> None:
+    # Installation records: walk tests, end-to-end test alarms and the reports made of them,
+    # kept on the gateway for the acceptance check.
+    db["commissioning"].create({
+        "id": int, "kind": str, "technician": str, "started_at": float, "ended_at": float,
+        "data": str,
+    }, pk="id", not_null={"kind", "started_at"})
+    db["commissioning"].create_index(["kind", "started_at"])
+    # Battery and radio at install: the latest reading per device, cheap however long the
+    # observation history (a partial index: these kinds are a small share of the rows).
+    db.execute("CREATE INDEX observations_health ON observations (kind, device, id) "
+               "WHERE kind IN ('battery', 'battery_low', 'link_quality')")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_escalation", _m002_escalation),
     ("003_urgent_first", _m003_urgent_first),
     ("004_settings", _m004_settings),
+    ("005_commissioning", _m005_commissioning),
 ]
 
 
@@ -218,6 +233,70 @@ class Store:
     def set_maintenance_until(self, until: float, now: float) -> None:
         """Start (until > now) or end (0) test/maintenance mode."""
         self.set_setting("maintenance_until", str(until), now)
+
+    # --- commissioning records ----------------------------------------------------------------
+
+    def add_record(self, kind: str, technician: str | None, started_at: float,
+                   data: dict[str, Any], ended_at: float | None = None) -> int:
+        """Keep a commissioning record (walk_test, test_alarm, report); its id."""
+        with self._tx(durable=True):
+            cur = self.conn.execute(
+                "INSERT INTO commissioning (kind, technician, started_at, ended_at, data) "
+                "VALUES (?, ?, ?, ?, ?)", (kind, technician, started_at, ended_at,
+                                           json.dumps(data, ensure_ascii=False)))
+        return int(cur.lastrowid or 0)
+
+    def update_record(self, record_id: int, data: dict[str, Any],
+                      ended_at: float | None = None) -> None:
+        """Replace a record's data (and end it)."""
+        with self._tx(durable=True):
+            self.conn.execute("UPDATE commissioning SET data=?, ended_at=? WHERE id=?",
+                              (json.dumps(data, ensure_ascii=False), ended_at, record_id))
+
+    def records(self, kind: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest records of a kind, newest first."""
+        rows = self.conn.execute(
+            "SELECT id, technician, started_at, ended_at, data FROM commissioning "
+            "WHERE kind=? ORDER BY started_at DESC, id DESC LIMIT ?", (kind, limit))
+        return [{"id": r[0], "technician": r[1], "started_at": r[2], "ended_at": r[3],
+                 **json.loads(r[4] or "{}")} for r in rows]
+
+    def record(self, record_id: int) -> dict[str, Any] | None:
+        """One record by id."""
+        r = self.conn.execute("SELECT id, kind, technician, started_at, ended_at, data "
+                              "FROM commissioning WHERE id=?", (record_id,)).fetchone()
+        if r is None:
+            return None
+        return {"id": r[0], "kind": r[1], "technician": r[2], "started_at": r[3],
+                "ended_at": r[4], **json.loads(r[5] or "{}")}
+
+    def observations_since(self, since: float) -> list[Observation]:
+        """Observations stored at or after `since`, in time order."""
+        rows = self.conn.execute(
+            "SELECT home, device, kind, value, at, room, device_at FROM observations "
+            "WHERE at >= ? ORDER BY at, id", (since,))
+        return [Observation(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
+                for r in rows]
+
+    def device_health(self) -> dict[tuple[str, str], Any]:
+        """The last battery, battery_low and link_quality value stored for each device."""
+        rows = self.conn.execute(
+            "SELECT device, kind, value FROM observations WHERE id IN (SELECT max(id) "
+            "FROM observations WHERE kind IN ('battery', 'battery_low', 'link_quality') "
+            "GROUP BY kind, device)")
+        return {(r[0], r[1]): json.loads(r[2]) for r in rows}
+
+    def last_heard(self) -> dict[str, float]:
+        """When each device was last heard from (its newest stored observation)."""
+        return dict(self.conn.execute("SELECT device, max(at) FROM observations "
+                                      "GROUP BY device"))
+
+    def delivery(self, alert_id: str) -> dict[str, Any]:
+        """How an alert's messages fared: per target, when acknowledged, attempts, error."""
+        rows = self.conn.execute(
+            "SELECT target, min(acked_at), sum(attempts), max(last_error) FROM outbox "
+            "WHERE alert_id=? GROUP BY target", (alert_id,))
+        return {r[0]: {"acked_at": r[1], "attempts": r[2], "last_error": r[3]} for r in rows}
 
     # --- what the hotlines said back --------------------------------------------------------
 
