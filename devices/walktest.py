@@ -38,6 +38,25 @@ TRIGGERS: dict[str, tuple[str, str, Callable[[str, Any], bool]]] = {
                  lambda k, v: (k == "intercom" and v == "call") or k == "checkin"),
 }
 
+# device class -> what a technician's action makes the device report, as (kind, value)
+# candidates in order of preference: the simulator's walk test performs the first one a
+# model reports. A smoke or gas detector's test button is preferred to real smoke, as on
+# site. Every action satisfies its class's check in TRIGGERS (the tests hold them together).
+ACTIONS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "contact": (("contact", "open"),),
+    "motion": (("motion", True),),
+    "presence": (("presence", True),),
+    # Walking into a fall radar's field shows presence; nobody falls to test one.
+    "fall": (("presence", True),),
+    "sos": (("sos", True),),
+    "smoke": (("test", True), ("smoke", True)),
+    "gas": (("test", True), ("gas", True)),
+    "water_leak": (("water_leak", True),),
+    "in_bed": (("in_bed", True),),
+    "vibration": (("vibration", True),),
+    "intercom": (("intercom", "call"), ("checkin", True)),
+}
+
 # Zigbee link quality (LQI, 0..255) below which the radio link is called weak: messages
 # start to be lost around here; a router nearer the device (a mains plug) fixes it.
 WEAK_LINK_LQI = 40

@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, load
+from gateway.config import Config, ConfigError, load
 
 logger = logging.getLogger("anxin")
 
@@ -81,11 +81,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    """Publish a scenario's native device payloads to a broker."""
+    """Publish a scenario's (or a walk test's) native device payloads to a broker."""
     cfg = _load_or_explain(args.config)
     if cfg is None:
         return EXIT_CONFIG
     _setup_logging("WARNING")
+    if args.walk_test:
+        return _sim_walk_test(args, cfg)
     from simulator.runner import describe, run  # noqa: PLC0415
     from simulator.scenarios import ScenarioError, load_scenario  # noqa: PLC0415
 
@@ -103,6 +105,43 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     return _run_async(run(cfg.device_list(), scenario, args.broker, speed=args.speed,
                           loop_forever=args.loop, on_event=show))
+
+
+def _sim_walk_test(args: argparse.Namespace, cfg: Config) -> int:
+    """`anxin sim --walk-test`: trigger every configured device once, as a technician does."""
+    from simulator.runner import publish_stream  # noqa: PLC0415
+    from simulator.scenarios import ScenarioError  # noqa: PLC0415
+    from simulator.walk import walk_test  # noqa: PLC0415
+
+    if args.loop:
+        print("sim: --loop repeats a scenario; a walk test runs once", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.speed <= 0:
+        print(f"sim: --speed must be > 0, got {args.speed}", file=sys.stderr)
+        return EXIT_CONFIG
+    # Models mapped from Zigbee2MQTT exposes are not in the catalogue: take each entry's own.
+    devices = [(dev, entry.catalogue_model()) for dev, entry in zip(cfg.device_list(),
+                                                                    cfg.devices, strict=True)]
+    if not devices:
+        print("walk test: the config has no [[devices]] to trigger", file=sys.stderr)
+        return EXIT_CONFIG
+    unknown = [dev.id for dev, model in devices if model is None]
+    if unknown:
+        print(f"walk test: no model for device(s) {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        timed = walk_test([(d, m) for d, m in devices if m is not None], time.time())
+    except ScenarioError as e:
+        print(f"walk test: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"walk test: {len(devices)} device(s), each triggered once, {timed[-1].t:g} s of "
+          f"walking (at --speed {args.speed:g}: {timed[-1].t / args.speed:.1f} s)")
+    start = time.monotonic()
+
+    def show(t: float, what: str) -> None:
+        print(f"[sim {time.monotonic() - start:7.1f}s | walk t={t:6.1f}s] {what}", flush=True)
+
+    return _run_async(publish_stream(timed, args.broker, speed=args.speed, on_event=show))
 
 
 def cmd_hotline(args: argparse.Namespace, rest: list[str]) -> int:
@@ -356,7 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sim", help="simulate a home's devices on a broker")
     s.add_argument("--broker", default="mqtt://127.0.0.1:1883")
     s.add_argument("--config", required=True)
-    s.add_argument("--scenario", required=True, help="scenario name or TOML file")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--scenario", help="scenario name or TOML file")
+    what.add_argument("--walk-test", action="store_true",
+                      help="trigger every configured device once, as a technician's walk "
+                           "test does")
     s.add_argument("--speed", type=float, default=1.0, help="time compression (10 = 10x)")
     s.add_argument("--loop", action="store_true", help="repeat the scenario until stopped")
     s.set_defaults(fn=cmd_sim)

@@ -119,7 +119,7 @@ def cmd_devices_add(args: argparse.Namespace) -> int:
 def _find_paired(cfg: Config, friendly_name: str, broker: str | None,
                  wait: float) -> dict[str, Any] | str:
     from gateway.cli import _read_retained  # noqa: PLC0415
-    from gateway.discover import DiscoveryError, parse_bridge_devices  # noqa: PLC0415
+    from gateway.discover import DiscoveryError, parse_bridge_devices, pick  # noqa: PLC0415
 
     base = cfg.mqtt.zigbee2mqtt_base_topic
     payload = asyncio.run(_read_retained(broker or cfg.mqtt.url, f"{base}/bridge/devices",
@@ -127,22 +127,9 @@ def _find_paired(cfg: Config, friendly_name: str, broker: str | None,
     if payload is None:
         return f"no {base}/bridge/devices on the broker within {wait:g} s"
     try:
-        found = parse_bridge_devices(payload, base, {})
+        return pick(parse_bridge_devices(payload, base, {}), friendly_name).device_fields(base)
     except DiscoveryError as e:
         return str(e)
-    hit = next((f for f in found if friendly_name in (f.friendly_name, f.ieee_address)), None)
-    if hit is None:
-        return (f"Zigbee2MQTT has no device {friendly_name!r} (paired: "
-                f"{', '.join(f.friendly_name for f in found) or 'none'})")
-    if not hit.interviewed or hit.model is None:
-        return f"{friendly_name}: Zigbee2MQTT has not finished interviewing it; wait and retry"
-    if not hit.usable:
-        return f"{friendly_name}: {hit.unmappable}"
-    fields: dict[str, Any] = {"source": "zigbee2mqtt", "topic": f"{base}/{hit.friendly_name}",
-                              "model": hit.model}
-    if not hit.in_catalogue:
-        fields["exposes"] = list(hit.exposes)
-    return fields
 
 
 # --- commission walk-test | test-alarm | report ------------------------------------------------

@@ -29,10 +29,12 @@ from devices.catalogue import MAPPED_VENDOR_NOTE, Model
 from devices.registry import Device
 from devices.walktest import DeviceResult, results
 from gateway.config import Config
+from gateway.discover import DiscoveryError, Found, parse_bridge_devices
 from gateway.store import Store
 
 WALK_TEST_SETTING = "walk_test_id"
 TEST_ALARM_SETTING = "test_alarm_request"
+BRIDGE_DEVICES_SETTING = "z2m_bridge_devices"  # the latest retained bridge/devices
 DEFAULT_WALK_MINUTES = 30
 REPORT_SCHEMA = "anxin.commissioning/1"
 
@@ -152,15 +154,20 @@ def build_report(store: Store, cfg: Config, technician: str, now: float) -> dict
     walk_rec = walk[0] if walk else None
     walked = {r.device: r for r in walk_test_results(store, cfg, walk_rec)} if walk_rec else {}
     health = store.device_health()
+    paired = _paired(store, cfg.mqtt.zigbee2mqtt_base_topic)
     alarms = store.records("test_alarm", limit=1)
     alarm = test_alarm_status(store, alarms[0]["id"]) if alarms else None
     devices = []
     for dev, model in devices_of(cfg):
         r = walked.get(dev.id)
+        z = paired.get(dev.topic)
         devices.append({
             "id": dev.id, "name": dev.name, "room": dev.room, "topic": dev.topic,
             "model": model.family, "vendor": model.vendor, "classes": list(model.classes),
             "mapped_from_exposes": model.description == MAPPED_VENDOR_NOTE,
+            "ieee_address": z.ieee_address if z else None,
+            "firmware": z.firmware if z else None, "date_code": z.date_code if z else None,
+            "power_source": z.power_source if z else None,
             "battery_pct": health.get((dev.id, "battery")),
             "battery_low": r.battery_low if r else health.get((dev.id, "battery_low")) is True,
             "link_quality": health.get((dev.id, "link_quality")),
@@ -186,6 +193,18 @@ def build_report(store: Store, cfg: Config, technician: str, now: float) -> dict
     rid = store.add_record("report", technician, now, {"report": report}, ended_at=now)
     report["id"] = rid
     return report
+
+
+def _paired(store: Store, base: str) -> dict[str, Found]:
+    """What Zigbee2MQTT last said it has paired, by state topic (empty if never heard)."""
+    payload = store.setting(BRIDGE_DEVICES_SETTING)
+    if not payload:
+        return {}
+    try:
+        found = parse_bridge_devices(payload.encode(), base, {})
+    except DiscoveryError:
+        return {}
+    return {f"{base}/{f.friendly_name}": f for f in found}
 
 
 def save_report_files(report: dict[str, Any], folder: Path) -> tuple[Path, Path]:
@@ -215,7 +234,7 @@ def render_html(report: dict[str, Any]) -> str:
         walked = f"✓ {e(w.get('at') or '')}" if ok else "✗ 未测试 not triggered"
         rows.append(
             f"<tr><td>{e(d['id'])}</td><td>{cell(d['name'])}</td><td>{cell(d['room'])}</td>"
-            f"<td>{e(d['vendor'])} {e(d['model'])}{mapped}</td>"
+            f"<td>{e(d['vendor'])} {e(d['model'])}{mapped}</td><td>{cell(d['firmware'])}</td>"
             f"<td>{cell(d['battery_pct'])}{low}</td><td>{cell(d['link_quality'])}</td>"
             f"<td class=\"{'ok' if ok else 'bad'}\">{walked}</td>"
             f"<td>{cell(w.get('trigger'))}</td></tr>")
@@ -252,7 +271,8 @@ td, th {{ border: 1px solid #999; padding: .3rem .5rem; text-align: left; }}
 日期 date: {e(report['created_at'])} · 报告编号 report no. {report['id']}</p>
 <h2>设备 Devices</h2>
 <table><tr><th>编号 id</th><th>名称 name</th><th>房间 room</th><th>型号 model</th>
-<th>电量 battery %</th><th>信号 LQI</th><th>走测 walk test</th><th>触发 trigger</th></tr>
+<th>固件 firmware</th><th>电量 battery %</th><th>信号 LQI</th><th>走测 walk test</th>
+<th>触发 trigger</th></tr>
 {''.join(rows)}
 </table>
 <h2>走测 Walk test</h2>

@@ -37,11 +37,68 @@ class Found:
     # why it cannot be (nothing anxin watches).
     mapped_classes: tuple[str, ...] = ()
     unmappable: str | None = None
+    firmware: str | None = None  # software_build_id, for the commissioning report
+    date_code: str | None = None
+    power_source: str | None = None  # "Battery", "Mains (single phase)", …
 
     @property
     def usable(self) -> bool:
         """Whether anxin can watch it: in the catalogue, or mapped from its exposes."""
         return self.in_catalogue or bool(self.mapped_classes)
+
+    def device_fields(self, base: str) -> dict[str, Any]:
+        """The [[devices]] fields for it: source, topic, model (and exposes if mapped)."""
+        if not self.interviewed or self.model is None:
+            raise DiscoveryError(f"{self.friendly_name}: Zigbee2MQTT has not finished "
+                                 "interviewing it; wait a moment and retry")
+        if not self.usable:
+            raise DiscoveryError(f"{self.friendly_name}: {self.unmappable}")
+        fields: dict[str, Any] = {"source": "zigbee2mqtt", "model": self.model,
+                                  "topic": f"{base}/{self.friendly_name}"}
+        if not self.in_catalogue:
+            fields["exposes"] = list(self.exposes)
+        return fields
+
+
+def pick(found: list[Found], name: str) -> Found:
+    """The paired device called `name` (friendly name or IEEE address)."""
+    hit = next((f for f in found if name in (f.friendly_name, f.ieee_address)), None)
+    if hit is None:
+        raise DiscoveryError(f"Zigbee2MQTT has no device {name!r} (paired: "
+                             f"{', '.join(f.friendly_name for f in found) or 'none'})")
+    return hit
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeEvent:
+    """One pairing event from `<base>/bridge/event`, as a technician sees it."""
+
+    type: str  # device_joined, device_interview, device_announce, device_leave
+    friendly_name: str
+    ieee_address: str
+    status: str | None  # for device_interview: started, successful, failed
+    model: str | None  # once the interview succeeded
+    supported: bool | None
+
+
+def parse_bridge_event(payload: bytes) -> BridgeEvent:
+    """`{"type": "device_interview", "data": {"friendly_name": …, "status": …}}`."""
+    try:
+        event = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DiscoveryError(f"bridge/event is not JSON: {e}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("data"), dict) \
+            or not isinstance(event.get("type"), str):
+        raise DiscoveryError("bridge/event has no type and data")
+    data = event["data"]
+    definition = data.get("definition") if isinstance(data.get("definition"), dict) else {}
+    supported = data.get("supported")
+    return BridgeEvent(
+        type=event["type"], friendly_name=str(data.get("friendly_name") or "?"),
+        ieee_address=str(data.get("ieee_address") or ""),
+        status=str(data["status"]) if "status" in data else None,
+        model=definition.get("model"),
+        supported=supported if isinstance(supported, bool) else None)
 
 
 def _properties(exposes: list[Any]) -> list[str]:
@@ -85,5 +142,11 @@ def parse_bridge_devices(payload: bytes, base: str,
             vendor=definition.get("vendor"), description=definition.get("description"),
             interviewed=bool(d.get("interview_completed")),
             in_catalogue=in_catalogue, configured_as=configured.get(f"{base}/{name}"),
-            exposes=exposes, mapped_classes=mapped, unmappable=unmappable))
+            exposes=exposes, mapped_classes=mapped, unmappable=unmappable,
+            firmware=_text(d.get("software_build_id")), date_code=_text(d.get("date_code")),
+            power_source=_text(d.get("power_source"))))
     return sorted(found, key=lambda f: (f.configured_as is not None, f.friendly_name))
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None or v == "" else str(v)

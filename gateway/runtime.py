@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
@@ -36,9 +36,11 @@ from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
 from gateway.broker import EmbeddedBroker
-from gateway.commissioning import TEST_ALARM_SETTING
+from gateway.commissioning import BRIDGE_DEVICES_SETTING, TEST_ALARM_SETTING
 from gateway.config import Config, ConfigError, dc09_key
 from gateway.config import load as load_config
+from gateway.config_edit import assign_device
+from gateway.discover import BridgeEvent, DiscoveryError, parse_bridge_event
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, Ingest, read_password
 from gateway.outbox import OutboxSender
@@ -56,6 +58,7 @@ OBSERVATION_FLUSH_S = 1.0
 OBSERVATION_FLUSH_ROWS = 500
 TICK_MAX_S = 1.0
 STATUS_EVERY_S = 2.0
+BRIDGE_EVENTS_KEPT = 30  # pairing events shown on the discover page
 MAINTENANCE_READ_S = 2.0  # how soon `anxin maintenance start/stop` takes effect
 # The commissioning test alarm: Contact ID 601, manual trigger test report (as DC-09 sends
 # every test); severity 2, so it travels the way an urgent alarm does.
@@ -83,6 +86,8 @@ class Gateway:
         self.cancel_devices = frozenset(cfg.alerts.cancel_devices)
         self.residents = [asdict(r) for r in cfg.home.residents]
         self.bridge_prefix = cfg.mqtt.zigbee2mqtt_base_topic + "/bridge/"
+        self.bridge_devices: bytes | None = None  # retained <base>/bridge/devices
+        self.bridge_events: deque[tuple[float, BridgeEvent]] = deque(maxlen=BRIDGE_EVENTS_KEPT)
         self.metrics: Counter[str] = Counter()
         self.store = AsyncStore(cfg.data_path() / "anxin.db")
         self.uplinks: list[MqttUplink] = []
@@ -322,7 +327,9 @@ class Gateway:
         hit = self.route(topic)
         if hit is None:
             if topic.startswith(self.bridge_prefix):
-                return  # Zigbee2MQTT's own state: read by commissioning, not an alarm source
+                # Zigbee2MQTT's own state: read by commissioning, not an alarm source
+                await self._on_bridge(topic.removeprefix(self.bridge_prefix), payload, now)
+                return
             self.metrics["quarantined_unknown_device"] += 1
             await self.store.call(Store.quarantine, topic, "unknown_device",
                                   "no commissioned device has this topic", payload, now)
@@ -338,6 +345,41 @@ class Gateway:
             # swallow the smoke alarm beside it.
             observations = list(e.partial)
         await self.process(observations, now, prime=retained)
+
+    async def _on_bridge(self, what: str, payload: bytes, now: float) -> None:
+        """Keep what commissioning reads: the paired devices and the latest pairing events."""
+        if what == "devices":
+            if payload != self.bridge_devices:
+                self.bridge_devices = payload
+                # kept for `anxin commission report` (a separate process): firmware, power
+                await self.store.call(Store.set_setting, BRIDGE_DEVICES_SETTING,
+                                      payload.decode("utf-8", "replace"), now)
+        elif what == "event":
+            try:
+                event = parse_bridge_event(payload)
+            except DiscoveryError as e:
+                await self.store.call(Store.quarantine, self.bridge_prefix + what,
+                                      "bad_payload", str(e), payload, now)
+                return
+            self.bridge_events.appendleft((now, event))
+            logger.info("Zigbee2MQTT: %s %s %s", event.type, event.friendly_name,
+                        event.status or "")
+
+    async def assign_device(self, device_id: str, fields: dict[str, Any]) -> Path:
+        """Write a device into the config file (validated, the old one backed up) and watch
+        it now; the backup's path. ConfigError, with nothing written, if it would not load."""
+        if self.config_path is None:
+            raise ConfigError([("config", "this gateway was started without a config file, "
+                                          "so devices cannot be assigned here")])
+        cfg, backup = await asyncio.to_thread(assign_device, self.config_path, device_id,
+                                              fields)
+        self._config_mtime = _mtime(self.config_path)
+        self.apply_devices(cfg)
+        return backup
+
+    async def flush_observations(self) -> None:
+        """Store the buffered observations now (the walk-test page reads them)."""
+        await self._flush()
 
     async def process(self, observations: list[Observation], now: float, *,
                       prime: bool = False) -> None:

@@ -1,7 +1,8 @@
 """Run a scenario: bind its steps to the configured devices and publish on an MQTT broker.
 
 `stream()` is pure (scenario + devices -> timed Messages), so tests can check a scenario
-without a clock; `run()` publishes that stream in real time (divided by `speed`).
+without a clock; `run()` publishes that stream in real time (divided by `speed`), and
+`publish_stream()` publishes any precomputed stream (the walk test's) the same way.
 """
 
 from __future__ import annotations
@@ -110,27 +111,48 @@ def _client(broker_url: str) -> aiomqtt.Client:
                           tls_params=aiomqtt.TLSParameters() if tls else None)
 
 
+async def _publish(client: aiomqtt.Client, timed: list[Timed], *, speed: float,
+                   on_event: OnEvent | None, duration_s: float = 0.0) -> None:
+    """Publish `timed` (QoS 1) in real time / `speed`, then wait out `duration_s`."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for item in timed:
+        delay = t0 + item.t / speed - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        m = item.message
+        await client.publish(m.topic, m.payload, qos=1, retain=m.retain)
+        if item.note and on_event is not None:
+            on_event(item.t, item.note)
+    rest = t0 + duration_s / speed - loop.time()
+    if rest > 0:
+        await asyncio.sleep(rest)
+
+
+def _check_speed(speed: float) -> None:
+    if speed <= 0:
+        raise ScenarioError(f"speed must be > 0, got {speed}")
+
+
+async def publish_stream(timed: list[Timed], broker_url: str, *, speed: float = 1.0,
+                         on_event: OnEvent | None = None) -> int:
+    """Publish a precomputed stream (QoS 1) in real time / `speed`; returns 0 when done."""
+    _check_speed(speed)
+    async with _client(broker_url) as client:
+        await _publish(client, timed, speed=speed, on_event=on_event)
+    return 0
+
+
 async def run(devices: list[Device], scenario: Scenario, broker_url: str, *,
               speed: float = 1.0, loop_forever: bool = False,
               on_event: OnEvent | None = None) -> int:
     """Publish the scenario (QoS 1) in real time / `speed`; returns 0 when it has run."""
-    if speed <= 0:
-        raise ScenarioError(f"speed must be > 0, got {speed}")
+    _check_speed(speed)
     stream(devices, scenario, time.time())  # bind now: a bad scenario fails before connecting
     async with _client(broker_url) as client:
         while True:
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            for timed in stream(devices, scenario, time.time()):
-                delay = t0 + timed.t / speed - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                m = timed.message
-                await client.publish(m.topic, m.payload, qos=1, retain=m.retain)
-                if timed.note and on_event is not None:
-                    on_event(timed.t, timed.note)
-            rest = t0 + scenario.duration_s / speed - loop.time()
-            if rest > 0:
-                await asyncio.sleep(rest)
+            # a fresh stream each round: native payloads carry the wall clock
+            await _publish(client, stream(devices, scenario, time.time()), speed=speed,
+                           on_event=on_event, duration_s=scenario.duration_s)
             if not loop_forever:
                 return 0

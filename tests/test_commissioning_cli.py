@@ -203,6 +203,8 @@ async def test_commissioning_a_home_from_the_cli(tmp_path, mosquitto):
         assert by_id["door-entrance"]["battery_pct"] == 91
         assert by_id["door-entrance"]["link_quality"] == 63
         assert by_id["door-entrance"]["walk_test"]["trigger"] == "contact=open"
+        assert by_id["door-entrance"]["firmware"] == "3000-0001"  # from bridge/devices
+        assert by_id["door-entrance"]["power_source"] == "Battery"
         assert by_id["door-entrance"]["walk_test"]["at"].endswith("+08:00")
         assert by_id["leak-bathroom"]["mapped_from_exposes"]
         kept = sorted((tmp_path / "data" / "reports").iterdir())

@@ -7,7 +7,7 @@ import pytest
 from devices.catalogue import CATALOGUE, find_model
 from devices.observation import Observation
 from devices.registry import Device
-from devices.walktest import TRIGGERS, WEAK_LINK_LQI, results
+from devices.walktest import ACTIONS, TRIGGERS, WEAK_LINK_LQI, results
 
 HOME = "home-1"
 
@@ -75,3 +75,22 @@ def test_weak_link_below_the_lqi_limit():
 def test_every_alarm_class_in_the_catalogue_has_a_trigger():
     alarm_classes = {c for m in CATALOGUE for c in m.classes}
     assert alarm_classes <= set(TRIGGERS), alarm_classes - set(TRIGGERS)
+
+
+def test_every_trigger_class_has_actions_and_nothing_else_does():
+    assert set(ACTIONS) == set(TRIGGERS)
+    assert all(ACTIONS[c] for c in ACTIONS)
+
+
+@pytest.mark.parametrize("cls", sorted(TRIGGERS))
+def test_every_action_passes_its_class_check(cls):
+    # the simulator's walk test performs these; results() must tick each one off
+    check = TRIGGERS[cls][2]
+    for kind, value in ACTIONS[cls]:
+        assert check(kind, value), (cls, kind, value)
+
+
+@pytest.mark.parametrize("model", CATALOGUE, ids=[m.model for m in CATALOGUE])
+def test_every_catalogue_model_has_an_action_it_reports(model):
+    assert any(model.expose_for_kind(kind) is not None
+               for c in model.classes for kind, _ in ACTIONS.get(c, ())), model.family

@@ -76,6 +76,9 @@ def make_app(gw: Gateway) -> web.Application:
     app.router.add_get("/", status_page)
     app.router.add_post("/maintenance", maintenance)
     app.router.add_get("/healthz", healthz)
+    from gateway.web.commission import add_routes  # noqa: PLC0415 (it imports this module)
+
+    add_routes(app)
     return app
 
 
@@ -96,7 +99,7 @@ async def login_page(request: web.Request, problem: str = "") -> web.Response:
 <code>anxin technician-code --config …</code> 生成新代码。<br>
 The code was made at the gateway's first start; `anxin technician-code` makes a new one.</p>
 </form>"""
-    return _page("登录 Login", body, status=401 if problem else 200)
+    return page("登录 Login", body, status=401 if problem else 200, nav=False)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -234,12 +237,19 @@ async def status_page(request: web.Request) -> web.Response:
 <h2>最近报警 Recent alerts</h2>
 <table><tr><th>时间 time</th><th>报警 alert</th><th>房间 room</th><th>状态 state</th></tr>
 {alerts or '<tr><td colspan="4">无 none</td></tr>'}</table>"""
-    return _page("网关状态 Gateway status", body, refresh=5)
+    return page("网关状态 Gateway status", body, refresh=5)
 
 
-def _page(title: str, body: str, *, refresh: int | None = None,
-          status: int = 200) -> web.Response:
+NAV = (("/", "状态 Status"), ("/discover", "设备发现 Discover"), ("/walk-test", "走测 Walk test"),
+       ("/test-alarm", "测试报警 Test alarm"), ("/reports", "报告 Reports"))
+
+
+def page(title: str, body: str, *, refresh: int | None = None, status: int = 200,
+         nav: bool = True) -> web.Response:
+    """A page of the technician app: large text, the same links on top of every page."""
     meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    links = ('<nav>' + " ".join(f'<a href="{href}">{text}</a>' for href, text in NAV)
+             + "</nav>") if nav else ""
     text = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{meta}
 <title>安心 {html.escape(title)}</title><style>
@@ -251,5 +261,8 @@ th, td {{ text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ddd
 tr.bad td, .bad {{ color: #b00; font-weight: bold; }} .ok {{ color: #070; }}
 .warn {{ background: #fff3cd; padding: .5rem; }} .right {{ float: right; }}
 button, input {{ font-size: 1rem; padding: .3rem .6rem; }} .hint {{ color: #555; }}
-</style></head><body>{body}</body></html>"""
+nav {{ margin-bottom: 1rem; }} nav a {{ margin-right: 1rem; font-size: 1.05rem; }}
+.big {{ font-size: 1.4rem; }} .todo {{ color: #8a5a00; }} tr.done td {{ background: #eefbea; }}
+form.assign label {{ display: inline-block; margin-right: .4rem; }}
+</style></head><body>{links}{body}</body></html>"""
     return web.Response(text=text, content_type="text/html", charset="utf-8", status=status)

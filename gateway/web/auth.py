@@ -57,6 +57,7 @@ class Session:
 
     csrf: str
     expires: float
+    technician: str = ""  # the name typed at the first commissioning step, for the report
 
 
 @dataclass(slots=True)
