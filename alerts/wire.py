@@ -34,6 +34,9 @@ TITLES: dict[str, dict[str, str]] = {
     "offline": {"zh": "设备离线", "en": "Device offline"},
     "gateway_silent": {"zh": "网关失联（家中安全监测中断）", "en": "Gateway silent"},
     "test_alarm": {"zh": "安装调试测试报警", "en": "Commissioning test alarm"},
+    "maintenance_digest": {"zh": "设备维护日报", "en": "Device maintenance digest"},
+    "weak_link": {"zh": "设备信号弱", "en": "Weak radio link"},
+    "stuck_contact": {"zh": "门磁状态长时间不变", "en": "Contact sensor stuck"},
 }
 
 # Fields every message carries, with the JSON types they must have.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detectors import instant, supervision
+from detectors import health, instant, supervision
 from detectors.finding import Finding
 from devices.observation import Observation
 
@@ -20,6 +20,7 @@ class CoreConfig:
 
     instant: instant.InstantConfig = field(default_factory=instant.InstantConfig)
     supervision: tuple[supervision.Expectation, ...] = ()
+    health: health.HealthConfig = field(default_factory=health.HealthConfig)
 
 
 class Core:
@@ -29,14 +30,17 @@ class Core:
         self.cfg = cfg or CoreConfig()
         self.instant = instant.InstantState()
         self.supervision = supervision.SupervisionState()
+        self.health = health.HealthState()
 
     def step(self, obs: Observation, now: float, *, prime: bool = False) -> list[Finding]:
         """Findings caused by one Observation; `prime` marks a retained message (see instant)."""
         found = instant.step(self.instant, obs, now, self.cfg.instant, prime=prime)
+        found += health.step(self.health, obs, now, self.cfg.health, prime=prime)
         if not prime:  # a retained message says nothing about the device being alive now
             found += supervision.step(self.supervision, obs, now)
         return found
 
     def tick(self, now: float) -> list[Finding]:
-        """Findings caused by time passing: devices that have gone silent."""
-        return supervision.tick(self.supervision, now, self.cfg.supervision)
+        """Findings caused by time passing: devices gone silent, contacts stuck."""
+        return (supervision.tick(self.supervision, now, self.cfg.supervision)
+                + health.tick(self.health, now, self.cfg.health))

@@ -225,6 +225,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                  f"{dev['configured']} configured; offline: {', '.join(dev['offline']) or '—'}; "
                  f"low battery: {', '.join(dev['low_battery']) or '—'}; not heard from yet: "
                  f"{', '.join(dev['never_seen']) or '—'}")
+    troubles = st.get("maintenance_open") or []
+    lines.append(f"{ok if not troubles else bad} maintenance queue: "
+                 + ("; ".join(troubles) or "empty") + " (anxin: daily digest to the centre)")
     if st.get("maintenance_until"):
         lines.append(f"! test/maintenance mode until {when(st['maintenance_until'])}")
     last = st.get("last_alert")

@@ -135,6 +135,27 @@ class AlertsSection:
 
 
 @dataclass(frozen=True)
+class MaintenanceSection:
+    """[maintenance]: device troubles for the technician, and the daily digest"""
+
+    digest_hour: int = doc(
+        "Local hour (0-23) of the daily maintenance digest: low batteries, open cases, weak "
+        "links, stuck contacts and offline devices in one technical message", 9, min=0, max=23)
+    immediate: bool = doc(
+        "Send each low battery, tamper, weak link and stuck contact as its own technical "
+        "alert at once instead of in the daily digest", False)
+    weak_link_lqi: float = doc(
+        "Zigbee link quality below which three reports in a row are a weak link (0: off)",
+        40.0, min=0, max=255)
+    stuck_open_h: float = doc(
+        "Hours a door/window contact may stay open before it is reported stuck (0: off)",
+        24.0, min=0, max=24 * 90)
+    stuck_unchanged_days: float = doc(
+        "Days a contact may report the same state before it is reported stuck (0: off)",
+        14.0, min=0, max=365)
+
+
+@dataclass(frozen=True)
 class TierEntry:
     """[[escalation.tiers]]"""
 
@@ -253,6 +274,7 @@ class Config:
     alerts: AlertsSection = doc("Alert handling", MISSING)
     escalation: EscalationSection = doc("Who is told when nobody takes charge", MISSING)
     web: WebSection = doc("Technician pages", MISSING)
+    maintenance: MaintenanceSection = doc("Device troubles and the daily digest", MISSING)
     devices: list[DeviceEntry] = doc("Commissioned devices", [])
     hotline: list[HotlineTarget] = doc("Where alerts are delivered", [])
     # Not from the file: where it was read, for resolving relative paths.

@@ -25,10 +25,12 @@ from aiohttp import web as aiohttp_web
 
 from alerts import wire
 from alerts.alert import Alert, AlertState
+from alerts.maintenance import DIGEST_ONLY, ITEM_TEXT, digest, digest_day, is_technical
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
 from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
 from detectors.core import Core, CoreConfig
 from detectors.finding import Finding
+from detectors.health import HealthConfig
 from detectors.instant import InstantConfig
 from detectors.supervision import Expectation
 from devices.adapters import ADAPTERS
@@ -59,6 +61,8 @@ OBSERVATION_FLUSH_ROWS = 500
 TICK_MAX_S = 1.0
 STATUS_EVERY_S = 2.0
 BRIDGE_EVENTS_KEPT = 30  # pairing events shown on the discover page
+DIGEST_DAY_SETTING = "maintenance_digest_day"
+_BATTERY_KINDS = frozenset({"battery", "battery_low"})
 MAINTENANCE_READ_S = 2.0  # how soon `anxin maintenance start/stop` takes effect
 # The commissioning test alarm: Contact ID 601, manual trigger test report (as DC-09 sends
 # every test); severity 2, so it travels the way an urgent alarm does.
@@ -111,6 +115,8 @@ class Gateway:
         self.last_seen: dict[str, float] = {}  # device id -> last Observation
         self.started_at = time.time()
         self._maintenance_read_at = 0.0
+        self._troubles: set[tuple[str, str]] = set()  # open maintenance items
+        self._digest_day: str | None = None  # the local date of the last digest
 
     def _transport(self, i: int) -> Transport:
         t, name, secret = self.cfg.hotline[i], self.cfg.target_name(i), self.cfg.secret(i)
@@ -161,8 +167,11 @@ class Gateway:
         thresholds = {d.id: cfg.alerts.low_battery_pct or model.battery_low_pct
                       for d, model in devices.values()
                       if cfg.alerts.low_battery_pct or model.battery_low_pct}
-        self.core.cfg = CoreConfig(instant=InstantConfig(device_low_battery_pct=thresholds),
-                                   supervision=expectations)
+        m = cfg.maintenance
+        self.core.cfg = CoreConfig(
+            instant=InstantConfig(device_low_battery_pct=thresholds), supervision=expectations,
+            health=HealthConfig(weak_link_lqi=m.weak_link_lqi, stuck_open_s=m.stuck_open_h * 3600,
+                                stuck_unchanged_s=m.stuck_unchanged_days * 86400))
         added = sorted(d.id for t, (d, _) in devices.items() if t not in self.devices)
         self.devices = devices
         self.cfg = replace(self.cfg, devices=cfg.devices)
@@ -200,6 +209,11 @@ class Gateway:
         await self.store.open()
         now = time.time()
         self.maintenance_until = await self.store.call(Store.maintenance_until)
+        self._troubles = {(i.device, i.event) for i in await self.store.call(Store.troubles)}
+        self._digest_day = await self.store.call(Store.setting, DIGEST_DAY_SETTING)
+        if not self._digest_day:  # a new install: the first digest is tomorrow's
+            self._digest_day = datetime.fromtimestamp(now, self.tz).date().isoformat()
+            await self.store.call(Store.set_setting, DIGEST_DAY_SETTING, self._digest_day, now)
         open_alerts = await self.store.call(Store.open_alerts)
         await self._apply(self.manager.restore(open_alerts, now), now)
         mq = self.cfg.mqtt
@@ -391,13 +405,74 @@ class Gateway:
             self.last_seen[obs.device] = now
             self._obs_buffer.append(obs)
             changes = [] if prime else self.manager.on_observation(obs, now)
-            for finding in self.core.step(obs, now, prime=prime):
-                self.metrics["findings"] += 1
-                changes += self.manager.on_finding(self._in_maintenance(finding, now), now)
+            found = self.core.step(obs, now, prime=prime)
+            if found:
+                self.metrics["findings"] += len(found)
+                changes += await self._route(found, now)
             if changes:
                 await self._apply(changes, now)
+            if self._troubles and (self.core.health.cleared or obs.kind in _BATTERY_KINDS):
+                await self._troubles_over(obs.device if obs.kind in _BATTERY_KINDS else None,
+                                          now)
         if len(self._obs_buffer) >= OBSERVATION_FLUSH_ROWS:
             await self._flush()
+
+    async def _route(self, findings: list[Finding], now: float) -> list[tuple[Alert, Change]]:
+        """Technical troubles to the maintenance queue (and, for some, at once to the centre
+        too); everything else to the alert manager."""
+        changes: list[tuple[Alert, Change]] = []
+        for f in findings:
+            if is_technical(f):
+                assert f.device is not None
+                if await self.store.call(Store.note_trouble, f.device, f.event, f.room,
+                                         f.evidence, now):
+                    self._troubles.add((f.device, f.event))
+                    logger.warning("maintenance: %s %s (%s)", f.device, f.event,
+                                   ITEM_TEXT.get(f.event, ("", f.event))[1])
+                if f.event in DIGEST_ONLY and not self.cfg.maintenance.immediate:
+                    continue  # in the daily digest, not a page of its own
+            changes += self.manager.on_finding(self._in_maintenance(f, now), now)
+        return changes
+
+    async def _troubles_over(self, battery_device: str | None, now: float) -> None:
+        """Close maintenance items whose condition has ended."""
+        over = list(self.core.health.cleared)
+        self.core.health.cleared.clear()
+        for device, silent_s in self.core.supervision.back:
+            logger.warning("device %s heard from again after %.0f s offline", device, silent_s)
+            over.append((device, "offline"))
+        self.core.supervision.back.clear()
+        if battery_device is not None:
+            mem = self.core.instant.devices.get(battery_device)
+            if mem is not None and not mem.battery_alarmed:
+                over.append((battery_device, "low_battery"))
+        for device, event in over:
+            if (device, event) in self._troubles:
+                self._troubles.discard((device, event))
+                await self.store.call(Store.clear_trouble, device, event, now)
+                logger.warning("maintenance: %s %s is over", device, event)
+
+    async def send_maintenance_digest(self, now: float) -> str | None:
+        """The maintenance digest now (open troubles, those fixed since the last one): the
+        alert id, or None when there is nothing to report."""
+        open_items = await self.store.call(Store.troubles)
+        fixed = await self.store.call(Store.troubles, cleared_undigested=True)
+        finding = digest(self.cfg.home.id, open_items, fixed, now, self.tz)
+        if finding is None:
+            return None
+        changes = self.manager.on_finding(self._in_maintenance(finding, now), now)
+        await self._apply(changes, now)
+        await self.store.call(Store.mark_digested, now)
+        logger.warning("maintenance digest sent: %s", finding.evidence["summary"])
+        return changes[0][0].id if changes else None
+
+    async def _maybe_digest(self, now: float) -> None:
+        day = digest_day(now, self.tz, self.cfg.maintenance.digest_hour)
+        if day is None or day == self._digest_day:
+            return
+        self._digest_day = day
+        await self.store.call(Store.set_setting, DIGEST_DAY_SETTING, day, now)
+        await self.send_maintenance_digest(now)
 
     async def _apply(self, changes: list[tuple[Alert, Change]], now: float) -> None:
         for alert, change in changes:
@@ -595,18 +670,19 @@ class Gateway:
                 self._maintenance_read_at = now
                 await self._read_maintenance(now)
                 await self._reread_config()
+                await self._maybe_digest(now)
             await self._watch_path(now)
             changes = self.manager.tick(now)
-            for device, silent_s in self.core.supervision.back:
-                logger.warning("device %s heard from again after %.0f s offline", device,
-                               silent_s)
-            self.core.supervision.back.clear()
-            for finding in self.core.tick(now):
+            if self.core.supervision.back or self.core.health.cleared:
+                await self._troubles_over(None, now)
+            found = self.core.tick(now)
+            for finding in found:
                 if finding.detector == "supervision":
                     logger.warning("device %s silent for %s s (expected every %.0f s): offline",
                                    finding.device, finding.evidence["silent_for_s"],
                                    finding.evidence["expected_every_s"])
-                changes += self.manager.on_finding(self._in_maintenance(finding, now), now)
+            if found:
+                changes += await self._route(found, now)
             if changes:
                 await self._apply(changes, now)
 
@@ -644,6 +720,7 @@ class Gateway:
                 "low_battery": sorted(d for d in configured if d in memory
                                       and memory[d].battery_alarmed),
             },
+            "maintenance_open": sorted(f"{d} {e}" for d, e in self._troubles),
             "outbox_depth": await self.store.call(Store.outbox_depth),
             "last_alert": await self.store.call(Store.last_alert),
             "disk_free_mb": round(usage.free / 2**20),

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from alerts.alert import Alert, AlertState
+from alerts.maintenance import Item
 from devices.observation import Observation
 
 logger = logging.getLogger(__name__)
@@ -101,12 +102,31 @@ def _m005_commissioning(db: sqlite_utils.Database) -> None:
                "WHERE kind IN ('battery', 'battery_low', 'link_quality')")
 
 
+def _m006_maintenance(db: sqlite_utils.Database) -> None:
+    # Technical troubles for the maintenance queue and its daily digest: one open item per
+    # device and event, counted while it repeats, closed when the condition ends.
+    db["maintenance"].create({
+        "id": int, "device": str, "event": str, "room": str, "first_at": float,
+        "last_at": float, "count": int, "evidence": str, "cleared_at": float,
+        "digested_at": float,
+    }, pk="id", not_null={"device", "event", "first_at", "last_at", "count"})
+    db.execute("CREATE UNIQUE INDEX maintenance_open ON maintenance (device, event) "
+               "WHERE cleared_at IS NULL")
+
+
+# troubles(open_only, cleared_undigested) -> its WHERE clause (fixed strings only)
+_TROUBLES_WHERE = {(True, False): "cleared_at IS NULL", (False, False): "1",
+                   (True, True): "cleared_at IS NOT NULL AND digested_at IS NULL",
+                   (False, True): "cleared_at IS NOT NULL AND digested_at IS NULL"}
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_escalation", _m002_escalation),
     ("003_urgent_first", _m003_urgent_first),
     ("004_settings", _m004_settings),
     ("005_commissioning", _m005_commissioning),
+    ("006_maintenance", _m006_maintenance),
 ]
 
 
@@ -297,6 +317,49 @@ class Store:
             "SELECT target, min(acked_at), sum(attempts), max(last_error) FROM outbox "
             "WHERE alert_id=? GROUP BY target", (alert_id,))
         return {r[0]: {"acked_at": r[1], "attempts": r[2], "last_error": r[3]} for r in rows}
+
+    # --- the maintenance queue ----------------------------------------------------------------
+
+    def note_trouble(self, device: str, event: str, room: str | None,
+                     evidence: dict[str, Any], now: float) -> bool:
+        """Open a maintenance item, or count a repeat of the open one; True if it is new."""
+        with self._tx(durable=False):
+            cur = self.conn.execute(
+                "UPDATE maintenance SET last_at=?, count=count+1, evidence=? "
+                "WHERE device=? AND event=? AND cleared_at IS NULL",
+                (now, json.dumps(evidence, ensure_ascii=False, default=str), device, event))
+            if cur.rowcount:
+                return False
+            self.conn.execute(
+                "INSERT INTO maintenance (device, event, room, first_at, last_at, count, "
+                "evidence) VALUES (?, ?, ?, ?, ?, 1, ?)",
+                (device, event, room, now, now,
+                 json.dumps(evidence, ensure_ascii=False, default=str)))
+        return True
+
+    def clear_trouble(self, device: str, event: str, now: float) -> bool:
+        """Close the open item (the condition ended); True if there was one."""
+        with self._tx(durable=False):
+            cur = self.conn.execute(
+                "UPDATE maintenance SET cleared_at=? WHERE device=? AND event=? "
+                "AND cleared_at IS NULL", (now, device, event))
+        return cur.rowcount > 0
+
+    def troubles(self, *, open_only: bool = True, cleared_undigested: bool = False
+                 ) -> list[Item]:
+        """Open items (or the closed ones no digest has reported yet), oldest first."""
+        where = _TROUBLES_WHERE[(open_only, cleared_undigested)]
+        rows = self.conn.execute(
+            "SELECT device, event, room, first_at, last_at, count, evidence, cleared_at "  # noqa: S608
+            f"FROM maintenance WHERE {where} ORDER BY first_at, id")
+        return [Item(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7])
+                for r in rows]
+
+    def mark_digested(self, now: float) -> None:
+        """Everything closed so far has been reported by a digest."""
+        with self._tx(durable=False):
+            self.conn.execute("UPDATE maintenance SET digested_at=? WHERE cleared_at IS NOT "
+                              "NULL AND digested_at IS NULL", (now,))
 
     # --- what the hotlines said back --------------------------------------------------------
 

@@ -86,6 +86,7 @@ async def test_commissioning_a_home_in_the_browser(tmp_path, mosquitto):
             await page.fill("input[name=code]", CODE)
             await page.click("button")
             await page.wait_for_url(f"{url}/")
+            assert "维护队列 Maintenance queue (0)" in await page.inner_text("body")
             await page.click("nav >> text=设备发现 Discover")
 
             # --- discover: what Zigbee2MQTT paired, against the catalogue

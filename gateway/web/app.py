@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from alerts import wire
+from alerts.maintenance import ITEM_TEXT
 from gateway.store import Store
 from gateway.web.auth import Session, Sessions, check_code
 
@@ -170,6 +171,7 @@ async def status_page(request: web.Request) -> web.Response:
     now = time.time()
     st = await gw.status()
     recent = await gw.store.call(Store.alerts, 10)
+    troubles = await gw.store.call(Store.troubles)
 
     def mark(ok: bool) -> str:
         return '<span class="ok">✓</span>' if ok else '<span class="bad">✗</span>'
@@ -208,6 +210,11 @@ async def status_page(request: web.Request) -> web.Response:
         f"<tr><td>{datetime.fromtimestamp(a['created_at'], gw.tz):%m-%d %H:%M:%S}</td>"
         f"<td>{e(wire.title(a['event'])['zh'])}{' [测试 TEST]' if a['test'] else ''}</td>"
         f"<td>{e(a['room'] or '—')}</td><td>{e(a['state'])}</td></tr>" for a in recent)
+    trouble_rows = "".join(
+        f"<tr class=\"bad\"><td>{e(t.device)}</td><td>{e(t.room or '—')}</td>"
+        f"<td>{e(' '.join(ITEM_TEXT.get(t.event, (t.event, ''))))}</td>"
+        f"<td>{datetime.fromtimestamp(t.first_at, gw.tz):%m-%d %H:%M}</td><td>{t.count}</td>"
+        "</tr>" for t in troubles)
     mm = st["maintenance_until"]
     maint = (f'<p class="warn">测试/维护模式 开启，至 '
              f'{datetime.fromtimestamp(mm, gw.tz):%H:%M}：所有报警按测试发送 / test mode ON</p>'
@@ -234,6 +241,11 @@ async def status_page(request: web.Request) -> web.Response:
 <table><tr><th>设备 id</th><th>名称 name</th><th>型号 model</th><th>房间 room</th>
 <th>最近上报 last heard</th><th>电量 battery</th><th>信号 link</th><th>状态 state</th></tr>
 {''.join(rows)}</table>
+<h2>维护队列 Maintenance queue ({len(troubles)})</h2>
+<p class="hint">每天 {gw.cfg.maintenance.digest_hour}:00 汇总发送给服务中心 · sent to the centre
+in one digest daily</p>
+<table><tr><th>设备 device</th><th>房间 room</th><th>问题 trouble</th><th>自 since</th>
+<th>次数 count</th></tr>{trouble_rows or '<tr><td colspan="5">无 none</td></tr>'}</table>
 <h2>最近报警 Recent alerts</h2>
 <table><tr><th>时间 time</th><th>报警 alert</th><th>房间 room</th><th>状态 state</th></tr>
 {alerts or '<tr><td colspan="4">无 none</td></tr>'}</table>"""
