@@ -21,7 +21,8 @@ from detectors.finding import Finding
 DIGEST_EVENT = "maintenance_digest"
 DIGEST_CODE = 380
 # Technical events kept for the digest instead of being sent one by one.
-DIGEST_ONLY = frozenset({"low_battery", "tamper", "weak_link", "stuck_contact"})
+DIGEST_ONLY = frozenset({"low_battery", "tamper", "weak_link", "stuck_contact",
+                         "self_test_failed"})
 # Technical events sent at once *and* listed in the digest while they last.
 ALSO_AT_ONCE = frozenset({"offline"})
 
@@ -32,6 +33,7 @@ ITEM_TEXT: dict[str, tuple[str, str]] = {
     "weak_link": ("信号弱，可能丢失报警", "weak radio link: alarms may be lost"),
     "stuck_contact": ("门磁长时间无变化，请检查安装", "contact stuck in one state: check it"),
     "offline": ("设备离线", "device offline"),
+    "self_test_failed": ("每周按钮测试没有收到信号", "sent nothing in the weekly button test"),
 }
 
 

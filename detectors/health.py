@@ -13,7 +13,8 @@ emergency queue (gateway/runtime.py, alerts/maintenance.py).
   `stuck_unchanged_s` (a sensor that no longer sees the door move). Zigbee2MQTT repeats the
   whole state with every battery report, so "unchanged" is measured from the last *change*.
 - **Trouble over**: `state.cleared` collects (device, event) whose condition has ended —
-  link good again, contact moved, tamper closed, device back online — for the gateway to
+  link good again, contact moved, tamper closed, device back online, a button that failed
+  its self-test pressed — for the gateway to
   close the maintenance item.
 """
 
@@ -75,6 +76,8 @@ def step(state: HealthState, obs: Observation, now: float, cfg: HealthConfig,
         state.cleared.append((obs.device, "tamper"))
     elif obs.kind == "availability" and obs.value == "online":
         state.cleared.append((obs.device, "offline"))
+    elif obs.kind in ("sos", "cancel") and not prime:  # a button heard from works
+        state.cleared.append((obs.device, "self_test_failed"))
     elif obs.kind == "contact":
         if obs.value != d.contact:
             if d.stuck:

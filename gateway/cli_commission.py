@@ -240,6 +240,47 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0 if report["passed"] else 1
 
 
+# --- self-test start | status ----------------------------------------------------------------
+
+
+def cmd_self_test(args: argparse.Namespace) -> int:
+    """Start the weekly button self-test now, or show each button's record."""
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    from gateway.runtime import SELF_TEST_REQUEST_SETTING  # noqa: PLC0415
+
+    with _store(cfg) as store:
+        now = time.time()
+        if args.action == "start":
+            if not cfg.self_test_buttons():
+                print("no buttons to test: the self-test needs [home] speaker_topic, "
+                      "[self_test] enabled and an SOS button", file=sys.stderr)
+                return 1
+            store.set_setting(SELF_TEST_REQUEST_SETTING, "1", now)
+            print("self-test requested: the running gateway asks the resident within 2 s to "
+                  f"press {', '.join(cfg.self_test_buttons())}; results: anxin self-test status")
+            return 0
+        rows = cm.button_report(store, cfg, now)
+    failed = 1 if any(r["last_self_test_failed"] for r in rows) else 0
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return failed
+    s = cfg.self_test
+    print(f"weekly self-test: {'on' if cfg.self_test_buttons() else 'OFF'} "
+          f"(weekday {s.weekday}, {s.hour}:00, {s.window_min:g} min); last "
+          f"{cm.BUTTON_STATS_DAYS} days:")
+    print(f"{'BUTTON':<20} {'ROOM':<12} {'PRESSES':>7} {'ALERTS':>6} {'FALSE':>5}  "
+          "LAST PRESS  SELF-TESTS (newest first)")
+    for r in rows:
+        tests = " ".join("✓" if t["passed"] else "✗" for t in r["self_tests"][:8]) or "—"
+        last = "—" if r["last_press"] is None else datetime.fromtimestamp(
+            r["last_press"], ZoneInfo(cfg.gateway.timezone)).strftime("%m-%d %H:%M")
+        print(f"{r['id']:<20} {r['room'] or '—':<12} {r['presses']:>7} {r['alerts']:>6} "
+              f"{r['false_alarms']:>5}  {last:<11} {tests}")
+    return failed
+
+
 def register(devices: argparse._SubParsersAction, sub: argparse._SubParsersAction) -> None:
     """Add `devices add|list` to the devices parser and the `commission` command."""
     c = devices.add_parser("list", help="the commissioned devices, battery, link, last heard")
@@ -286,3 +327,9 @@ def register(devices: argparse._SubParsersAction, sub: argparse._SubParsersActio
     c.add_argument("--format", choices=("text", "json"), default="text")
     c.add_argument("--out", help="also write the HTML report here")
     c.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("self-test", help="the weekly alarm-button test: start now, status")
+    s.add_argument("action", choices=("start", "status"))
+    s.add_argument("--config", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_self_test)

@@ -139,6 +139,27 @@ def test_alarm_status(store: Store, record_id: int) -> dict[str, Any]:
     return out
 
 
+# --- alarm buttons: presses and weekly self-tests ------------------------------------------------
+
+BUTTON_STATS_DAYS = 30
+
+
+def button_report(store: Store, cfg: Config, now: float) -> list[dict[str, Any]]:
+    """Each alarm button: presses, real SOS alerts and false alarms in the last 30 days, its
+    recent weekly self-tests (newest first), and whether the last one failed."""
+    buttons = [(d, m) for d, m in devices_of(cfg) if "sos" in m.classes]
+    stats = store.button_stats([d.id for d, _ in buttons], now - BUTTON_STATS_DAYS * 86400)
+    tested = set(cfg.self_test_buttons())
+    out = []
+    for dev, model in buttons:
+        st = stats[dev.id]
+        out.append({"id": dev.id, "name": dev.name, "room": dev.room, "model": model.family,
+                    "in_self_test": dev.id in tested, **st,
+                    "last_self_test_failed": bool(st["self_tests"])
+                    and not st["self_tests"][0]["passed"]})
+    return out
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 

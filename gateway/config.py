@@ -156,6 +156,24 @@ class MaintenanceSection:
 
 
 @dataclass(frozen=True)
+class SelfTestSection:
+    """[self_test]: the weekly test of the alarm buttons, prompted by voice"""
+
+    enabled: bool = doc(
+        "Ask the resident once a week, through the home's speaker, to press each alarm "
+        "button (needs [home] speaker_topic)", True)
+    weekday: int = doc("Day of the week: 0 Monday … 6 Sunday (default Wednesday: staff are "
+                       "at work to follow up a button that failed)", 2, min=0, max=6)
+    hour: int = doc("Local hour to start (it starts up to 3 h late if the gateway was off)",
+                    10, min=6, max=20)
+    window_min: float = doc("Minutes the resident has to press the buttons", 30.0, min=5,
+                            max=180)
+    buttons: list[str] | None = doc(
+        "Device ids of the buttons to test; unset: every SOS button and pendant that is "
+        "not a cancel-only button", None)
+
+
+@dataclass(frozen=True)
 class TierEntry:
     """[[escalation.tiers]]"""
 
@@ -275,6 +293,7 @@ class Config:
     escalation: EscalationSection = doc("Who is told when nobody takes charge", MISSING)
     web: WebSection = doc("Technician pages", MISSING)
     maintenance: MaintenanceSection = doc("Device troubles and the daily digest", MISSING)
+    self_test: SelfTestSection = doc("The weekly button test", MISSING)
     devices: list[DeviceEntry] = doc("Commissioned devices", [])
     hotline: list[HotlineTarget] = doc("Where alerts are delivered", [])
     # Not from the file: where it was read, for resolving relative paths.
@@ -296,6 +315,16 @@ class Config:
     def zones(self) -> dict[str, int]:
         """Each device's zone number at an alarm receiver."""
         return {d.id: d.zone or n + 1 for n, d in enumerate(self.devices)}
+
+    def self_test_buttons(self) -> tuple[str, ...]:
+        """The buttons the weekly self-test asks for (none without a speaker to ask)."""
+        if not self.self_test.enabled or self.home.speaker_topic is None:
+            return ()
+        if self.self_test.buttons is not None:
+            return tuple(self.self_test.buttons)
+        cancel = set(self.alerts.cancel_devices)
+        return tuple(d.id for d in self.devices if d.id not in cancel
+                     and (m := d.catalogue_model()) is not None and "sos" in m.classes)
 
     def target_name(self, index: int) -> str:
         """The name of hotline target `index`."""
@@ -514,6 +543,12 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
     for j, dev in enumerate(cfg.alerts.cancel_devices):
         if dev not in ids:
             problems.append((f"alerts.cancel_devices[{j}]", f"no device with id {dev!r}"))
+    sos_capable = {d.id for d in cfg.devices if d is not None and (m := d.catalogue_model())
+                   is not None and "sos" in m.classes}
+    for j, dev in enumerate(cfg.self_test.buttons or []):
+        if dev not in sos_capable:
+            problems.append((f"self_test.buttons[{j}]", f"{dev!r} is not a configured alarm "
+                             "button" if dev not in ids else f"{dev!r} has no alarm button"))
     names: set[str] = set()
     for i, t in enumerate(cfg.hotline):
         if t is None:

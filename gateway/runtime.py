@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 from aiohttp import web as aiohttp_web
 
-from alerts import wire
+from alerts import selftest, wire
 from alerts.alert import Alert, AlertState
 from alerts.maintenance import DIGEST_ONLY, ITEM_TEXT, digest, digest_day, is_technical
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
@@ -62,6 +62,8 @@ TICK_MAX_S = 1.0
 STATUS_EVERY_S = 2.0
 BRIDGE_EVENTS_KEPT = 30  # pairing events shown on the discover page
 DIGEST_DAY_SETTING = "maintenance_digest_day"
+SELF_TEST_WEEK_SETTING = "self_test_week"  # the ISO week of the last button self-test
+SELF_TEST_REQUEST_SETTING = "self_test_request"  # `anxin self-test start`
 _BATTERY_KINDS = frozenset({"battery", "battery_low"})
 MAINTENANCE_READ_S = 2.0  # how soon `anxin maintenance start/stop` takes effect
 # The commissioning test alarm: Contact ID 601, manual trigger test report (as DC-09 sends
@@ -116,6 +118,7 @@ class Gateway:
         self.started_at = time.time()
         self._maintenance_read_at = 0.0
         self._troubles: set[tuple[str, str]] = set()  # open maintenance items
+        self.self_test = selftest.SelfTestState()
         self._digest_day: str | None = None  # the local date of the last digest
 
     def _transport(self, i: int) -> Transport:
@@ -172,6 +175,10 @@ class Gateway:
             instant=InstantConfig(device_low_battery_pct=thresholds), supervision=expectations,
             health=HealthConfig(weak_link_lqi=m.weak_link_lqi, stuck_open_s=m.stuck_open_h * 3600,
                                 stuck_unchanged_s=m.stuck_unchanged_days * 86400))
+        self.self_test_cfg = selftest.SelfTestConfig(
+            buttons=cfg.self_test_buttons(),
+            weekday=cfg.self_test.weekday, hour=cfg.self_test.hour,
+            window_s=cfg.self_test.window_min * 60)
         added = sorted(d.id for t, (d, _) in devices.items() if t not in self.devices)
         self.devices = devices
         self.cfg = replace(self.cfg, devices=cfg.devices)
@@ -210,6 +217,7 @@ class Gateway:
         now = time.time()
         self.maintenance_until = await self.store.call(Store.maintenance_until)
         self._troubles = {(i.device, i.event) for i in await self.store.call(Store.troubles)}
+        self.self_test.last_week = await self.store.call(Store.setting, SELF_TEST_WEEK_SETTING)
         self._digest_day = await self.store.call(Store.setting, DIGEST_DAY_SETTING)
         if not self._digest_day:  # a new install: the first digest is tomorrow's
             self._digest_day = datetime.fromtimestamp(now, self.tz).date().isoformat()
@@ -406,12 +414,14 @@ class Gateway:
             self._obs_buffer.append(obs)
             changes = [] if prime else self.manager.on_observation(obs, now)
             found = self.core.step(obs, now, prime=prime)
+            if obs.kind == "sos" and self.self_test.run is not None and not prime:
+                found = await self._self_test_press(obs, found, now)
             if found:
                 self.metrics["findings"] += len(found)
                 changes += await self._route(found, now)
             if changes:
                 await self._apply(changes, now)
-            if self._troubles and (self.core.health.cleared or obs.kind in _BATTERY_KINDS):
+            if self.core.health.cleared or (self._troubles and obs.kind in _BATTERY_KINDS):
                 await self._troubles_over(obs.device if obs.kind in _BATTERY_KINDS else None,
                                           now)
         if len(self._obs_buffer) >= OBSERVATION_FLUSH_ROWS:
@@ -451,6 +461,51 @@ class Gateway:
                 self._troubles.discard((device, event))
                 await self.store.call(Store.clear_trouble, device, event, now)
                 logger.warning("maintenance: %s %s is over", device, event)
+
+    async def _self_test_press(self, obs: Observation, found: list[Finding],
+                               now: float) -> list[Finding]:
+        """A button pressed during the weekly self-test: its first press is the test."""
+        is_test, step = selftest.press(self.self_test, obs.device, now)
+        if is_test:
+            logger.warning("weekly self-test: %s pressed", obs.device)
+            found = [replace(f, test=True, evidence={**f.evidence, "weekly_self_test": True})
+                     if f.event == "sos" else f for f in found]
+        await self._self_test_step(step, now)
+        return found
+
+    async def self_test_tick(self, now: float) -> None:
+        """Start the week's button self-test at its hour, remind, finish it."""
+        if self.self_test_cfg.buttons:
+            await self._self_test_step(
+                selftest.tick(self.self_test, self.self_test_cfg, now, self.tz), now)
+
+    async def start_self_test(self, now: float, *, manual: bool = True) -> bool:
+        """Begin the button self-test now (a technician's request); False if it cannot."""
+        step = selftest.start(self.self_test, self.self_test_cfg, now, self.tz, manual=manual)
+        await self._self_test_step(step, now)
+        return step.started
+
+    async def _self_test_step(self, step: selftest.Step, now: float) -> None:
+        if step.started:
+            await self.store.call(Store.set_setting, SELF_TEST_WEEK_SETTING,
+                                  self.self_test.last_week or "", now)
+            logger.warning("weekly self-test started: %s asked to press %s",
+                           "the resident", ", ".join(self.self_test_cfg.buttons))
+        if step.say:
+            await self._speak(Prompt(step.say), None, "self_test")
+        r = step.result
+        if r is None:
+            return
+        await self.store.call(Store.add_record, "self_test", None, r.started_at,
+                              {"pressed": r.pressed, "failed": r.failed, "manual": r.manual},
+                              r.ended_at)
+        rooms = {d.id: d.room for d, _ in self.devices.values()}
+        for device in r.failed:
+            if await self.store.call(Store.note_trouble, device, selftest.FAILED_EVENT,
+                                     rooms.get(device), {"self_test_at": r.started_at}, now):
+                self._troubles.add((device, selftest.FAILED_EVENT))
+        logger.warning("weekly self-test finished: %s", "failed: " + ", ".join(r.failed)
+                       if r.failed else "every button worked")
 
     async def send_maintenance_digest(self, now: float) -> str | None:
         """The maintenance digest now (open troubles, those fixed since the last one): the
@@ -539,6 +594,12 @@ class Gateway:
         if request:
             await self.store.call(Store.set_setting, TEST_ALARM_SETTING, "", now)
             await self.raise_test_alarm(int(request), now)
+        if await self.store.call(Store.setting, SELF_TEST_REQUEST_SETTING):
+            await self.store.call(Store.set_setting, SELF_TEST_REQUEST_SETTING, "", now)
+            if not await self.start_self_test(now):
+                logger.warning("self-test requested but not started: %s",
+                               "one is under way" if self.self_test.run else
+                               "no buttons to test (needs [home] speaker_topic)")
         until = await self.store.call(Store.maintenance_until)
         if (until > now) != (self.maintenance_until > now):
             if until > now:
@@ -675,6 +736,7 @@ class Gateway:
             changes = self.manager.tick(now)
             if self.core.supervision.back or self.core.health.cleared:
                 await self._troubles_over(None, now)
+            await self.self_test_tick(now)
             found = self.core.tick(now)
             for finding in found:
                 if finding.detector == "supervision":

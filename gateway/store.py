@@ -361,6 +361,33 @@ class Store:
             self.conn.execute("UPDATE maintenance SET digested_at=? WHERE cleared_at IS NOT "
                               "NULL AND digested_at IS NULL", (now,))
 
+    def button_stats(self, devices: Sequence[str], since: float) -> dict[str, dict[str, Any]]:
+        """Per alarm button since `since`: presses seen, real SOS alerts and how operators
+        closed them, the last press; and its latest weekly self-test results."""
+        out: dict[str, dict[str, Any]] = {
+            d: {"presses": 0, "last_press": None, "alerts": 0, "false_alarms": 0,
+                "real_emergencies": 0, "self_tests": []} for d in devices}
+        if not devices:
+            return out
+        marks = ",".join("?" * len(devices))
+        for device, n, last in self.conn.execute(
+                "SELECT device, count(*), max(at) FROM observations WHERE device IN "  # noqa: S608
+                f"({marks}) AND kind IN ('sos', 'cancel') AND at >= ? GROUP BY device",
+                (*devices, since)):
+            out[device].update(presses=n, last_press=last)
+        for device, n, false, real in self.conn.execute(
+                "SELECT device, count(*), sum(outcome = 'false_alarm'), "  # noqa: S608
+                "sum(outcome = 'real_emergency') FROM alerts WHERE event = 'sos' AND test = 0 "
+                f"AND created_at >= ? AND device IN ({marks}) GROUP BY device",
+                (since, *devices)):
+            out[device].update(alerts=n, false_alarms=false or 0, real_emergencies=real or 0)
+        for rec in self.records("self_test", limit=12):
+            for device, at in rec.get("pressed", {}).items():
+                if device in out:
+                    out[device]["self_tests"].append({"at": rec["started_at"],
+                                                      "passed": at is not None})
+        return out
+
     # --- what the hotlines said back --------------------------------------------------------
 
     def feedback_cursor(self, target: str) -> str | None:

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from alerts import wire
 from alerts.maintenance import ITEM_TEXT
+from gateway.commissioning import BUTTON_STATS_DAYS, button_report
 from gateway.store import Store
 from gateway.web.auth import Session, Sessions, check_code
 
@@ -172,6 +173,7 @@ async def status_page(request: web.Request) -> web.Response:
     st = await gw.status()
     recent = await gw.store.call(Store.alerts, 10)
     troubles = await gw.store.call(Store.troubles)
+    buttons = await gw.store.call(button_report, gw.cfg, now)
 
     def mark(ok: bool) -> str:
         return '<span class="ok">✓</span>' if ok else '<span class="bad">✗</span>'
@@ -215,6 +217,12 @@ async def status_page(request: web.Request) -> web.Response:
         f"<td>{e(' '.join(ITEM_TEXT.get(t.event, (t.event, ''))))}</td>"
         f"<td>{datetime.fromtimestamp(t.first_at, gw.tz):%m-%d %H:%M}</td><td>{t.count}</td>"
         "</tr>" for t in troubles)
+    button_rows = "".join(
+        f"<tr class=\"{'bad' if b['last_self_test_failed'] else ''}\"><td>{e(b['id'])}</td>"
+        f"<td>{e(b['room'] or '—')}</td><td>{b['presses']}</td><td>{b['alerts']}</td>"
+        f"<td>{b['false_alarms']}</td><td>{_ago(now, b['last_press'])}</td><td>"
+        + (" ".join("✓" if t["passed"] else "✗" for t in b["self_tests"][:8]) or "—")
+        + "</td></tr>" for b in buttons)
     mm = st["maintenance_until"]
     maint = (f'<p class="warn">测试/维护模式 开启，至 '
              f'{datetime.fromtimestamp(mm, gw.tz):%H:%M}：所有报警按测试发送 / test mode ON</p>'
@@ -246,6 +254,11 @@ async def status_page(request: web.Request) -> web.Response:
 in one digest daily</p>
 <table><tr><th>设备 device</th><th>房间 room</th><th>问题 trouble</th><th>自 since</th>
 <th>次数 count</th></tr>{trouble_rows or '<tr><td colspan="5">无 none</td></tr>'}</table>
+<h2>紧急按钮 Alarm buttons <small>近 {BUTTON_STATS_DAYS} 天 last {BUTTON_STATS_DAYS} days
+</small></h2>
+<table><tr><th>按钮 button</th><th>房间 room</th><th>按下 presses</th><th>报警 alerts</th>
+<th>误报 false</th><th>最近按下 last press</th><th>每周测试 self-tests</th></tr>
+{button_rows or '<tr><td colspan="7">无 none</td></tr>'}</table>
 <h2>最近报警 Recent alerts</h2>
 <table><tr><th>时间 time</th><th>报警 alert</th><th>房间 room</th><th>状态 state</th></tr>
 {alerts or '<tr><td colspan="4">无 none</td></tr>'}</table>"""
