@@ -174,6 +174,18 @@ class SelfTestSection:
 
 
 @dataclass(frozen=True)
+class HomeAssistantSection:
+    """[home_assistant]: anxin's state for a family's Home Assistant (MQTT discovery)"""
+
+    enabled: bool = doc(
+        "Publish the home's alarm, open alerts, link to the centre, test mode and device "
+        "health with Home Assistant's MQTT discovery, on the home's broker", False)
+    discovery_prefix: str = doc("Home Assistant's discovery prefix", "homeassistant")
+    state_prefix: str = doc("Topics are <prefix>/<gateway id>/state and /availability",
+                            "anxin")
+
+
+@dataclass(frozen=True)
 class TierEntry:
     """[[escalation.tiers]]"""
 
@@ -294,6 +306,7 @@ class Config:
     web: WebSection = doc("Technician pages", MISSING)
     maintenance: MaintenanceSection = doc("Device troubles and the daily digest", MISSING)
     self_test: SelfTestSection = doc("The weekly button test", MISSING)
+    home_assistant: HomeAssistantSection = doc("Home Assistant MQTT discovery", MISSING)
     devices: list[DeviceEntry] = doc("Commissioned devices", [])
     hotline: list[HotlineTarget] = doc("Where alerts are delivered", [])
     # Not from the file: where it was read, for resolving relative paths.

@@ -27,6 +27,7 @@ import aiomqtt
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes, bool, float], Awaitable[None]]
+OnConnect = Callable[[aiomqtt.Client], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +68,16 @@ class Ingest:
     """Subscribes to the sensors' topics and feeds every message to `handler`."""
 
     def __init__(self, address: BrokerAddress, topics: list[str], handler: Handler, *,
-                 client_id: str, keepalive_s: int = 30, reconnect_max_s: float = 10.0) -> None:
+                 client_id: str, keepalive_s: int = 30, reconnect_max_s: float = 10.0,
+                 will: aiomqtt.Will | None = None, on_connect: OnConnect | None = None) -> None:
         self.address = address
         self.topics = topics
         self.handler = handler
         self.client_id = client_id
         self.keepalive_s = keepalive_s
         self.reconnect_max_s = reconnect_max_s
+        self.will = will  # published by the broker if the connection dies
+        self.on_connect = on_connect  # after every (re)connect: what must be (re)published
         self.connected = asyncio.Event()
         self.messages = 0
         self.client: aiomqtt.Client | None = None
@@ -86,7 +90,7 @@ class Ingest:
                 client = aiomqtt.Client(
                     self.address.host, self.address.port, identifier=self.client_id,
                     username=self.address.username, password=self.address.password,
-                    clean_session=False, keepalive=self.keepalive_s,
+                    clean_session=False, keepalive=self.keepalive_s, will=self.will,
                     tls_context=self.address.tls_context())
                 # aiomqtt 2.x has no manual-ack option of its own; its paho client does.
                 paho = client._client
@@ -101,6 +105,8 @@ class Ingest:
                         logger.info("connected to MQTT broker %s:%d, subscribed to %s",
                                     self.address.host, self.address.port, ", ".join(self.topics))
                     failures = 0
+                    if self.on_connect is not None:
+                        await self.on_connect(client)
                     self.connected.set()
                     async for message in client.messages:
                         self.messages += 1

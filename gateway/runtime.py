@@ -37,6 +37,7 @@ from devices.adapters import ADAPTERS
 from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
+from gateway import homeassistant
 from gateway.broker import EmbeddedBroker
 from gateway.commissioning import BRIDGE_DEVICES_SETTING, TEST_ALARM_SETTING
 from gateway.config import Config, ConfigError, dc09_key
@@ -66,6 +67,7 @@ SELF_TEST_WEEK_SETTING = "self_test_week"  # the ISO week of the last button sel
 SELF_TEST_REQUEST_SETTING = "self_test_request"  # `anxin self-test start`
 _BATTERY_KINDS = frozenset({"battery", "battery_low"})
 MAINTENANCE_READ_S = 2.0  # how soon `anxin maintenance start/stop` takes effect
+HA_STATE_EVERY_S = 2.0  # how often the Home Assistant state is compared and published
 # The commissioning test alarm: Contact ID 601, manual trigger test report (as DC-09 sends
 # every test); severity 2, so it travels the way an urgent alarm does.
 TEST_ALARM_CODE, TEST_ALARM_SEVERITY = 601, 2
@@ -119,6 +121,11 @@ class Gateway:
         self._maintenance_read_at = 0.0
         self._troubles: set[tuple[str, str]] = set()  # open maintenance items
         self.self_test = selftest.SelfTestState()
+        ha = cfg.home_assistant
+        self.ha_topics = homeassistant.Topics.of(ha.discovery_prefix, ha.state_prefix,
+                                                 cfg.gateway.id) if ha.enabled else None
+        self._ha_state = b""
+        self._ha_announced: set[str] = set()
         self._digest_day: str | None = None  # the local date of the last digest
 
     def _transport(self, i: int) -> Transport:
@@ -234,13 +241,19 @@ class Gateway:
             url, username=mq.username,
             password=read_password(mq.password, mq.password_file, self.cfg.data_path().parent),
             ca_file=mq.ca_file, cert_file=mq.cert_file, key_file=mq.key_file)
+        ha = self.ha_topics
         self.ingest = Ingest(address, self.subscriptions(), self.handle_message,
                              client_id=mq.client_id or f"anxin-{self.cfg.gateway.id}",
-                             keepalive_s=mq.keepalive_s)
+                             keepalive_s=mq.keepalive_s,
+                             will=None if ha is None else aiomqtt.Will(
+                                 ha.availability, b"offline", qos=1, retain=True),
+                             on_connect=None if ha is None else self._ha_announce)
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._flusher(), "observations")
         self._spawn(self._status_writer(), "status")
+        if self.ha_topics is not None:
+            self._spawn(self._ha_publisher(), "home-assistant")
         for name, sender in self.senders.items():
             self._spawn(sender.run(), f"outbox-{name}")
         for poller in self.feedback:
@@ -297,6 +310,12 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop every task, write what is buffered, close the store and the broker."""
+        # before the connection goes: a clean stop says so (a crash leaves the will)
+        if self.ha_topics is not None and self.ingest is not None and self.ingest.client:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await self.ingest.client.publish(self.ha_topics.availability, b"offline",
+                                                     qos=1, retain=True)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -747,6 +766,46 @@ class Gateway:
                 changes += await self._route(found, now)
             if changes:
                 await self._apply(changes, now)
+
+    # --- Home Assistant ----------------------------------------------------------------------
+
+    async def _ha_announce(self, client: aiomqtt.Client) -> None:
+        """After each connect: discovery configs, then online, then the state (all retained)."""
+        assert self.ha_topics is not None
+        devices = list(self.devices.values())
+        for topic, payload in homeassistant.discovery(self.ha_topics, self.cfg.gateway.id,
+                                                      self.cfg.home.id, devices):
+            await client.publish(topic, payload, qos=1, retain=True)
+        self._ha_announced = {d.id for d, _ in devices}
+        await client.publish(self.ha_topics.availability, b"online", qos=1, retain=True)
+        self._ha_state = b""  # publish the state again
+
+    async def _ha_publisher(self) -> None:
+        """Publish the Home Assistant state document whenever it changes."""
+        assert self.ha_topics is not None
+        while True:
+            await asyncio.sleep(HA_STATE_EVERY_S)
+            client = self.ingest.client if self.ingest is not None else None
+            if client is None or not self.ingest.connected.is_set():  # type: ignore[union-attr]
+                continue
+            try:
+                if {d.id for d, _ in self.devices.values()} != self._ha_announced:
+                    await self._ha_announce(client)  # a technician assigned a device
+                memory = self.core.instant.devices
+                payload = homeassistant.state(
+                    open_alerts=await self.store.call(Store.open_alerts),
+                    centre_link=self.path_down_since() is None,
+                    test_mode=time.time() < self.maintenance_until,
+                    troubles=await self.store.call(Store.troubles),
+                    devices=list(self.devices.values()), last_seen=self.last_seen,
+                    battery={d: float(m.last["battery"]) for d, m in memory.items()
+                             if isinstance(m.last.get("battery"), int | float)},
+                    tz=self.tz)
+                if payload != self._ha_state:
+                    await client.publish(self.ha_topics.state, payload, qos=1, retain=True)
+                    self._ha_state = payload
+            except aiomqtt.MqttError as e:
+                logger.info("Home Assistant state not published (%s); retrying", e)
 
     async def _status_writer(self) -> None:
         """Keep `status.json` in the data directory current for `anxin status`."""
