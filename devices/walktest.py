@@ -79,6 +79,10 @@ class DeviceResult:
     battery_low: bool  # at or below the model's threshold, or the device says so
     link_quality: float | None  # latest LQI
     weak_link: bool
+    # Mains Zigbee devices are supervised through Zigbee2MQTT's availability: None when it
+    # does not apply, else the latest state seen ("online", "offline"), or "never" when none
+    # has reached the gateway (availability is off in Zigbee2MQTT's configuration).
+    availability: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -110,10 +114,13 @@ def results(devices: Iterable[tuple[Device, Model]], since: Iterable[Observation
             battery is not None and m.battery_low_pct is not None
             and float(battery) <= m.battery_low_pct)
         at, trigger = first.get(d.id, (None, None))
+        availability = (str(latest.get((d.id, "availability"), "never"))
+                        if m.availability else None)
         out.append(DeviceResult(
             device=d.id, name=d.name, room=d.room, model=m.family, classes=m.classes,
             todo_zh=todo[0], todo_en=todo[1], passed_at=at, trigger=trigger,
             battery=None if battery is None else float(battery), battery_low=low,
             link_quality=None if lqi is None else float(lqi),
-            weak_link=lqi is not None and float(lqi) < WEAK_LINK_LQI))
+            weak_link=lqi is not None and float(lqi) < WEAK_LINK_LQI,
+            availability=availability))
     return out

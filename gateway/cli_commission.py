@@ -142,6 +142,9 @@ def _print_progress(cfg: Config, found: list[Any]) -> None:
                                                                   else "")
         lqi = "—" if r.link_quality is None else f"{r.link_quality:g}" + (
             " weak" if r.weak_link else "")
+        if r.availability in ("never", "offline"):
+            lqi += " (Z2M availability: " + ("not enabled?" if r.availability == "never"
+                                              else "offline") + ")"
         what = (f"{r.trigger} at {_clock(cfg, r.passed_at)}" if r.passed
                 else f"waiting: {r.todo_zh} ({r.todo_en})")
         print(f"  {mark} {r.device:<20} {r.room or '—':<12} batt {batt:<9} LQI {lqi:<8} {what}")

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from devices.catalogue import MAPPED_VENDOR_NOTE, Model
 from devices.registry import Device
-from devices.walktest import DeviceResult, results
+from devices.walktest import WEAK_LINK_LQI, DeviceResult, results
 from gateway.config import Config
 from gateway.discover import DiscoveryError, Found, parse_bridge_devices
 from gateway.store import Store
@@ -176,6 +176,7 @@ def build_report(store: Store, cfg: Config, technician: str, now: float) -> dict
     walked = {r.device: r for r in walk_test_results(store, cfg, walk_rec)} if walk_rec else {}
     health = store.device_health()
     paired = _paired(store, cfg.mqtt.zigbee2mqtt_base_topic)
+    now_health = {r.device: r for r in results(devices_of(cfg), [], health)}
     alarms = store.records("test_alarm", limit=1)
     alarm = test_alarm_status(store, alarms[0]["id"]) if alarms else None
     devices = []
@@ -190,12 +191,15 @@ def build_report(store: Store, cfg: Config, technician: str, now: float) -> dict
             "firmware": z.firmware if z else None, "date_code": z.date_code if z else None,
             "power_source": z.power_source if z else None,
             "battery_pct": health.get((dev.id, "battery")),
-            "battery_low": r.battery_low if r else health.get((dev.id, "battery_low")) is True,
+            "battery_low": now_health[dev.id].battery_low,
             "link_quality": health.get((dev.id, "link_quality")),
+            "zigbee2mqtt_availability": (str(health.get((dev.id, "availability"), "never"))
+                                         if model.availability else None),
             "walk_test": None if r is None else {
                 "passed": r.passed, "at": when(r.passed_at), "trigger": r.trigger},
         })
     missing = [d["id"] for d in devices if not (d["walk_test"] or {}).get("passed")]
+    warnings = [w for d in devices for w in _warnings(d)]
     alarm_ok = alarm is not None and alarm["state"] in ("delivered", "accepted")
     report = {
         "schema": REPORT_SCHEMA, "created_at": when(now), "technician": technician,
@@ -209,11 +213,29 @@ def build_report(store: Store, cfg: Config, technician: str, now: float) -> dict
             "raised_at": when(alarm["raised_at"]), "alert_id": alarm["alert_id"],
             "delivered": {t: when(d["acked_at"]) for t, d in alarm["delivered"].items()},
             "accepted_by": alarm["accepted_by"], "accepted_at": when(alarm["accepted_at"])},
+        "warnings": warnings,
         "passed": bool(devices) and not missing and alarm_ok,
     }
     rid = store.add_record("report", technician, now, {"report": report}, ended_at=now)
     report["id"] = rid
     return report
+
+
+def _warnings(d: dict[str, Any]) -> list[str]:
+    """What the technician should fix before leaving, though the device works."""
+    out = []
+    if d["battery_low"]:
+        out.append(f"{d['id']}: 电量低，请更换电池 battery low: replace it before leaving")
+    if d["link_quality"] is not None and d["link_quality"] < WEAK_LINK_LQI:
+        out.append(f"{d['id']}: 信号弱 (LQI {d['link_quality']:g})，请移近或加装路由设备 weak "
+                   "link: move it or add a mains-powered router nearer")
+    if d["zigbee2mqtt_availability"] == "never":
+        out.append(f"{d['id']}: 未收到 Zigbee2MQTT 在线状态，请在 Zigbee2MQTT 中开启 availability "
+                   "no Zigbee2MQTT availability seen: enable `availability` in its "
+                   "configuration, or this mains device going offline goes unnoticed")
+    elif d["zigbee2mqtt_availability"] == "offline":
+        out.append(f"{d['id']}: Zigbee2MQTT 报告离线 Zigbee2MQTT reports it offline")
+    return out
 
 
 def _paired(store: Store, base: str) -> dict[str, Found]:
@@ -274,6 +296,9 @@ def render_html(report: dict[str, Any]) -> str:
                  f"<p>走测 walk test: {cell(walk['started_at'])} – {cell(walk['ended_at'])} · "
                  f"技术员 {cell(walk['technician'])} · 未通过 missing: "
                  f"{e(', '.join(walk['missing'])) or '无 none'}</p>")
+    warn_html = ("<h2>注意事项 To fix</h2><ul>" + "".join(
+        f"<li class=bad>{e(w)}</li>" for w in report.get("warnings", [])) + "</ul>"
+                 if report.get("warnings") else "")
     verdict = ("<p class='verdict ok'>✓ 验收通过 PASSED</p>" if report["passed"] else
                "<p class='verdict bad'>✗ 未通过 NOT PASSED</p>")
     return f"""<!doctype html>
@@ -296,6 +321,7 @@ td, th {{ border: 1px solid #999; padding: .3rem .5rem; text-align: left; }}
 <th>触发 trigger</th></tr>
 {''.join(rows)}
 </table>
+{warn_html}
 <h2>走测 Walk test</h2>
 {walk_html}
 <h2>端到端测试报警 End-to-end test alarm</h2>

@@ -114,6 +114,14 @@ def _m006_maintenance(db: sqlite_utils.Database) -> None:
                "WHERE cleared_at IS NULL")
 
 
+def _m007_availability_at_hand(db: sqlite_utils.Database) -> None:
+    # Whether Zigbee2MQTT's availability reaches the gateway (mains devices are supervised by
+    # it): read at commissioning with the battery and link quality, by the same index.
+    db.execute("DROP INDEX observations_health")
+    db.execute("CREATE INDEX observations_health ON observations (kind, device, id) "
+               "WHERE kind IN ('battery', 'battery_low', 'link_quality', 'availability')")
+
+
 # troubles(open_only, cleared_undigested) -> its WHERE clause (fixed strings only)
 _TROUBLES_WHERE = {(True, False): "cleared_at IS NULL", (False, False): "1",
                    (True, True): "cleared_at IS NOT NULL AND digested_at IS NULL",
@@ -127,6 +135,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("004_settings", _m004_settings),
     ("005_commissioning", _m005_commissioning),
     ("006_maintenance", _m006_maintenance),
+    ("007_availability_at_hand", _m007_availability_at_hand),
 ]
 
 
@@ -299,11 +308,11 @@ class Store:
                 for r in rows]
 
     def device_health(self) -> dict[tuple[str, str], Any]:
-        """The last battery, battery_low and link_quality value stored for each device."""
+        """The last battery, battery_low, link_quality and availability stored per device."""
         rows = self.conn.execute(
             "SELECT device, kind, value FROM observations WHERE id IN (SELECT max(id) "
-            "FROM observations WHERE kind IN ('battery', 'battery_low', 'link_quality') "
-            "GROUP BY kind, device)")
+            "FROM observations WHERE kind IN ('battery', 'battery_low', 'link_quality', "
+            "'availability') GROUP BY kind, device)")
         return {(r[0], r[1]): json.loads(r[2]) for r in rows}
 
     def last_heard(self) -> dict[str, float]:

@@ -94,3 +94,12 @@ def test_every_action_passes_its_class_check(cls):
 def test_every_catalogue_model_has_an_action_it_reports(model):
     assert any(model.expose_for_kind(kind) is not None
                for c in model.classes for kind, _ in ACTIONS.get(c, ())), model.family
+
+
+def test_zigbee2mqtt_availability_is_checked_only_where_it_supervises_the_device():
+    radar = dev("radar", "HS2FD-EF1-3.0", "bathroom")  # mains: Zigbee2MQTT pings it
+    door = KIT[0]
+    (r, d) = results([radar, door], [], {})
+    assert (r.availability, d.availability) == ("never", None)  # availability is off?
+    (r,) = results([radar], [], {("radar", "availability"): "online"})
+    assert r.availability == "online"

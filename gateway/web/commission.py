@@ -239,6 +239,11 @@ async def walk_test_page(request: web.Request) -> web.Response:
         lqi = "—" if r.link_quality is None else f"{r.link_quality:g}"
         if r.weak_link:
             lqi = f'<span class="bad">{lqi} 信号弱 weak</span>'
+        if r.availability == "never":
+            lqi += ('<br><span class="bad">未收到在线状态：请在 Zigbee2MQTT 开启 availability'
+                    '<br><small>no availability: enable it in Zigbee2MQTT</small></span>')
+        elif r.availability == "offline":
+            lqi += '<br><span class="bad">离线 offline</span>'
         state = (f'<span class="ok">✓ {_when(gw, r.passed_at)} {e(r.trigger or "")}</span>'
                  if r.passed else f'<span class="todo">请 {e(r.todo_zh)}<br><small>'
                                   f'{e(r.todo_en)}</small></span>')
