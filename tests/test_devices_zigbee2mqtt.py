@@ -61,11 +61,13 @@ EXPECTED: dict[tuple[str, int], tuple[list[tuple[str, object]], float | None]] =
     ("HS1WL/HS3WL", 0): ([("tamper", False), ("battery_low", False), ("link_quality", 92),
                           ("water_leak", True)], None),
     ("HS1EB/HS1EB-E", 0): ([("battery", 51.5), ("link_quality", 192), ("sos", True)], None),
+    # occupancy is the radar's presence; illumination and the settings carry nothing
+    ("SNZB-06P", 0): ([("link_quality", 148), ("presence", True)],
+                      1782150683.104),  # 2026-06-22T17:51:23.104Z
+    ("SNZB-06P", 1): ([("link_quality", 180), ("presence", False)], None),
     # composed from the documentation (not captured: see the fixture)
     ("JT-BZ-01AQ/A", 0): ([("test", False), ("link_quality", 120), ("gas", False)], None),
     ("JT-BZ-01AQ/A", 1): ([("test", False), ("link_quality", 120), ("gas", True)], None),
-    ("SNZB-06P", 0): ([("link_quality", 150), ("presence", True)], None),
-    ("SNZB-06P", 1): ([("link_quality", 150), ("presence", False)], None),
     ("MIR-HE200-TY", 0): ([("link_quality", 90), ("presence", True), ("fall", "suspected")],
                           None),
     ("MIR-HE200-TY", 1): ([("link_quality", 90), ("presence", True), ("fall", "fall")], None),
