@@ -38,6 +38,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 SIA_CODES: dict[str, str] = {
     "smoke": "FA", "gas": "GA", "water_leak": "WA", "sos": "QA", "fall": "MA",
     "tamper": "TA", "low_battery": "XT", "offline": "US",
+    # NA no activity; YX service required (the maintenance digest); XQ RF interference;
+    # UT trouble of an untyped zone.
+    "inactivity": "NA", "maintenance_digest": "YX", "weak_link": "XQ", "stuck_contact": "UT",
+    "self_test_failed": "UT",
 }
 TEST_CID, TEST_SIA = 601, "RX"
 FORMATS = ("ADM-CID", "SIA-DCS")

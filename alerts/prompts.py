@@ -22,6 +22,7 @@ RAISED: dict[str, tuple[str, bool]] = {
     "water_leak": ("检测到漏水，请关闭总水阀，小心地滑。正在通知服务中心。", False),
     "sos": ("已收到您的紧急呼叫，正在通知服务中心，请不要着急。", False),
     "fall": ("正在通知服务中心，请不要乱动，等待帮助。", False),
+    "inactivity": ("很久没有检测到您活动，已经通知服务中心，工作人员会联系您。", False),
 }
 
 

@@ -35,6 +35,8 @@ TITLES: dict[str, dict[str, str]] = {
     "gateway_silent": {"zh": "网关失联（家中安全监测中断）", "en": "Gateway silent"},
     "test_alarm": {"zh": "安装调试测试报警", "en": "Commissioning test alarm"},
     "maintenance_digest": {"zh": "设备维护日报", "en": "Device maintenance digest"},
+    "inactivity": {"zh": "长时间无活动", "en": "No activity"},
+    "self_test_failed": {"zh": "按钮每周测试失败", "en": "Button failed its weekly test"},
     "weak_link": {"zh": "设备信号弱", "en": "Weak radio link"},
     "stuck_contact": {"zh": "门磁状态长时间不变", "en": "Contact sensor stuck"},
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detectors import health, instant, supervision
+from detectors import activity, health, instant, supervision
 from detectors.finding import Finding
 from devices.observation import Observation
 
@@ -21,6 +21,7 @@ class CoreConfig:
     instant: instant.InstantConfig = field(default_factory=instant.InstantConfig)
     supervision: tuple[supervision.Expectation, ...] = ()
     health: health.HealthConfig = field(default_factory=health.HealthConfig)
+    activity: activity.ActivityConfig = field(default_factory=activity.ActivityConfig)
 
 
 class Core:
@@ -31,16 +32,25 @@ class Core:
         self.instant = instant.InstantState()
         self.supervision = supervision.SupervisionState()
         self.health = health.HealthState()
+        self.activity = activity.ActivityState()
 
     def step(self, obs: Observation, now: float, *, prime: bool = False) -> list[Finding]:
         """Findings caused by one Observation; `prime` marks a retained message (see instant)."""
         found = instant.step(self.instant, obs, now, self.cfg.instant, prime=prime)
         found += health.step(self.health, obs, now, self.cfg.health, prime=prime)
+        found += activity.step(self.activity, obs, now, self.cfg.activity, prime=prime)
         if not prime:  # a retained message says nothing about the device being alive now
             found += supervision.step(self.supervision, obs, now)
         return found
 
     def tick(self, now: float) -> list[Finding]:
-        """Findings caused by time passing: devices gone silent, contacts stuck."""
-        return (supervision.tick(self.supervision, now, self.cfg.supervision)
-                + health.tick(self.health, now, self.cfg.health))
+        """Findings caused by time passing: devices gone silent, contacts stuck, a home too
+        quiet (told which devices are offline, so blindness is not taken for quiet)."""
+        found = (supervision.tick(self.supervision, now, self.cfg.supervision)
+                 + health.tick(self.health, now, self.cfg.health))
+        return found + activity.tick(self.activity, now, self.cfg.activity, self.offline())
+
+    def offline(self) -> set[str]:
+        """Devices offline now: silent too long, or Zigbee2MQTT says so."""
+        return set(self.supervision.offline) | {
+            d for d, m in self.instant.devices.items() if m.last.get("availability") == "offline"}

@@ -186,6 +186,24 @@ class HomeAssistantSection:
 
 
 @dataclass(frozen=True)
+class ActivitySection:
+    """[activity]: home state (occupied/away) and inactivity"""
+
+    enabled: bool = doc("Watch for a home that has gone too quiet (Contact ID 641)", True)
+    entrance_doors: list[str] | None = doc(
+        "Device ids of the entrance door contacts (out of this door, then quiet: away); "
+        "unset: the contact sensors whose room is entrance, 门厅 or 玄关", None)
+    away_after_min: float = doc(
+        "Minutes of quiet after the entrance door closes before the home counts as away",
+        15.0, min=1, max=240)
+    day_limit_h: float | None = doc(
+        "Hours of quiet by day (07:00-21:00) before an inactivity alert; unset: from the "
+        "most dependent resident's ability level (2-6 h)", None, min=0.5, max=24)
+    night_limit_h: float | None = doc(
+        "Hours of quiet at night; unset: from the ability level (9-12 h)", None, min=1, max=24)
+
+
+@dataclass(frozen=True)
 class TierEntry:
     """[[escalation.tiers]]"""
 
@@ -307,6 +325,7 @@ class Config:
     maintenance: MaintenanceSection = doc("Device troubles and the daily digest", MISSING)
     self_test: SelfTestSection = doc("The weekly button test", MISSING)
     home_assistant: HomeAssistantSection = doc("Home Assistant MQTT discovery", MISSING)
+    activity: ActivitySection = doc("Home state and inactivity", MISSING)
     devices: list[DeviceEntry] = doc("Commissioned devices", [])
     hotline: list[HotlineTarget] = doc("Where alerts are delivered", [])
     # Not from the file: where it was read, for resolving relative paths.
@@ -558,6 +577,12 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
             problems.append((f"alerts.cancel_devices[{j}]", f"no device with id {dev!r}"))
     sos_capable = {d.id for d in cfg.devices if d is not None and (m := d.catalogue_model())
                    is not None and "sos" in m.classes}
+    contacts = {d.id for d in cfg.devices if d is not None and (m := d.catalogue_model())
+                is not None and "contact" in m.classes}
+    for j, dev in enumerate(cfg.activity.entrance_doors or []):
+        if dev not in contacts:
+            problems.append((f"activity.entrance_doors[{j}]", f"{dev!r} is not a configured "
+                             "door contact"))
     for j, dev in enumerate(cfg.self_test.buttons or []):
         if dev not in sos_capable:
             problems.append((f"self_test.buttons[{j}]", f"{dev!r} is not a configured alarm "

@@ -28,6 +28,7 @@ from alerts.alert import Alert, AlertState
 from alerts.maintenance import DIGEST_ONLY, ITEM_TEXT, digest, digest_day, is_technical
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
 from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
+from detectors.activity import DAY_HOURS, ActivityConfig, cold_start_limits
 from detectors.core import Core, CoreConfig
 from detectors.finding import Finding
 from detectors.health import HealthConfig
@@ -178,8 +179,10 @@ class Gateway:
                       for d, model in devices.values()
                       if cfg.alerts.low_battery_pct or model.battery_low_pct}
         m = cfg.maintenance
+        activity_cfg = _activity_config(cfg, list(devices.values()), self.tz)
         self.core.cfg = CoreConfig(
-            instant=InstantConfig(device_low_battery_pct=thresholds), supervision=expectations,
+            activity=activity_cfg, instant=InstantConfig(device_low_battery_pct=thresholds),
+            supervision=expectations,
             health=HealthConfig(weak_link_lqi=m.weak_link_lqi, stuck_open_s=m.stuck_open_h * 3600,
                                 stuck_unchanged_s=m.stuck_unchanged_days * 86400))
         self.self_test_cfg = selftest.SelfTestConfig(
@@ -745,27 +748,35 @@ class Gateway:
             self._tick_wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
-            now = time.time()
-            if now - self._maintenance_read_at >= MAINTENANCE_READ_S:
-                self._maintenance_read_at = now
-                await self._read_maintenance(now)
-                await self._reread_config()
-                await self._maybe_digest(now)
-            await self._watch_path(now)
-            changes = self.manager.tick(now)
-            if self.core.supervision.back or self.core.health.cleared:
-                await self._troubles_over(None, now)
-            await self.self_test_tick(now)
-            found = self.core.tick(now)
-            for finding in found:
-                if finding.detector == "supervision":
-                    logger.warning("device %s silent for %s s (expected every %.0f s): offline",
-                                   finding.device, finding.evidence["silent_for_s"],
-                                   finding.evidence["expected_every_s"])
-            if found:
-                changes += await self._route(found, now)
-            if changes:
-                await self._apply(changes, now)
+            await self.tick(time.time())
+
+    async def tick(self, now: float) -> None:
+        """Time has passed: timers, supervision, inactivity, schedules (the ticker calls this
+        every second; a test may call it with a later `now` to move time on)."""
+        if now - self._maintenance_read_at >= MAINTENANCE_READ_S:
+            self._maintenance_read_at = now
+            await self._read_maintenance(now)
+            await self._reread_config()
+            await self._maybe_digest(now)
+        await self._watch_path(now)
+        changes = self.manager.tick(now)
+        if self.core.supervision.back or self.core.health.cleared:
+            await self._troubles_over(None, now)
+        for before, after, at in self.core.activity.changes:
+            logger.warning("home %s: %s → %s (since %s)", self.cfg.home.id, before, after,
+                           datetime.fromtimestamp(at, self.tz).strftime("%H:%M"))
+        self.core.activity.changes.clear()
+        await self.self_test_tick(now)
+        found = self.core.tick(now)
+        for finding in found:
+            if finding.detector == "supervision":
+                logger.warning("device %s silent for %s s (expected every %.0f s): offline",
+                               finding.device, finding.evidence["silent_for_s"],
+                               finding.evidence["expected_every_s"])
+        if found:
+            changes += await self._route(found, now)
+        if changes:
+            await self._apply(changes, now)
 
     # --- Home Assistant ----------------------------------------------------------------------
 
@@ -857,6 +868,40 @@ class Gateway:
         batch, self._obs_buffer = self._obs_buffer, []
         if batch:
             await self.store.call(Store.add_observations, batch)
+
+
+ENTRANCE_ROOMS = frozenset({"entrance", "门厅", "玄关", "入户"})
+_ACTIVITY_CLASSES = frozenset({"motion", "presence", "fall", "contact", "in_bed", "vibration",
+                               "sos", "intercom"})
+_WATCHING_CLASSES = frozenset({"motion", "presence", "contact", "in_bed", "vibration"})
+
+
+def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
+                     tz: ZoneInfo) -> ActivityConfig:
+    """Which devices show the home's activity, and the limits for its residents."""
+    a = cfg.activity
+    if not a.enabled:
+        return ActivityConfig(home=cfg.home.id, tz=tz)
+    sensors = {d.id: d.room for d, m in devices if _ACTIVITY_CLASSES & set(m.classes)}
+    levels = [r.ability_level for r in cfg.home.residents if r.ability_level is not None]
+    level = max(levels) if levels else None
+    limits = cold_start_limits(level)
+    source = f"cold start, ability level {level if level is not None else 'unknown (2)'}"
+    if a.day_limit_h is not None or a.night_limit_h is not None:
+        limits = tuple(
+            (a.day_limit_h * 3600 if h in DAY_HOURS and a.day_limit_h is not None else
+             a.night_limit_h * 3600 if h not in DAY_HOURS and a.night_limit_h is not None
+             else limits[h]) for h in range(24))
+        source = "configured limits ([activity])"
+    entrance = (a.entrance_doors if a.entrance_doors is not None else
+                [d.id for d, m in devices if "contact" in m.classes
+                 and (d.room or "").lower() in ENTRANCE_ROOMS])
+    return ActivityConfig(
+        home=cfg.home.id, sensors=sensors,
+        passive=frozenset(d.id for d, m in devices if _WATCHING_CLASSES & set(m.classes)),
+        entrance=frozenset(entrance),
+        presence=frozenset(d.id for d, m in devices if "presence" in m.classes),
+        limits_s=limits, limits_source=source, away_after_s=a.away_after_min * 60, tz=tz)
 
 
 def _mtime(path: Path | None) -> float | None:

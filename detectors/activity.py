@@ -1,0 +1,192 @@
+"""Home state and inactivity: the quiet emergencies show only as missing activity.
+
+**What counts as activity** (`is_activity`): a PIR seeing movement; a radar's presence
+*beginning* (a radar keeps reporting "present" over a person lying still on the floor, so a
+repeated `presence: true` proves nothing); a door or window changing state (Zigbee2MQTT repeats
+`contact` with every battery report: only a change counts); getting into or out of bed; a
+vibration; a button pressed, a check-in, an intercom call. Battery, link and temperature
+reports are the device being alive, not the person.
+
+**Home state**: `occupied`, or `away` once the entrance door has opened and closed and nothing
+inside has moved for `away_after_s` (no radar still seeing someone): nobody is paged for
+inactivity in an empty home. The entrance door opening again, or any movement inside, is the
+return.
+
+**Inactivity** (Contact ID 641 senior watch, severity 2): in an occupied home, no activity for
+longer than is normal for those hours. Each hour of the day has a limit (`limits_s`, 24
+values: from the resident's ability level at cold start, learned from the home later); a quiet
+spell spends 1/limit of its budget for every second it lasts in that hour, and the alarm comes
+when the whole budget is spent. So quiet that starts in the afternoon alarms after the day
+limit, a night's sleep is measured against the night limit, and a spell that runs from night
+into morning moves from one to the other smoothly. One finding per quiet spell.
+
+**Degraded coverage**: a motion sensor that has gone offline must not look like an inactive
+person. The finding's evidence names every activity sensor offline at the time; when *all* of
+them are offline nothing is raised here (the devices are reported offline instead, and the
+home cannot be watched this way until they are back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from detectors.finding import Finding
+from devices.observation import Observation
+
+NAME = "activity"
+CODE, SEVERITY, EVENT = 641, 2, "inactivity"
+OCCUPIED, AWAY = "occupied", "away"
+# A PIR in the hall may still fire a few seconds after the door shuts behind a resident
+# going out (its report lags the movement): such movement is not someone inside.
+DOOR_GRACE_S = 30.0
+
+# Cold-start limits by GB/T 42195 ability level (0 independent … 4 fully dependent): hours of
+# quiet in the day (07:00–21:00) and at night. Product defaults until the home's own history
+# says better; a more dependent resident is checked on sooner by day.
+COLD_START_H: dict[int, tuple[float, float]] = {
+    0: (6.0, 12.0), 1: (5.0, 11.0), 2: (4.0, 10.0), 3: (3.0, 10.0), 4: (2.0, 9.0)}
+DEFAULT_LEVEL = 2
+DAY_HOURS = range(7, 21)
+
+
+def cold_start_limits(level: int | None) -> tuple[float, ...]:
+    """24 hourly limits (seconds) for a resident of `level` (the most dependent one)."""
+    day_h, night_h = COLD_START_H[DEFAULT_LEVEL if level is None else level]
+    return tuple((day_h if h in DAY_HOURS else night_h) * 3600.0 for h in range(24))
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityConfig:
+    """Which devices watch the home, and the limits."""
+
+    home: str = ""
+    sensors: dict[str, str | None] = field(default_factory=dict)  # activity device -> room
+    passive: frozenset[str] = frozenset()  # those that watch (not buttons): coverage
+    entrance: frozenset[str] = frozenset()  # entrance door contacts
+    presence: frozenset[str] = frozenset()  # radars: someone there keeps the home occupied
+    limits_s: tuple[float, ...] = cold_start_limits(None)
+    limits_source: str = f"cold start, ability level {DEFAULT_LEVEL}"
+    away_after_s: float = 15 * 60.0
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+
+
+@dataclass(slots=True)
+class ActivityState:
+    """The home's state and its current quiet spell."""
+
+    mode: str = OCCUPIED
+    mode_since: float | None = None
+    last_at: float | None = None  # last activity inside
+    last_device: str | None = None
+    last_room: str | None = None
+    last_kind: str | None = None
+    door_closed_at: float | None = None  # entrance door closed; away if nothing follows
+    alarmed: bool = False  # this quiet spell has raised its finding
+    contact: dict[str, Any] = field(default_factory=dict)  # device -> last contact state
+    presence: dict[str, bool] = field(default_factory=dict)  # radar -> someone there now
+    in_bed: dict[str, bool] = field(default_factory=dict)
+    changes: list[tuple[str, str, float]] = field(default_factory=list)  # (from, to, at)
+
+
+def is_activity(state: ActivityState, obs: Observation) -> bool:
+    """Whether `obs` shows a person doing something (see the module's docstring)."""
+    k, v = obs.kind, obs.value
+    if k == "contact":
+        before = state.contact.get(obs.device)
+        state.contact[obs.device] = v
+        return before is not None and before != v
+    if k == "presence":
+        before = state.presence.get(obs.device, False)
+        state.presence[obs.device] = v is True
+        return v is True and not before
+    if k == "in_bed":
+        before = state.in_bed.get(obs.device)
+        state.in_bed[obs.device] = v is True
+        return before is not None and before != (v is True)
+    if k in ("motion", "vibration"):
+        return v is True
+    if k == "intercom":
+        return v == "call"
+    return k in ("sos", "cancel", "checkin")
+
+
+def _set_mode(state: ActivityState, mode: str, at: float) -> None:
+    if mode != state.mode:
+        state.changes.append((state.mode, mode, at))
+        state.mode, state.mode_since = mode, at
+
+
+def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig,
+         *, prime: bool = False) -> list[Finding]:
+    """Take one Observation: activity moves the quiet spell on, the door may mean away."""
+    if obs.device not in cfg.sensors:
+        return []
+    active = is_activity(state, obs)
+    if prime or not active:
+        return []
+    if obs.device in cfg.entrance:
+        if state.mode == AWAY:
+            _set_mode(state, OCCUPIED, obs.at)  # the return
+        if obs.value == "closed":
+            state.door_closed_at = obs.at
+    elif (state.door_closed_at is None or obs.at > state.door_closed_at + DOOR_GRACE_S):
+        state.door_closed_at = None  # someone is inside after all
+        _set_mode(state, OCCUPIED, obs.at)
+    state.last_at, state.last_device = obs.at, obs.device
+    state.last_room, state.last_kind = cfg.sensors[obs.device], obs.kind
+    state.alarmed = False
+    return []
+
+
+def spent(start: float, end: float, limits_s: tuple[float, ...], tz: ZoneInfo) -> float:
+    """The share of the inactivity budget a quiet spell from `start` to `end` has spent."""
+    total, t = 0.0, start
+    while t < end:
+        local = datetime.fromtimestamp(t, tz)
+        next_hour = (local.replace(minute=0, second=0, microsecond=0)
+                     + timedelta(hours=1)).timestamp()
+        stop = min(end, next_hour)
+        total += (stop - t) / limits_s[local.hour]
+        t = stop
+    return total
+
+
+def tick(state: ActivityState, now: float, cfg: ActivityConfig,
+         offline: set[str] | frozenset[str] = frozenset()) -> list[Finding]:
+    """The home going away; a quiet spell that has gone on too long."""
+    if not cfg.sensors:
+        return []
+    if state.last_at is None:  # nothing seen since the gateway started: count from now
+        state.last_at, state.last_kind = now, "gateway_start"
+    if (state.mode == OCCUPIED and state.door_closed_at is not None
+            and now - state.door_closed_at >= cfg.away_after_s
+            and not any(state.presence.get(d) for d in cfg.presence if d not in offline)):
+        _set_mode(state, AWAY, state.door_closed_at)
+        state.door_closed_at = None
+    if state.mode == AWAY or state.alarmed:
+        return []
+    watching = [d for d in cfg.passive if d not in cfg.entrance] or list(cfg.passive)
+    down = sorted(d for d in cfg.passive if d in offline)
+    if watching and all(d in offline for d in watching):
+        return []  # blind, not quiet: the offline devices are reported as such
+    if spent(state.last_at, now, cfg.limits_s, cfg.tz) < 1.0 - 1e-9:  # float sums
+        return []
+    state.alarmed = True
+    local = datetime.fromtimestamp(now, cfg.tz)
+    evidence: dict[str, Any] = {
+        "last_activity": {"device": state.last_device, "room": state.last_room,
+                          "kind": state.last_kind,
+                          "at": datetime.fromtimestamp(state.last_at, cfg.tz).isoformat(
+                              timespec="minutes")},
+        "quiet_for_s": round(now - state.last_at),
+        "limit_this_hour_s": round(cfg.limits_s[local.hour]),
+        "limits_source": cfg.limits_source,
+        "home_state": state.mode,
+    }
+    if down:
+        evidence["degraded_coverage"] = [{"device": d, "room": cfg.sensors[d]} for d in down]
+    return [Finding(detector=NAME, home=cfg.home, code=CODE, event=EVENT, severity=SEVERITY,
+                    at=now, evidence=evidence, room=state.last_room, device=None)]

@@ -1,0 +1,169 @@
+"""Home state and inactivity with a controlled clock: door-then-silence, a sensor offline, a
+couple, the Shanghai midnight, a radar over a still body."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from detectors.activity import (
+    AWAY,
+    CODE,
+    OCCUPIED,
+    ActivityConfig,
+    ActivityState,
+    cold_start_limits,
+    spent,
+    step,
+    tick,
+)
+from devices.observation import Observation
+
+TZ = ZoneInfo("Asia/Shanghai")
+HOUR = 3600.0
+SENSORS = {"door": "entrance", "pir-living": "living_room", "pir-bed": "bedroom",
+           "radar-bath": "bathroom", "sos": "bedroom"}
+CFG = ActivityConfig(home="h1", sensors=SENSORS, entrance=frozenset({"door"}),
+                     passive=frozenset({"door", "pir-living", "pir-bed", "radar-bath"}),
+                     presence=frozenset({"radar-bath"}), limits_s=cold_start_limits(2),
+                     limits_source="cold start, ability level 2", tz=TZ)
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=TZ).timestamp()
+
+
+def see(s: ActivityState, device: str, kind: str, value, t: float) -> None:
+    step(s, Observation("h1", device, kind, value, t, SENSORS.get(device)), t, CFG)
+
+
+def run(s: ActivityState, start: float, end: float, every: float = 60.0,
+        offline: frozenset[str] = frozenset()) -> list:
+    found, t = [], start
+    while t <= end:
+        found += tick(s, t, CFG, offline)
+        t += every
+    return found
+
+
+def test_daytime_quiet_alarms_after_the_day_limit_once_with_evidence():
+    s = ActivityState()
+    see(s, "pir-living", "motion", True, at("2026-11-23T10:00:00"))
+    assert run(s, at("2026-11-23T10:01:00"), at("2026-11-23T13:59:00")) == []
+    (f,) = run(s, at("2026-11-23T14:00:00"), at("2026-11-23T18:00:00"))
+    assert (f.code, f.severity, f.event, f.room) == (CODE, 2, "inactivity", "living_room")
+    assert f.at == at("2026-11-23T14:00:00")
+    ev = f.evidence
+    assert ev["last_activity"] == {"device": "pir-living", "room": "living_room",
+                                   "kind": "motion", "at": "2026-11-23T10:00+08:00"}
+    assert ev["quiet_for_s"] == 4 * 3600 and ev["limit_this_hour_s"] == 4 * 3600
+    assert ev["limits_source"] == "cold start, ability level 2"
+    assert "degraded_coverage" not in ev
+    # activity resumes: the next quiet spell can alarm again
+    see(s, "pir-bed", "motion", True, at("2026-11-23T18:30:00"))
+    assert len(run(s, at("2026-11-23T18:31:00"), at("2026-11-24T06:00:00"))) == 1
+
+
+def test_a_night_asleep_is_measured_against_the_night_limit_across_midnight():
+    s = ActivityState()
+    see(s, "pir-bed", "motion", True, at("2026-11-23T21:00:00"))
+    # 10 h at night: nothing before 07:00 Shanghai (23:00 UTC: the UTC date changes at 08:00)
+    assert run(s, at("2026-11-23T21:01:00"), at("2026-11-24T06:59:00")) == []
+    (f,) = run(s, at("2026-11-24T07:00:00"), at("2026-11-24T12:00:00"))
+    assert f.at == at("2026-11-24T07:00:00")
+
+
+def test_a_spell_from_night_into_morning_moves_smoothly_between_limits():
+    # 05:00 to 07:00 spends 2/10 of the budget; the rest (0.8 × 4 h) by day: 10:12
+    got = spent(at("2026-11-24T05:00:00"), at("2026-11-24T10:12:00"), CFG.limits_s, TZ)
+    assert got == pytest.approx(1.0)
+
+
+def test_door_then_silence_is_away_not_inactive_and_the_return_is_noticed():
+    s = ActivityState()
+    see(s, "door", "contact", "closed", at("2026-11-23T09:00:00"))  # state, not activity
+    see(s, "pir-living", "motion", True, at("2026-11-23T09:30:00"))
+    see(s, "door", "contact", "open", at("2026-11-23T09:40:00"))
+    see(s, "door", "contact", "closed", at("2026-11-23T09:40:30"))
+    see(s, "pir-living", "motion", True, at("2026-11-23T09:40:45"))  # hall PIR lag
+    assert run(s, at("2026-11-23T09:41:00"), at("2026-11-24T09:00:00"), every=300) == []
+    assert s.mode == AWAY and s.mode_since == at("2026-11-23T09:40:30")
+    see(s, "door", "contact", "open", at("2026-11-24T10:00:00"))
+    assert s.mode == OCCUPIED
+    assert [c[:2] for c in s.changes] == [(OCCUPIED, AWAY), (AWAY, OCCUPIED)]
+    # home again, then quiet: watched again
+    assert len(run(s, at("2026-11-24T10:01:00"), at("2026-11-24T15:00:00"))) == 1
+
+
+def test_movement_inside_after_the_door_closed_means_someone_is_home():
+    s = ActivityState()
+    see(s, "door", "contact", "closed", at("2026-11-23T09:00:00"))
+    see(s, "door", "contact", "open", at("2026-11-23T09:40:00"))
+    see(s, "door", "contact", "closed", at("2026-11-23T09:41:00"))  # a visitor left
+    see(s, "pir-bed", "motion", True, at("2026-11-23T09:45:00"))
+    run(s, at("2026-11-23T09:46:00"), at("2026-11-23T10:30:00"))
+    assert s.mode == OCCUPIED
+
+
+def test_a_radar_still_seeing_someone_keeps_the_home_occupied():
+    s = ActivityState()
+    see(s, "radar-bath", "presence", True, at("2026-11-23T09:30:00"))
+    see(s, "door", "contact", "closed", at("2026-11-23T09:00:00"))
+    see(s, "door", "contact", "open", at("2026-11-23T09:40:00"))
+    see(s, "door", "contact", "closed", at("2026-11-23T09:41:00"))
+    # the radar keeps saying "present": that is someone lying still, not proof of life
+    for k in range(30):
+        see(s, "radar-bath", "presence", True, at("2026-11-23T09:45:00") + k * 600)
+    found = run(s, at("2026-11-23T09:46:00"), at("2026-11-23T14:30:00"))
+    assert s.mode == OCCUPIED
+    assert len(found) == 1 and found[0].evidence["last_activity"]["kind"] == "contact"
+
+
+def test_repeated_contact_state_is_not_activity():
+    s = ActivityState()
+    see(s, "door", "contact", "closed", at("2026-11-23T09:00:00"))
+    see(s, "pir-bed", "motion", True, at("2026-11-23T10:00:00"))
+    for k in range(8):  # the whole state repeated with each battery report
+        see(s, "door", "contact", "closed", at("2026-11-23T10:30:00") + k * 1800)
+    assert len(run(s, at("2026-11-23T10:01:00"), at("2026-11-23T14:01:00"))) == 1
+
+
+def test_an_offline_motion_sensor_is_named_and_a_blind_home_raises_nothing():
+    s = ActivityState()
+    see(s, "pir-living", "motion", True, at("2026-11-23T10:00:00"))
+    (f,) = run(s, at("2026-11-23T13:00:00"), at("2026-11-23T14:00:00"),
+               offline=frozenset({"pir-bed"}))
+    assert f.evidence["degraded_coverage"] == [{"device": "pir-bed", "room": "bedroom"}]
+    blind = ActivityState()
+    see(blind, "pir-living", "motion", True, at("2026-11-23T10:00:00"))
+    every_sensor = frozenset({"pir-living", "pir-bed", "radar-bath"})
+    assert run(blind, at("2026-11-23T10:01:00"), at("2026-11-23T20:00:00"),
+               offline=every_sensor) == []
+
+
+def test_a_couple_is_one_home_either_person_moving_counts():
+    s = ActivityState()
+    see(s, "pir-bed", "motion", True, at("2026-11-23T10:00:00"))  # one rests in the bedroom
+    see(s, "pir-living", "motion", True, at("2026-11-23T12:00:00"))  # the other moves about
+    assert run(s, at("2026-11-23T12:01:00"), at("2026-11-23T15:59:00")) == []
+
+
+def test_retained_state_at_start_is_not_activity_and_the_clock_starts_at_the_first_tick():
+    s = ActivityState()
+    step(s, Observation("h1", "pir-bed", "motion", True, 100.0, "bedroom"), 100.0, CFG,
+         prime=True)
+    start = at("2026-11-23T10:00:00")
+    assert tick(s, start, CFG) == []
+    assert s.last_kind == "gateway_start" and s.last_at == start
+    assert len(run(s, start, start + 4 * HOUR)) == 1
+
+
+@pytest.mark.parametrize(("level", "day_h", "night_h"), [(0, 6, 12), (2, 4, 10), (4, 2, 9),
+                                                         (None, 4, 10)])
+def test_cold_start_limits_follow_the_ability_level(level, day_h, night_h):
+    limits = cold_start_limits(level)
+    assert len(limits) == 24
+    assert limits[12] == day_h * HOUR and limits[3] == night_h * HOUR
+    assert limits[7] == day_h * HOUR and limits[21] == night_h * HOUR

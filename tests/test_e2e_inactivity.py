@@ -1,0 +1,134 @@
+"""A dead motion sensor never passes for a quiet day: on the live gateway (Mosquitto, store,
+hotline), a PIR that stops reporting is a technical finding, and when the home then goes quiet
+the inactivity alert reaching the hotline names the sensor it could not rely on.
+
+Time is moved on with `Gateway.tick(now)` and messages stamped with `handle_message(..., now)`:
+hours pass in a second, through the same code the ticker runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from detectors.supervision import GRACE_S
+from gateway.store import Store
+from tests._mosquitto import free_port
+from tests.test_e2e_gateway import SECRET, gateway, hotline, publish
+
+pytestmark = pytest.mark.mosquitto
+
+HOUR = 3600.0
+# Aqara RTCGQ11LM: movement, and its hourly report without movement (shapes as in
+# devices/fixtures/RTCGQ11LM.json).
+MOTION = b'{"battery":100,"illuminance":30,"linkquality":90,"occupancy":true,"voltage":3055}'
+REPORT = b'{"battery":100,"illuminance":30,"linkquality":90,"voltage":3055}'
+
+
+def write(tmp, broker: int, hport: int, gid: str):
+    path = tmp / "anxin.toml"
+    path.write_text(f"""
+[gateway]
+id = "{gid}"
+data_dir = "./data"
+
+[mqtt]
+url = "mqtt://127.0.0.1:{broker}"
+zigbee2mqtt_base_topic = "{gid}"
+native_base_topic = "{gid}-native"
+
+[home]
+id = "home-{gid}"
+address = "测试路 5 号"
+
+[[home.residents]]
+name = "周玉兰"
+ability_level = 3
+
+[activity]
+day_limit_h = 3
+night_limit_h = 3          # the same limit whatever the hour this test runs at
+
+[[devices]]
+id = "motion-living"
+source = "zigbee2mqtt"
+topic = "{gid}/living_pir"
+model = "RTCGQ11LM"
+room = "living_room"
+
+[[devices]]
+id = "motion-bedroom"
+source = "zigbee2mqtt"
+topic = "{gid}/bedroom_pir"
+model = "RTCGQ11LM"
+room = "bedroom"
+
+[[hotline]]
+url = "http://127.0.0.1:{hport}/alerts"
+secret = "{SECRET}"
+""", encoding="utf-8")
+    return path
+
+
+async def test_an_offline_pir_is_reported_and_named_by_the_inactivity_alert(tmp_path,
+                                                                             mosquitto):
+    _, port = mosquitto
+    hport, gid = free_port(), "gw-quiet"
+    async with hotline(hport, tmp_path / "hotline.db") as hl, \
+            gateway(write(tmp_path, port, hport, gid)) as gw:
+        await publish(port, (f"{gid}/living_pir", MOTION), (f"{gid}/bedroom_pir", MOTION))
+        for _ in range(100):
+            if gw.core.activity.last_device == "motion-bedroom":
+                break
+            await asyncio.sleep(0.05)
+        t0 = time.time()
+        # the bedroom PIR goes on reporting every 50 minutes; the living-room one has died
+        for k in range(1, 5):
+            await gw.handle_message(f"{gid}/bedroom_pir", REPORT, False, t0 + k * 3000)
+        silent_limit = 2 * HOUR + GRACE_S  # two missed hourly reports, and a grace
+        await gw.tick(t0 + silent_limit - 60)
+        await asyncio.sleep(0.3)
+        assert await hl.alerts() == []
+        await gw.tick(t0 + silent_limit + 60)
+        (offline,) = await hl.wait_for(1)
+        assert (offline["event"], offline["code"], offline["severity"]) == ("offline", 381, 4)
+        assert offline["device_id"] == "motion-living"
+        assert ("motion-living", "offline") in {(i.device, i.event) for i in
+                                                await gw.store.call(Store.troubles)}
+
+        # three quiet hours: the inactivity alert, which says it was half blind
+        await gw.tick(t0 + 3 * HOUR - 60)
+        await asyncio.sleep(0.3)
+        assert len(await hl.alerts()) == 1
+        await gw.tick(t0 + 3 * HOUR + 60)
+        got = await hl.wait_for(2)
+        (quiet,) = [a for a in got if a["event"] == "inactivity"]
+        assert (quiet["code"], quiet["severity"]) == (641, 2)
+        ev = quiet["body"]["evidence"]
+        assert ev["degraded_coverage"] == [{"device": "motion-living", "room": "living_room"}]
+        assert ev["last_activity"]["device"] == "motion-bedroom"
+        assert ev["limit_this_hour_s"] == 3 * 3600 and ev["quiet_for_s"] >= 3 * 3600
+        assert ev["limits_source"] == "configured limits ([activity])"
+        assert quiet["room"] == "bedroom"
+
+
+async def test_when_every_motion_sensor_is_offline_only_the_devices_are_reported(tmp_path,
+                                                                               mosquitto):
+    _, port = mosquitto
+    hport, gid = free_port(), "gw-blind"
+    async with hotline(hport, tmp_path / "hotline.db") as hl, \
+            gateway(write(tmp_path, port, hport, gid)) as gw:
+        await publish(port, (f"{gid}/living_pir", MOTION), (f"{gid}/bedroom_pir", MOTION))
+        for _ in range(100):
+            if gw.core.activity.last_device is not None and len(gw.last_seen) == 2:
+                break
+            await asyncio.sleep(0.05)
+        t0 = time.time()
+        for k in range(1, 13):
+            await gw.tick(t0 + k * 1800)
+        got = await hl.wait_for(2)
+        await asyncio.sleep(0.3)
+        got = await hl.alerts()
+        assert sorted((a["event"], a["device_id"]) for a in got) == [
+            ("offline", "motion-bedroom"), ("offline", "motion-living")]
