@@ -39,8 +39,9 @@ SIA_CODES: dict[str, str] = {
     "smoke": "FA", "gas": "GA", "water_leak": "WA", "sos": "QA", "fall": "MA",
     "tamper": "TA", "low_battery": "XT", "offline": "US",
     # NA no activity; YX service required (the maintenance digest); XQ RF interference;
-    # UT trouble of an untyped zone.
-    "inactivity": "NA", "maintenance_digest": "YX", "weak_link": "XQ", "stuck_contact": "UT",
+    # UT trouble of an untyped zone; UA alarm of an untyped zone (SIA has no wandering code).
+    "inactivity": "NA", "bathroom_overstay": "NA", "not_up": "NA", "night_wandering": "UA",
+    "maintenance_digest": "YX", "weak_link": "XQ", "stuck_contact": "UT",
     "self_test_failed": "UT",
 }
 TEST_CID, TEST_SIA = 601, "RX"

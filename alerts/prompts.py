@@ -23,6 +23,8 @@ RAISED: dict[str, tuple[str, bool]] = {
     "sos": ("已收到您的紧急呼叫，正在通知服务中心，请不要着急。", False),
     "fall": ("正在通知服务中心，请不要乱动，等待帮助。", False),
     "inactivity": ("很久没有检测到您活动，已经通知服务中心，工作人员会联系您。", False),
+    "bathroom_overstay": ("您在卫生间很久了，已经通知服务中心，工作人员会联系您。", False),
+    "not_up": ("早上好，还没有检测到您起床，工作人员会联系您。", False),
 }
 
 

@@ -20,6 +20,17 @@ when the whole budget is spent. So quiet that starts in the afternoon alarms aft
 limit, a night's sleep is measured against the night limit, and a spell that runs from night
 into morning moves from one to the other smoothly. One finding per quiet spell.
 
+**Bathroom overstay** (severity 2): a quiet spell that began in the bathroom — and, where a
+radar watches the bathroom, with it still seeing someone there — lasting beyond
+`bathroom_limit_s`. A fall or a collapse there is the commonest quiet emergency.
+
+**Night wandering**: the entrance door opened at night (`night_hours`) and no return — nothing
+moving inside once the door has shut — within `wander_return_s`. For a resident with dementia
+the door opening at night is enough (`wander_return_s` = 0), at severity 1.
+
+**Not up in the morning** (severity 2): by `wake_by_h` (local) nothing has moved since 05:00
+(a night-time trip to the toilet is not getting up), in an occupied home. Once a day.
+
 **Degraded coverage**: a motion sensor that has gone offline must not look like an inactive
 person. The finding's evidence names every activity sensor offline at the time; when *all* of
 them are offline nothing is raised here (the devices are reported offline instead, and the
@@ -50,6 +61,13 @@ COLD_START_H: dict[int, tuple[float, float]] = {
     0: (6.0, 12.0), 1: (5.0, 11.0), 2: (4.0, 10.0), 3: (3.0, 10.0), 4: (2.0, 9.0)}
 DEFAULT_LEVEL = 2
 DAY_HOURS = range(7, 21)
+BATHROOM, WANDERING, NOT_UP = "bathroom_overstay", "night_wandering", "not_up"
+BATHROOMS = frozenset({"bathroom", "toilet", "卫生间", "浴室", "洗手间", "厕所"})
+# Cold start: minutes in the bathroom before an alert, by ability level; the hour by which
+# a resident is up. A more dependent resident is checked on sooner and gets up later.
+BATHROOM_MIN: dict[int, float] = {0: 60.0, 1: 60.0, 2: 45.0, 3: 40.0, 4: 30.0}
+WAKE_BY_H: dict[int, float] = {0: 9.5, 1: 9.5, 2: 10.0, 3: 10.5, 4: 11.0}
+MORNING_STARTS_H = 5  # for not-up: moving after this hour is getting up
 
 
 def cold_start_limits(level: int | None) -> tuple[float, ...]:
@@ -70,7 +88,14 @@ class ActivityConfig:
     limits_s: tuple[float, ...] = cold_start_limits(None)
     limits_source: str = f"cold start, ability level {DEFAULT_LEVEL}"
     away_after_s: float = 15 * 60.0
+    bathroom_limit_s: float = BATHROOM_MIN[DEFAULT_LEVEL] * 60
+    night_hours: frozenset[int] = frozenset((22, 23, 0, 1, 2, 3, 4, 5))
+    wander_return_s: float = 10 * 60.0  # 0: the door opening at night is enough (dementia)
+    wake_by_h: float = WAKE_BY_H[DEFAULT_LEVEL]
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+
+    def bathroom(self, device: str) -> bool:
+        return (self.sensors.get(device) or "").lower() in BATHROOMS
 
 
 @dataclass(slots=True)
@@ -85,6 +110,8 @@ class ActivityState:
     last_kind: str | None = None
     door_closed_at: float | None = None  # entrance door closed; away if nothing follows
     alarmed: bool = False  # this quiet spell has raised its finding
+    night_exit_at: float | None = None  # the entrance door opened at night
+    not_up_day: str | None = None  # the local date not-up was last checked for
     contact: dict[str, Any] = field(default_factory=dict)  # device -> last contact state
     presence: dict[str, bool] = field(default_factory=dict)  # radar -> someone there now
     in_bed: dict[str, bool] = field(default_factory=dict)
@@ -127,18 +154,46 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
     active = is_activity(state, obs)
     if prime or not active:
         return []
+    found: list[Finding] = []
     if obs.device in cfg.entrance:
         if state.mode == AWAY:
             _set_mode(state, OCCUPIED, obs.at)  # the return
         if obs.value == "closed":
             state.door_closed_at = obs.at
+        elif (state.night_exit_at is None and state.mode == OCCUPIED
+              and datetime.fromtimestamp(obs.at, cfg.tz).hour in cfg.night_hours):
+            state.night_exit_at = obs.at
+            if cfg.wander_return_s <= 0:
+                found.append(_wandering(state, cfg, obs.at, immediate=True))
     elif (state.door_closed_at is None or obs.at > state.door_closed_at + DOOR_GRACE_S):
         state.door_closed_at = None  # someone is inside after all
+        state.night_exit_at = None  # … or back
         _set_mode(state, OCCUPIED, obs.at)
     state.last_at, state.last_device = obs.at, obs.device
     state.last_room, state.last_kind = cfg.sensors[obs.device], obs.kind
     state.alarmed = False
-    return []
+    return found
+
+
+def _finding(cfg: ActivityConfig, event: str, severity: int, at: float, room: str | None,
+             evidence: dict[str, Any]) -> Finding:
+    return Finding(detector=NAME, home=cfg.home, code=CODE, event=event, severity=severity,
+                   at=at, evidence=evidence, room=room, device=None)
+
+
+def _iso(ts: float | None, tz: ZoneInfo) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz).isoformat(timespec="minutes")
+
+
+def _wandering(state: ActivityState, cfg: ActivityConfig, now: float, *,
+               immediate: bool) -> Finding:
+    exit_at = state.night_exit_at
+    state.night_exit_at = None if immediate else exit_at
+    return _finding(cfg, WANDERING, 1 if immediate else 2, now, None, {
+        "door_opened_at": _iso(exit_at, cfg.tz),
+        "waited_for_return_s": round(now - (exit_at or now)),
+        "rule": ("the entrance door opened at night (resident with dementia)" if immediate
+                 else f"no return within {cfg.wander_return_s / 60:g} min at night")})
 
 
 def spent(start: float, end: float, limits_s: tuple[float, ...], tz: ZoneInfo) -> float:
@@ -166,14 +221,32 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
             and not any(state.presence.get(d) for d in cfg.presence if d not in offline)):
         _set_mode(state, AWAY, state.door_closed_at)
         state.door_closed_at = None
-    if state.mode == AWAY or state.alarmed:
-        return []
+    found: list[Finding] = []
+    if (state.night_exit_at is not None and cfg.wander_return_s > 0
+            and now - state.night_exit_at >= cfg.wander_return_s):
+        found.append(_wandering(state, cfg, now, immediate=False))
+        state.night_exit_at = None
+    if state.mode == AWAY:
+        return found
     watching = [d for d in cfg.passive if d not in cfg.entrance] or list(cfg.passive)
     down = sorted(d for d in cfg.passive if d in offline)
     if watching and all(d in offline for d in watching):
-        return []  # blind, not quiet: the offline devices are reported as such
+        return found  # blind, not quiet: the offline devices are reported as such
+    found += _not_up(state, now, cfg, down)
+    if state.alarmed:
+        return found
+    in_bathroom = (state.last_device is not None and cfg.bathroom(state.last_device)
+                   and all(state.presence.get(d, True) for d in cfg.presence
+                           if cfg.bathroom(d) and d not in offline))
+    if in_bathroom and now - state.last_at >= cfg.bathroom_limit_s:
+        state.alarmed = True
+        return [*found, _finding(cfg, BATHROOM, SEVERITY, now, state.last_room, {
+            "in_bathroom_since": _iso(state.last_at, cfg.tz),
+            "quiet_for_s": round(now - state.last_at),
+            "limit_s": round(cfg.bathroom_limit_s), "limits_source": cfg.limits_source,
+            **_coverage(cfg, down)})]
     if spent(state.last_at, now, cfg.limits_s, cfg.tz) < 1.0 - 1e-9:  # float sums
-        return []
+        return found
     state.alarmed = True
     local = datetime.fromtimestamp(now, cfg.tz)
     evidence: dict[str, Any] = {
@@ -186,7 +259,32 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
         "limits_source": cfg.limits_source,
         "home_state": state.mode,
     }
-    if down:
-        evidence["degraded_coverage"] = [{"device": d, "room": cfg.sensors[d]} for d in down]
-    return [Finding(detector=NAME, home=cfg.home, code=CODE, event=EVENT, severity=SEVERITY,
-                    at=now, evidence=evidence, room=state.last_room, device=None)]
+    evidence.update(_coverage(cfg, down))
+    return [*found, _finding(cfg, EVENT, SEVERITY, now, state.last_room, evidence)]
+
+
+def _coverage(cfg: ActivityConfig, down: list[str]) -> dict[str, Any]:
+    """Evidence of the sensors a finding could not rely on."""
+    if not down:
+        return {}
+    return {"degraded_coverage": [{"device": d, "room": cfg.sensors[d]} for d in down]}
+
+
+def _not_up(state: ActivityState, now: float, cfg: ActivityConfig,
+            down: list[str]) -> list[Finding]:
+    """Nothing has moved this morning, and it is past the hour to be up."""
+    local = datetime.fromtimestamp(now, cfg.tz)
+    today = local.date().isoformat()
+    if state.not_up_day == today or local.hour + local.minute / 60 < cfg.wake_by_h:
+        return []
+    state.not_up_day = today
+    morning = local.replace(hour=MORNING_STARTS_H, minute=0, second=0,
+                            microsecond=0).timestamp()
+    if state.last_at is None or state.last_at >= morning or state.alarmed:
+        return []
+    state.alarmed = True  # one alert for this quiet spell
+    return [_finding(cfg, NOT_UP, SEVERITY, now, state.last_room, {
+        "last_activity": {"device": state.last_device, "room": state.last_room,
+                          "at": _iso(state.last_at, cfg.tz)},
+        "up_by": f"{int(cfg.wake_by_h):02d}:{round(cfg.wake_by_h % 1 * 60):02d}",
+        "limits_source": cfg.limits_source, **_coverage(cfg, down)})]

@@ -201,6 +201,15 @@ class ActivitySection:
         "most dependent resident's ability level (2-6 h)", None, min=0.5, max=24)
     night_limit_h: float | None = doc(
         "Hours of quiet at night; unset: from the ability level (9-12 h)", None, min=1, max=24)
+    bathroom_limit_min: float | None = doc(
+        "Minutes of quiet after the bathroom before an alert; unset: from the ability level "
+        "(30-60 min)", None, min=5, max=240)
+    wake_by_h: float | None = doc(
+        "Local hour by which the resident is normally up (e.g. 9.5 for 09:30); unset: from "
+        "the ability level (09:30-11:00)", None, min=5, max=14)
+    wander_return_min: float = doc(
+        "Minutes after the entrance door opens at night without a return before a night "
+        "wandering alert (a resident with dementia: at once)", 10.0, min=1, max=120)
 
 
 @dataclass(frozen=True)

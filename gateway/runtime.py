@@ -28,7 +28,14 @@ from alerts.alert import Alert, AlertState
 from alerts.maintenance import DIGEST_ONLY, ITEM_TEXT, digest, digest_day, is_technical
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
 from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
-from detectors.activity import DAY_HOURS, ActivityConfig, cold_start_limits
+from detectors.activity import (
+    BATHROOM_MIN,
+    DAY_HOURS,
+    DEFAULT_LEVEL,
+    WAKE_BY_H,
+    ActivityConfig,
+    cold_start_limits,
+)
 from detectors.core import Core, CoreConfig
 from detectors.finding import Finding
 from detectors.health import HealthConfig
@@ -896,8 +903,14 @@ def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
     entrance = (a.entrance_doors if a.entrance_doors is not None else
                 [d.id for d, m in devices if "contact" in m.classes
                  and (d.room or "").lower() in ENTRANCE_ROOMS])
+    lvl = DEFAULT_LEVEL if level is None else level
+    dementia = any("dementia" in (c.lower() for c in r.conditions) or "痴呆" in r.conditions
+                   or "认知症" in r.conditions for r in cfg.home.residents)
     return ActivityConfig(
         home=cfg.home.id, sensors=sensors,
+        bathroom_limit_s=(a.bathroom_limit_min or BATHROOM_MIN[lvl]) * 60,
+        wake_by_h=a.wake_by_h or WAKE_BY_H[lvl],
+        wander_return_s=0.0 if dementia else a.wander_return_min * 60,
         passive=frozenset(d.id for d, m in devices if _WATCHING_CLASSES & set(m.classes)),
         entrance=frozenset(entrance),
         presence=frozenset(d.id for d, m in devices if "presence" in m.classes),

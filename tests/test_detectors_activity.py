@@ -167,3 +167,70 @@ def test_cold_start_limits_follow_the_ability_level(level, day_h, night_h):
     assert len(limits) == 24
     assert limits[12] == day_h * HOUR and limits[3] == night_h * HOUR
     assert limits[7] == day_h * HOUR and limits[21] == night_h * HOUR
+
+
+def test_quiet_after_the_bathroom_is_an_overstay_long_before_inactivity():
+    s = ActivityState()
+    see(s, "pir-living", "motion", True, at("2026-11-23T10:00:00"))
+    see(s, "radar-bath", "presence", True, at("2026-11-23T10:05:00"))
+    assert run(s, at("2026-11-23T10:06:00"), at("2026-11-23T10:49:00")) == []
+    (f,) = run(s, at("2026-11-23T10:50:00"), at("2026-11-23T16:00:00"))
+    assert (f.event, f.room, f.severity) == ("bathroom_overstay", "bathroom", 2)
+    assert f.evidence["in_bathroom_since"] == "2026-11-23T10:05+08:00"
+    assert f.evidence["limit_s"] == 45 * 60
+
+
+def test_the_bathroom_radar_seeing_nobody_means_they_left():
+    s = ActivityState()
+    see(s, "radar-bath", "presence", True, at("2026-11-23T10:05:00"))
+    see(s, "radar-bath", "presence", False, at("2026-11-23T10:10:00"))  # left, to a sofa
+    found = run(s, at("2026-11-23T10:11:00"), at("2026-11-23T14:10:00"))
+    assert [f.event for f in found] == ["inactivity"]  # the day limit, not the bathroom's
+
+
+def test_a_night_exit_without_return_is_wandering_and_a_return_cancels_it():
+    s = ActivityState()
+    see(s, "door", "contact", "closed", at("2026-11-23T20:00:00"))
+    see(s, "door", "contact", "open", at("2026-11-24T02:00:00"))
+    see(s, "door", "contact", "closed", at("2026-11-24T02:00:20"))
+    assert run(s, at("2026-11-24T02:01:00"), at("2026-11-24T02:09:00")) == []
+    (f,) = run(s, at("2026-11-24T02:10:00"), at("2026-11-24T02:30:00"))
+    assert (f.event, f.severity) == ("night_wandering", 2)
+    assert f.evidence["door_opened_at"] == "2026-11-24T02:00+08:00"
+    back = ActivityState()
+    see(back, "door", "contact", "closed", at("2026-11-23T20:00:00"))
+    see(back, "door", "contact", "open", at("2026-11-24T02:00:00"))
+    see(back, "door", "contact", "closed", at("2026-11-24T02:00:20"))
+    see(back, "pir-living", "motion", True, at("2026-11-24T02:03:00"))  # only the rubbish
+    assert not [f for f in run(back, at("2026-11-24T02:04:00"), at("2026-11-24T03:00:00"))
+                if f.event == "night_wandering"]
+
+
+def test_for_a_resident_with_dementia_the_door_at_night_is_enough():
+    cfg = ActivityConfig(**{**{f: getattr(CFG, f) for f in CFG.__slots__},
+                            "wander_return_s": 0.0})
+    s = ActivityState()
+    step(s, Observation("h1", "door", "contact", "closed", 0.0), 0.0, cfg)
+    (f,) = step(s, Observation("h1", "door", "contact", "open", at("2026-11-24T03:00:00")),
+                at("2026-11-24T03:00:00"), cfg)
+    assert (f.event, f.severity) == ("night_wandering", 1)
+    day = ActivityState()
+    step(day, Observation("h1", "door", "contact", "closed", 0.0), 0.0, cfg)
+    assert step(day, Observation("h1", "door", "contact", "open", at("2026-11-24T09:00:00")),
+                at("2026-11-24T09:00:00"), cfg) == []  # by day, going out is living
+
+
+def test_not_up_by_the_hour_once_a_day():
+    cfg = ActivityConfig(**{**{f: getattr(CFG, f) for f in CFG.__slots__},
+                            "limits_s": (14 * HOUR,) * 24, "wake_by_h": 10.0})
+    s = ActivityState()
+    step(s, Observation("h1", "pir-bed", "motion", True, at("2026-11-23T23:00:00"),
+                        "bedroom"), at("2026-11-23T23:00:00"), cfg)
+    found, t = [], at("2026-11-24T09:00:00")
+    while t <= at("2026-11-24T12:00:00"):
+        found += tick(s, t, cfg)
+        t += 60
+    (f,) = found
+    assert (f.event, f.at) == ("not_up", at("2026-11-24T10:00:00"))
+    assert f.evidence["up_by"] == "10:00"
+    assert f.evidence["last_activity"]["at"] == "2026-11-23T23:00+08:00"

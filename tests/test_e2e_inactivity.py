@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -132,3 +134,27 @@ async def test_when_every_motion_sensor_is_offline_only_the_devices_are_reported
         got = await hl.alerts()
         assert sorted((a["event"], a["device_id"]) for a in got) == [
             ("offline", "motion-bedroom"), ("offline", "motion-living")]
+
+
+async def test_a_resident_with_dementia_opening_the_door_at_night(tmp_path, mosquitto):
+    _, port = mosquitto
+    hport, gid = free_port(), "gw-wander"
+    path = write(tmp_path, port, hport, gid)
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "ability_level = 3", 'ability_level = 3\nconditions = ["dementia"]') + f"""
+[[devices]]
+id = "door-entrance"
+source = "zigbee2mqtt"
+topic = "{gid}/front_door"
+model = "MCCGQ11LM"
+room = "entrance"
+""", encoding="utf-8")
+    closed = b'{"battery":91,"contact":true,"linkquality":63,"voltage":3005}'
+    opened = b'{"battery":91,"contact":false,"linkquality":63,"voltage":3005}'
+    night = datetime(2026, 11, 24, 2, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    async with hotline(hport, tmp_path / "hotline.db") as hl, gateway(path) as gw:
+        await gw.handle_message(f"{gid}/front_door", closed, False, night - 3600)
+        await gw.handle_message(f"{gid}/front_door", opened, False, night)
+        (alert,) = await hl.wait_for(1)
+        assert (alert["event"], alert["severity"], alert["code"]) == ("night_wandering", 1, 641)
+        assert alert["body"]["evidence"]["door_opened_at"] == "2026-11-24T02:30+08:00"
