@@ -28,19 +28,8 @@ from alerts.alert import Alert, AlertState
 from alerts.maintenance import DIGEST_ONLY, ITEM_TEXT, digest, digest_day, is_technical
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
 from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
-from detectors.activity import (
-    BATHROOM_MIN,
-    DAY_HOURS,
-    DEFAULT_LEVEL,
-    WAKE_BY_H,
-    ActivityConfig,
-    cold_start_limits,
-)
-from detectors.core import Core, CoreConfig
+from detectors.core import Core
 from detectors.finding import Finding
-from detectors.health import HealthConfig
-from detectors.instant import InstantConfig
-from detectors.supervision import Expectation
 from devices.adapters import ADAPTERS
 from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
@@ -51,6 +40,7 @@ from gateway.commissioning import BRIDGE_DEVICES_SETTING, TEST_ALARM_SETTING
 from gateway.config import Config, ConfigError, dc09_key
 from gateway.config import load as load_config
 from gateway.config_edit import assign_device
+from gateway.coreconfig import core_config, watched_devices
 from gateway.discover import BridgeEvent, DiscoveryError, parse_bridge_event
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, Ingest, read_password
@@ -174,24 +164,8 @@ class Gateway:
         Detector state is kept; devices, supervision and battery thresholds are rebuilt.
         Devices under the Zigbee2MQTT and native base topics are already subscribed to.
         """
-        devices: dict[str, tuple[Device, Model]] = {}
-        for dev, entry in zip(cfg.device_list(), cfg.devices, strict=True):
-            model = entry.catalogue_model()
-            assert model is not None  # checked when the config was loaded
-            devices[dev.topic] = (dev, model)
-        expectations = tuple(
-            Expectation(cfg.home.id, d.id, model.supervision_s, d.room)
-            for d, model in devices.values() if model.supervision_s)
-        thresholds = {d.id: cfg.alerts.low_battery_pct or model.battery_low_pct
-                      for d, model in devices.values()
-                      if cfg.alerts.low_battery_pct or model.battery_low_pct}
-        m = cfg.maintenance
-        activity_cfg = _activity_config(cfg, list(devices.values()), self.tz)
-        self.core.cfg = CoreConfig(
-            activity=activity_cfg, instant=InstantConfig(device_low_battery_pct=thresholds),
-            supervision=expectations,
-            health=HealthConfig(weak_link_lqi=m.weak_link_lqi, stuck_open_s=m.stuck_open_h * 3600,
-                                stuck_unchanged_s=m.stuck_unchanged_days * 86400))
+        devices = {dev.topic: (dev, model) for dev, model in watched_devices(cfg)}
+        self.core.cfg = core_config(cfg, list(devices.values()))
         self.self_test_cfg = selftest.SelfTestConfig(
             buttons=cfg.self_test_buttons(),
             weekday=cfg.self_test.weekday, hour=cfg.self_test.hour,
@@ -875,46 +849,6 @@ class Gateway:
         batch, self._obs_buffer = self._obs_buffer, []
         if batch:
             await self.store.call(Store.add_observations, batch)
-
-
-ENTRANCE_ROOMS = frozenset({"entrance", "门厅", "玄关", "入户"})
-_ACTIVITY_CLASSES = frozenset({"motion", "presence", "fall", "contact", "in_bed", "vibration",
-                               "sos", "intercom"})
-_WATCHING_CLASSES = frozenset({"motion", "presence", "contact", "in_bed", "vibration"})
-
-
-def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
-                     tz: ZoneInfo) -> ActivityConfig:
-    """Which devices show the home's activity, and the limits for its residents."""
-    a = cfg.activity
-    if not a.enabled:
-        return ActivityConfig(home=cfg.home.id, tz=tz)
-    sensors = {d.id: d.room for d, m in devices if _ACTIVITY_CLASSES & set(m.classes)}
-    levels = [r.ability_level for r in cfg.home.residents if r.ability_level is not None]
-    level = max(levels) if levels else None
-    limits = cold_start_limits(level)
-    source = f"cold start, ability level {level if level is not None else 'unknown (2)'}"
-    if a.day_limit_h is not None or a.night_limit_h is not None:
-        limits = tuple(
-            (a.day_limit_h * 3600 if h in DAY_HOURS and a.day_limit_h is not None else
-             a.night_limit_h * 3600 if h not in DAY_HOURS and a.night_limit_h is not None
-             else limits[h]) for h in range(24))
-        source = "configured limits ([activity])"
-    entrance = (a.entrance_doors if a.entrance_doors is not None else
-                [d.id for d, m in devices if "contact" in m.classes
-                 and (d.room or "").lower() in ENTRANCE_ROOMS])
-    lvl = DEFAULT_LEVEL if level is None else level
-    dementia = any("dementia" in (c.lower() for c in r.conditions) or "痴呆" in r.conditions
-                   or "认知症" in r.conditions for r in cfg.home.residents)
-    return ActivityConfig(
-        home=cfg.home.id, sensors=sensors,
-        bathroom_limit_s=(a.bathroom_limit_min or BATHROOM_MIN[lvl]) * 60,
-        wake_by_h=a.wake_by_h or WAKE_BY_H[lvl],
-        wander_return_s=0.0 if dementia else a.wander_return_min * 60,
-        passive=frozenset(d.id for d, m in devices if _WATCHING_CLASSES & set(m.classes)),
-        entrance=frozenset(entrance),
-        presence=frozenset(d.id for d, m in devices if "presence" in m.classes),
-        limits_s=limits, limits_source=source, away_after_s=a.away_after_min * 60, tz=tz)
 
 
 def _mtime(path: Path | None) -> float | None:

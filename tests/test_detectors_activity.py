@@ -234,3 +234,15 @@ def test_not_up_by_the_hour_once_a_day():
     assert (f.event, f.at) == ("not_up", at("2026-11-24T10:00:00"))
     assert f.evidence["up_by"] == "10:00"
     assert f.evidence["last_activity"]["at"] == "2026-11-23T23:00+08:00"
+
+
+def test_a_recorded_day_replays_on_a_virtual_clock():
+    from detectors.core import Core, CoreConfig  # noqa: PLC0415
+
+    core = Core(CoreConfig(activity=CFG))
+    day = [Observation("h1", "pir-living", "motion", True, at("2026-11-23T09:00:00"),
+                       "living_room"),
+           Observation("h1", "pir-bed", "motion", True, at("2026-11-23T10:00:00"), "bedroom")]
+    found = core.replay(day, until=at("2026-11-23T16:00:00"))
+    (f,) = [f for f in found if f.detector == "activity"]
+    assert f.at == at("2026-11-23T14:00:00") and f.room == "bedroom"

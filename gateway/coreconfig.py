@@ -1,0 +1,90 @@
+"""The detection core's settings from a gateway config: which devices, which limits.
+
+Used by the running gateway and by replays (`anxin eval`, `anxin replay`), so a replay judges
+a home exactly as the live gateway would.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from detectors.activity import (
+    BATHROOM_MIN,
+    DAY_HOURS,
+    DEFAULT_LEVEL,
+    WAKE_BY_H,
+    ActivityConfig,
+    cold_start_limits,
+)
+from detectors.core import CoreConfig
+from detectors.health import HealthConfig
+from detectors.instant import InstantConfig
+from detectors.supervision import Expectation
+from devices.catalogue import Model
+from devices.registry import Device
+from gateway.config import Config
+
+
+def watched_devices(cfg: Config) -> list[tuple[Device, Model]]:
+    """The configured devices with their catalogue (or exposes-mapped) models."""
+    out = []
+    for dev, entry in zip(cfg.device_list(), cfg.devices, strict=True):
+        model = entry.catalogue_model()
+        assert model is not None  # checked when the config was loaded
+        out.append((dev, model))
+    return out
+
+
+def core_config(cfg: Config, devices: list[tuple[Device, Model]] | None = None) -> CoreConfig:
+    """Every detector's settings for this home."""
+    devices = watched_devices(cfg) if devices is None else devices
+    expectations = tuple(Expectation(cfg.home.id, d.id, model.supervision_s, d.room)
+                         for d, model in devices if model.supervision_s)
+    thresholds = {d.id: cfg.alerts.low_battery_pct or model.battery_low_pct
+                  for d, model in devices if cfg.alerts.low_battery_pct or model.battery_low_pct}
+    m = cfg.maintenance
+    return CoreConfig(
+        activity=_activity_config(cfg, devices, ZoneInfo(cfg.gateway.timezone)),
+        instant=InstantConfig(device_low_battery_pct=thresholds), supervision=expectations,
+        health=HealthConfig(weak_link_lqi=m.weak_link_lqi, stuck_open_s=m.stuck_open_h * 3600,
+                            stuck_unchanged_s=m.stuck_unchanged_days * 86400))
+
+
+ENTRANCE_ROOMS = frozenset({"entrance", "门厅", "玄关", "入户"})
+_ACTIVITY_CLASSES = frozenset({"motion", "presence", "fall", "contact", "in_bed", "vibration",
+                               "sos", "intercom"})
+_WATCHING_CLASSES = frozenset({"motion", "presence", "contact", "in_bed", "vibration"})
+
+
+def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
+                     tz: ZoneInfo) -> ActivityConfig:
+    """Which devices show the home's activity, and the limits for its residents."""
+    a = cfg.activity
+    if not a.enabled:
+        return ActivityConfig(home=cfg.home.id, tz=tz)
+    sensors = {d.id: d.room for d, m in devices if _ACTIVITY_CLASSES & set(m.classes)}
+    levels = [r.ability_level for r in cfg.home.residents if r.ability_level is not None]
+    level = max(levels) if levels else None
+    limits = cold_start_limits(level)
+    source = f"cold start, ability level {level if level is not None else 'unknown (2)'}"
+    if a.day_limit_h is not None or a.night_limit_h is not None:
+        limits = tuple(
+            (a.day_limit_h * 3600 if h in DAY_HOURS and a.day_limit_h is not None else
+             a.night_limit_h * 3600 if h not in DAY_HOURS and a.night_limit_h is not None
+             else limits[h]) for h in range(24))
+        source = "configured limits ([activity])"
+    entrance = (a.entrance_doors if a.entrance_doors is not None else
+                [d.id for d, m in devices if "contact" in m.classes
+                 and (d.room or "").lower() in ENTRANCE_ROOMS])
+    lvl = DEFAULT_LEVEL if level is None else level
+    dementia = any("dementia" in (c.lower() for c in r.conditions) or "痴呆" in r.conditions
+                   or "认知症" in r.conditions for r in cfg.home.residents)
+    return ActivityConfig(
+        home=cfg.home.id, sensors=sensors,
+        bathroom_limit_s=(a.bathroom_limit_min or BATHROOM_MIN[lvl]) * 60,
+        wake_by_h=a.wake_by_h or WAKE_BY_H[lvl],
+        wander_return_s=0.0 if dementia else a.wander_return_min * 60,
+        passive=frozenset(d.id for d, m in devices if _WATCHING_CLASSES & set(m.classes)),
+        entrance=frozenset(entrance),
+        presence=frozenset(d.id for d, m in devices if "presence" in m.classes),
+        limits_s=limits, limits_source=source, away_after_s=a.away_after_min * 60, tz=tz)
