@@ -28,6 +28,7 @@ from alerts.alert import Alert, AlertState
 from alerts.maintenance import DIGEST_ONLY, ITEM_TEXT, digest, digest_day, is_technical
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
 from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
+from detectors import baseline
 from detectors.core import Core
 from detectors.finding import Finding
 from devices.adapters import ADAPTERS
@@ -45,7 +46,7 @@ from gateway.discover import BridgeEvent, DiscoveryError, parse_bridge_event
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, Ingest, read_password
 from gateway.outbox import OutboxSender
-from gateway.store import AsyncStore, Store
+from gateway.store import AsyncStore, Store, read_observations
 from gateway.transports import SmsTransport, Transport, WebhookTransport
 from gateway.transports.dc09 import DC09Transport
 from gateway.transports.mqtt_uplink import MqttUplink
@@ -61,6 +62,8 @@ TICK_MAX_S = 1.0
 STATUS_EVERY_S = 2.0
 BRIDGE_EVENTS_KEPT = 30  # pairing events shown on the discover page
 DIGEST_DAY_SETTING = "maintenance_digest_day"
+BASELINE_SETTING = "activity_baseline"  # the learned limits, JSON
+BASELINE_HOUR = 3  # learned again each night from this local hour
 SELF_TEST_WEEK_SETTING = "self_test_week"  # the ISO week of the last button self-test
 SELF_TEST_REQUEST_SETTING = "self_test_request"  # `anxin self-test start`
 _BATTERY_KINDS = frozenset({"battery", "battery_low"})
@@ -83,6 +86,7 @@ class Gateway:
         self.devices: dict[str, tuple[Device, Model]] = {}
         self.ready = asyncio.Event()
         self.core = Core()
+        self.baseline: baseline.Baseline | None = None
         self._config_mtime = _mtime(config_path)
         self.apply_devices(cfg)
         self.policy = cfg.policy()
@@ -119,6 +123,7 @@ class Gateway:
         self._maintenance_read_at = 0.0
         self._troubles: set[tuple[str, str]] = set()  # open maintenance items
         self.self_test = selftest.SelfTestState()
+        self._baseline_day: str | None = None
         ha = cfg.home_assistant
         self.ha_topics = homeassistant.Topics.of(ha.discovery_prefix, ha.state_prefix,
                                                  cfg.gateway.id) if ha.enabled else None
@@ -166,6 +171,7 @@ class Gateway:
         """
         devices = {dev.topic: (dev, model) for dev, model in watched_devices(cfg)}
         self.core.cfg = core_config(cfg, list(devices.values()))
+        self._apply_baseline(cfg)
         self.self_test_cfg = selftest.SelfTestConfig(
             buttons=cfg.self_test_buttons(),
             weekday=cfg.self_test.weekday, hour=cfg.self_test.hour,
@@ -175,6 +181,50 @@ class Gateway:
         self.cfg = replace(self.cfg, devices=cfg.devices)
         if added and self.ready.is_set():
             logger.warning("devices now watched: %s", ", ".join(added))
+
+    def _apply_baseline(self, cfg: Config) -> None:
+        """Use the learned limits, unless the config sets them."""
+        b, a = self.baseline, cfg.activity
+        if b is None or b.spells == 0:
+            return
+        act = self.core.cfg.activity
+        if a.day_limit_h is None and a.night_limit_h is None:
+            act = replace(act, limits_s=b.limits_s, limits_source=b.source)
+        if a.wake_by_h is None and b.wake_by_h is not None:
+            act = replace(act, wake_by_h=b.wake_by_h)
+        self.core.cfg = replace(self.core.cfg, activity=act)
+
+    async def learn_baseline(self, now: float) -> baseline.Baseline:
+        """Learn this home's limits from the last weeks of stored observations (in a thread,
+        on a read-only connection: the alert path is not held up) and use them."""
+        await self._flush()
+        act = core_config(self.cfg, list(self.devices.values())).activity
+        since = now - baseline.WINDOW_DAYS * 86400
+        db = self.cfg.data_path() / "anxin.db"
+        outages = [(i.first_at, i.cleared_at or now) for i in
+                   await self.store.call(Store.troubles, open_only=False)
+                   if i.event == "offline" and (i.cleared_at or now) >= since]
+
+        def work() -> baseline.Baseline:
+            h = baseline.history(read_observations(db, since), act)
+            h.outages = outages
+            return baseline.learn(h, act.limits_s, act.wake_by_h, now, self.tz)
+
+        b = await asyncio.to_thread(work)
+        self.baseline = b
+        await self.store.call(Store.set_setting, BASELINE_SETTING,
+                              json.dumps({**asdict(b), "updated_at": now}), now)
+        self._apply_baseline(self.cfg)
+        logger.info("activity baseline: %s", b.source)
+        return b
+
+    async def _maybe_learn(self, now: float) -> None:
+        """Once a day, at night (03:00 local), learn the baseline again."""
+        local = datetime.fromtimestamp(now, self.tz)
+        day = local.date().isoformat()
+        if local.hour >= BASELINE_HOUR and day != self._baseline_day:
+            self._baseline_day = day
+            await self.learn_baseline(now)
 
     async def _reread_config(self) -> None:
         """Apply devices written to the config file by `anxin devices add`."""
@@ -210,6 +260,13 @@ class Gateway:
         self._troubles = {(i.device, i.event) for i in await self.store.call(Store.troubles)}
         self.self_test.last_week = await self.store.call(Store.setting, SELF_TEST_WEEK_SETTING)
         self._digest_day = await self.store.call(Store.setting, DIGEST_DAY_SETTING)
+        stored = await self.store.call(Store.setting, BASELINE_SETTING)
+        if stored:
+            data = json.loads(stored)
+            self._baseline_day = datetime.fromtimestamp(data.pop("updated_at"),
+                                                         self.tz).date().isoformat()
+            self.baseline = baseline.Baseline(**{**data, "limits_s": tuple(data["limits_s"])})
+            self._apply_baseline(self.cfg)
         if not self._digest_day:  # a new install: the first digest is tomorrow's
             self._digest_day = datetime.fromtimestamp(now, self.tz).date().isoformat()
             await self.store.call(Store.set_setting, DIGEST_DAY_SETTING, self._digest_day, now)
@@ -739,6 +796,7 @@ class Gateway:
             await self._read_maintenance(now)
             await self._reread_config()
             await self._maybe_digest(now)
+            await self._maybe_learn(now)
         await self._watch_path(now)
         changes = self.manager.tick(now)
         if self.core.supervision.back or self.core.health.cleared:

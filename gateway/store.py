@@ -571,4 +571,17 @@ class AsyncStore:
         self._pool.shutdown(wait=True)
 
 
-__all__ = ["MIGRATIONS", "AlertState", "AsyncStore", "OutboxRow", "Store"]
+__all__ = ["MIGRATIONS", "AlertState", "AsyncStore", "OutboxRow", "Store",
+           "read_observations"]
+
+
+def read_observations(path: str | Path, since: float) -> list[Observation]:
+    """Observations stored since `since`, read on a connection of its own (read-only, WAL:
+    the gateway's writer goes on), for learning a home's baseline off the alert path."""
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute("SELECT home, device, kind, value, at, room, device_at FROM "
+                            "observations WHERE at >= ? ORDER BY at, id", (since,)).fetchall()
+    finally:
+        conn.close()
+    return [Observation(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]

@@ -158,3 +158,32 @@ room = "entrance"
         (alert,) = await hl.wait_for(1)
         assert (alert["event"], alert["severity"], alert["code"]) == ("night_wandering", 1, 641)
         assert alert["body"]["evidence"]["door_opened_at"] == "2026-11-24T02:30+08:00"
+
+
+async def test_the_gateway_learns_the_home_and_keeps_what_it_learned(tmp_path, mosquitto):
+    import numpy as np  # noqa: PLC0415
+
+    from devices.observation import Observation  # noqa: PLC0415
+    from tests.test_detectors_baseline import routine  # noqa: PLC0415
+
+    _, port = mosquitto
+    hport, gid = free_port(), "gw-learn"
+    path = write(tmp_path, port, hport, gid)
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "day_limit_h = 3\nnight_limit_h = 3", ""), encoding="utf-8")
+    times = routine(21, np.random.default_rng(7))
+    shift = time.time() - times[-1] - 3600  # the three weeks just past
+    rooms = ("motion-living", "living_room"), ("motion-bedroom", "bedroom")
+    history = [Observation(f"home-{gid}", rooms[i % 2][0], "motion", True, t + shift,
+                           rooms[i % 2][1]) for i, t in enumerate(times)]
+    async with hotline(hport, tmp_path / "hotline.db"):
+        async with gateway(path) as gw:
+            assert gw.core.cfg.activity.limits_source == "cold start, ability level 3"
+            await gw.store.call(Store.add_observations, history)
+            b = await gw.learn_baseline(time.time())
+            assert b.source.startswith("learned from 2") and b.spells > 300
+            assert gw.core.cfg.activity.limits_s == b.limits_s
+            assert gw.core.cfg.activity.wake_by_h == b.wake_by_h
+        async with gateway(path) as gw:  # after a restart
+            assert gw.core.cfg.activity.limits_source == b.source
+            assert gw.core.cfg.activity.limits_s == b.limits_s
