@@ -31,6 +31,10 @@ the door opening at night is enough (`wander_return_s` = 0), at severity 1.
 **Not up in the morning** (severity 2): by `wake_by_h` (local) nothing has moved since 05:00
 (a night-time trip to the toilet is not getting up), in an occupied home. Once a day.
 
+**Missed daily check-in** (平安打卡, severity 3, a care call for the visit list): where a
+check-in key is configured (`checkin_by_h` set), no check-in today by that hour in an
+occupied home. Once a day.
+
 **Degraded coverage**: a motion sensor that has gone offline must not look like an inactive
 person. The finding's evidence names every activity sensor offline at the time; when *all* of
 them are offline nothing is raised here (the devices are reported offline instead, and the
@@ -62,6 +66,7 @@ COLD_START_H: dict[int, tuple[float, float]] = {
 DEFAULT_LEVEL = 2
 DAY_HOURS = range(7, 21)
 BATHROOM, WANDERING, NOT_UP = "bathroom_overstay", "night_wandering", "not_up"
+MISSED_CHECKIN = "missed_checkin"
 BATHROOMS = frozenset({"bathroom", "toilet", "卫生间", "浴室", "洗手间", "厕所"})
 # Cold start: minutes in the bathroom before an alert, by ability level; the hour by which
 # a resident is up. A more dependent resident is checked on sooner and gets up later.
@@ -92,6 +97,7 @@ class ActivityConfig:
     night_hours: frozenset[int] = frozenset((22, 23, 0, 1, 2, 3, 4, 5))
     wander_return_s: float = 10 * 60.0  # 0: the door opening at night is enough (dementia)
     wake_by_h: float = WAKE_BY_H[DEFAULT_LEVEL]
+    checkin_by_h: float | None = None  # None: no check-in key, no check-in watch
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
 
     def bathroom(self, device: str) -> bool:
@@ -112,6 +118,8 @@ class ActivityState:
     alarmed: bool = False  # this quiet spell has raised its finding
     night_exit_at: float | None = None  # the entrance door opened at night
     not_up_day: str | None = None  # the local date not-up was last checked for
+    checked_in_day: str | None = None  # the local date of the last check-in
+    checkin_checked_day: str | None = None  # the local date the check-in was last looked at
     contact: dict[str, Any] = field(default_factory=dict)  # device -> last contact state
     presence: dict[str, bool] = field(default_factory=dict)  # radar -> someone there now
     in_bed: dict[str, bool] = field(default_factory=dict)
@@ -151,6 +159,8 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
     """Take one Observation: activity moves the quiet spell on, the door may mean away."""
     if obs.device not in cfg.sensors:
         return []
+    if obs.kind == "checkin" and not prime:
+        state.checked_in_day = datetime.fromtimestamp(obs.at, cfg.tz).date().isoformat()
     active = is_activity(state, obs)
     if prime or not active:
         return []
@@ -232,7 +242,7 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     down = sorted(d for d in cfg.passive if d in offline)
     if watching and all(d in offline for d in watching):
         return found  # blind, not quiet: the offline devices are reported as such
-    found += _not_up(state, now, cfg, down)
+    found += _not_up(state, now, cfg, down) + _checkin(state, now, cfg)
     if state.alarmed:
         return found
     in_bathroom = (state.last_device is not None and cfg.bathroom(state.last_device)
@@ -268,6 +278,24 @@ def _coverage(cfg: ActivityConfig, down: list[str]) -> dict[str, Any]:
     if not down:
         return {}
     return {"degraded_coverage": [{"device": d, "room": cfg.sensors[d]} for d in down]}
+
+
+def _checkin(state: ActivityState, now: float, cfg: ActivityConfig) -> list[Finding]:
+    """No 平安打卡 today by the hour: a care call."""
+    if cfg.checkin_by_h is None:
+        return []
+    local = datetime.fromtimestamp(now, cfg.tz)
+    today = local.date().isoformat()
+    if state.checkin_checked_day == today or local.hour + local.minute / 60 < cfg.checkin_by_h:
+        return []
+    state.checkin_checked_day = today
+    if state.checked_in_day == today:
+        return []
+    by = f"{int(cfg.checkin_by_h):02d}:{round(cfg.checkin_by_h % 1 * 60):02d}"
+    return [_finding(cfg, MISSED_CHECKIN, 3, now, None, {
+        "checkin_by": by, "last_checkin_day": state.checked_in_day,
+        "last_activity": {"device": state.last_device, "room": state.last_room,
+                          "at": _iso(state.last_at, cfg.tz)}})]
 
 
 def _not_up(state: ActivityState, now: float, cfg: ActivityConfig,

@@ -207,6 +207,10 @@ class ActivitySection:
     wake_by_h: float | None = doc(
         "Local hour by which the resident is normally up (e.g. 9.5 for 09:30); unset: from "
         "the ability level (09:30-11:00)", None, min=5, max=14)
+    checkin_by_h: float = doc(
+        "Local hour by which the daily check-in (平安打卡) is expected, where a check-in key "
+        "or intercom is configured; a missed one is a care call (severity 3)", 10.0, min=6,
+        max=20)
     wander_return_min: float = doc(
         "Minutes after the entrance door opens at night without a return before a night "
         "wandering alert (a resident with dementia: at once)", 10.0, min=1, max=120)

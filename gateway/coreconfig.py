@@ -83,6 +83,8 @@ def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
         home=cfg.home.id, sensors=sensors,
         bathroom_limit_s=(a.bathroom_limit_min or BATHROOM_MIN[lvl]) * 60,
         wake_by_h=a.wake_by_h or WAKE_BY_H[lvl],
+        checkin_by_h=(a.checkin_by_h if any(m.expose_for_kind("checkin") for _, m in devices)
+                      else None),
         wander_return_s=0.0 if dementia else a.wander_return_min * 60,
         passive=frozenset(d.id for d, m in devices if _WATCHING_CLASSES & set(m.classes)),
         entrance=frozenset(entrance),

@@ -246,3 +246,28 @@ def test_a_recorded_day_replays_on_a_virtual_clock():
     found = core.replay(day, until=at("2026-11-23T16:00:00"))
     (f,) = [f for f in found if f.detector == "activity"]
     assert f.at == at("2026-11-23T14:00:00") and f.room == "bedroom"
+
+
+def test_a_missed_daily_checkin_is_a_care_call_once_a_day():
+    cfg = ActivityConfig(**{**{f: getattr(CFG, f) for f in CFG.__slots__},
+                            "sensors": {**SENSORS, "intercom": "living_room"},
+                            "checkin_by_h": 10.0})
+    s = ActivityState()
+
+    def ticks(start: str, end: str) -> list:
+        found, t = [], at(start)
+        while t <= at(end):
+            found += [f for f in tick(s, t, cfg) if f.event == "missed_checkin"]
+            t += 300
+        return found
+
+    step(s, Observation("h1", "pir-living", "motion", True, at("2026-11-23T08:00:00")),
+         at("2026-11-23T08:00:00"), cfg)
+    step(s, Observation("h1", "intercom", "checkin", True, at("2026-11-23T08:30:00")),
+         at("2026-11-23T08:30:00"), cfg)
+    assert ticks("2026-11-23T09:00:00", "2026-11-23T12:00:00") == []  # checked in
+    step(s, Observation("h1", "pir-living", "motion", True, at("2026-11-24T08:00:00")),
+         at("2026-11-24T08:00:00"), cfg)
+    (f,) = ticks("2026-11-24T09:00:00", "2026-11-24T12:00:00")
+    assert (f.severity, f.at) == (3, at("2026-11-24T10:00:00"))
+    assert f.evidence["checkin_by"] == "10:00" and f.evidence["last_checkin_day"] == "2026-11-23"
