@@ -31,6 +31,9 @@ the door opening at night is enough (`wander_return_s` = 0), at severity 1.
 **Not up in the morning** (severity 2): by `wake_by_h` (local) nothing has moved since 05:00
 (a night-time trip to the toilet is not getting up), in an occupied home. Once a day.
 
+**Bed exit without return** (severity 2): at night a bed sensor reports the resident out of
+bed, and they are not back within `bed_exit_limit_s` (a toilet visit included).
+
 **Missed daily check-in** (平安打卡, severity 3, a care call for the visit list): where a
 check-in key is configured (`checkin_by_h` set), no check-in today by that hour in an
 occupied home. Once a day.
@@ -67,6 +70,8 @@ DEFAULT_LEVEL = 2
 DAY_HOURS = range(7, 21)
 BATHROOM, WANDERING, NOT_UP = "bathroom_overstay", "night_wandering", "not_up"
 MISSED_CHECKIN = "missed_checkin"
+BED_EXIT = "bed_exit"
+BED_EXIT_MIN: dict[int, float] = {0: 60.0, 1: 60.0, 2: 45.0, 3: 40.0, 4: 30.0}
 BATHROOMS = frozenset({"bathroom", "toilet", "卫生间", "浴室", "洗手间", "厕所"})
 # Cold start: minutes in the bathroom before an alert, by ability level; the hour by which
 # a resident is up. A more dependent resident is checked on sooner and gets up later.
@@ -98,6 +103,7 @@ class ActivityConfig:
     wander_return_s: float = 10 * 60.0  # 0: the door opening at night is enough (dementia)
     wake_by_h: float = WAKE_BY_H[DEFAULT_LEVEL]
     checkin_by_h: float | None = None  # None: no check-in key, no check-in watch
+    bed_exit_limit_s: float = BED_EXIT_MIN[DEFAULT_LEVEL] * 60
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
 
     def bathroom(self, device: str) -> bool:
@@ -119,6 +125,7 @@ class ActivityState:
     night_exit_at: float | None = None  # the entrance door opened at night
     not_up_day: str | None = None  # the local date not-up was last checked for
     checked_in_day: str | None = None  # the local date of the last check-in
+    out_of_bed_at: float | None = None  # left the bed at night, not back yet
     checkin_checked_day: str | None = None  # the local date the check-in was last looked at
     contact: dict[str, Any] = field(default_factory=dict)  # device -> last contact state
     presence: dict[str, bool] = field(default_factory=dict)  # radar -> someone there now
@@ -161,9 +168,15 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
         return []
     if obs.kind == "checkin" and not prime:
         state.checked_in_day = datetime.fromtimestamp(obs.at, cfg.tz).date().isoformat()
+    was_in_bed = state.in_bed.get(obs.device)
     active = is_activity(state, obs)
     if prime or not active:
         return []
+    if obs.kind == "in_bed":
+        if obs.value is True:
+            state.out_of_bed_at = None
+        elif was_in_bed and datetime.fromtimestamp(obs.at, cfg.tz).hour in cfg.night_hours:
+            state.out_of_bed_at = obs.at
     found: list[Finding] = []
     if obs.device in cfg.entrance:
         if state.mode == AWAY:
@@ -243,6 +256,13 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     if watching and all(d in offline for d in watching):
         return found  # blind, not quiet: the offline devices are reported as such
     found += _not_up(state, now, cfg, down) + _checkin(state, now, cfg)
+    if state.out_of_bed_at is not None and now - state.out_of_bed_at >= cfg.bed_exit_limit_s:
+        found.append(_finding(cfg, BED_EXIT, SEVERITY, now, state.last_room, {
+            "out_of_bed_since": _iso(state.out_of_bed_at, cfg.tz),
+            "limit_s": round(cfg.bed_exit_limit_s),
+            "last_activity": {"device": state.last_device, "room": state.last_room,
+                              "at": _iso(state.last_at, cfg.tz)}}))
+        state.out_of_bed_at = None
     if state.alarmed:
         return found
     in_bathroom = (state.last_device is not None and cfg.bathroom(state.last_device)

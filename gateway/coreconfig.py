@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from detectors.activity import (
     BATHROOM_MIN,
+    BED_EXIT_MIN,
     DAY_HOURS,
     DEFAULT_LEVEL,
     WAKE_BY_H,
@@ -82,6 +83,7 @@ def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
     return ActivityConfig(
         home=cfg.home.id, sensors=sensors,
         bathroom_limit_s=(a.bathroom_limit_min or BATHROOM_MIN[lvl]) * 60,
+        bed_exit_limit_s=BED_EXIT_MIN[lvl] * 60,
         wake_by_h=a.wake_by_h or WAKE_BY_H[lvl],
         checkin_by_h=(a.checkin_by_h if any(m.expose_for_kind("checkin") for _, m in devices)
                       else None),

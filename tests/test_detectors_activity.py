@@ -271,3 +271,33 @@ def test_a_missed_daily_checkin_is_a_care_call_once_a_day():
     (f,) = ticks("2026-11-24T09:00:00", "2026-11-24T12:00:00")
     assert (f.severity, f.at) == (3, at("2026-11-24T10:00:00"))
     assert f.evidence["checkin_by"] == "10:00" and f.evidence["last_checkin_day"] == "2026-11-23"
+
+
+def test_out_of_bed_at_night_and_not_back():
+    cfg = ActivityConfig(**{**{f: getattr(CFG, f) for f in CFG.__slots__},
+                            "sensors": {**SENSORS, "bed": "bedroom"},
+                            "passive": CFG.passive | {"bed"}})
+    s = ActivityState()
+
+    def bed(value: bool, when: str) -> None:
+        step(s, Observation("h1", "bed", "in_bed", value, at(when), "bedroom"), at(when), cfg)
+
+    def ticks(start: str, end: str) -> list:
+        found, t = [], at(start)
+        while t <= at(end):
+            found += [f for f in tick(s, t, cfg) if f.event == "bed_exit"]
+            t += 60
+        return found
+
+    bed(True, "2026-11-23T22:00:00")
+    bed(False, "2026-11-24T02:00:00")  # to the toilet
+    step(s, Observation("h1", "radar-bath", "presence", True, at("2026-11-24T02:02:00"),
+                        "bathroom"), at("2026-11-24T02:02:00"), cfg)
+    bed(True, "2026-11-24T02:15:00")  # back
+    assert ticks("2026-11-24T02:01:00", "2026-11-24T03:30:00") == []
+    bed(False, "2026-11-24T03:30:00")
+    (f,) = ticks("2026-11-24T03:31:00", "2026-11-24T05:00:00")
+    assert f.at == at("2026-11-24T04:15:00") and f.evidence["limit_s"] == 45 * 60
+    bed(True, "2026-11-24T05:00:00")
+    bed(False, "2026-11-24T07:40:00")  # getting up in the morning is not a bed exit
+    assert ticks("2026-11-24T07:41:00", "2026-11-24T09:00:00") == []
