@@ -530,7 +530,7 @@ def _check_dc09(t: HotlineTarget, path: str, base: Path,
 def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
     try:
         ZoneInfo(cfg.gateway.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory
         problems.append(("gateway.timezone", f"unknown time zone {cfg.gateway.timezone!r} "
                                              "(use an IANA name such as Asia/Shanghai)"))
     url = cfg.mqtt.url

@@ -23,7 +23,7 @@ from detectors.instant import InstantConfig
 from detectors.supervision import Expectation
 from devices.catalogue import Model
 from devices.registry import Device
-from gateway.config import Config
+from gateway.config import ActivitySection, Config
 
 
 def watched_devices(cfg: Config) -> list[tuple[Device, Model]]:
@@ -57,38 +57,58 @@ _ACTIVITY_CLASSES = frozenset({"motion", "presence", "fall", "contact", "in_bed"
 _WATCHING_CLASSES = frozenset({"motion", "presence", "contact", "in_bed", "vibration"})
 
 
-def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
-                     tz: ZoneInfo) -> ActivityConfig:
-    """Which devices show the home's activity, and the limits for its residents."""
-    a = cfg.activity
-    if not a.enabled:
-        return ActivityConfig(home=cfg.home.id, tz=tz)
-    sensors = {d.id: d.room for d, m in devices if _ACTIVITY_CLASSES & set(m.classes)}
-    levels = [r.ability_level for r in cfg.home.residents if r.ability_level is not None]
-    level = max(levels) if levels else None
+DEMENTIA_WORDS = ("dementia", "alzheimer", "痴呆", "认知症", "阿尔茨海默")
+
+
+def has_dementia(conditions: list[str]) -> bool:
+    """Whether a resident's conditions include dementia (in English or Chinese)."""
+    return any(w in c.lower() for c in conditions for w in DEMENTIA_WORDS)
+
+
+def activity_settings(*, home: str, sensors: dict[str, str | None], passive: frozenset[str],
+                      entrance: frozenset[str], presence: frozenset[str], level: int | None,
+                      dementia: bool, section: ActivitySection, tz: ZoneInfo,
+                      checkin: bool = False) -> ActivityConfig:
+    """The activity detector's settings: the cold start for the most dependent resident's
+    ability `level`, and what `section` ([activity]) overrides. The live gateway and replays
+    of recorded homes (gateway/casas.py) both build them here."""
+    a = section
+    lvl = DEFAULT_LEVEL if level is None else level
     limits = cold_start_limits(level)
-    source = f"cold start, ability level {level if level is not None else 'unknown (2)'}"
+    source = f"cold start, ability level {level if level is not None else f'unknown ({lvl})'}"
     if a.day_limit_h is not None or a.night_limit_h is not None:
         limits = tuple(
             (a.day_limit_h * 3600 if h in DAY_HOURS and a.day_limit_h is not None else
              a.night_limit_h * 3600 if h not in DAY_HOURS and a.night_limit_h is not None
              else limits[h]) for h in range(24))
         source = "configured limits ([activity])"
-    entrance = (a.entrance_doors if a.entrance_doors is not None else
-                [d.id for d, m in devices if "contact" in m.classes
-                 and (d.room or "").lower() in ENTRANCE_ROOMS])
-    lvl = DEFAULT_LEVEL if level is None else level
-    dementia = any("dementia" in (c.lower() for c in r.conditions) or "痴呆" in r.conditions
-                   or "认知症" in r.conditions for r in cfg.home.residents)
     return ActivityConfig(
-        home=cfg.home.id, sensors=sensors,
+        home=home, sensors=sensors, passive=passive, entrance=entrance, presence=presence,
+        limits_s=limits, limits_source=source, away_after_s=a.away_after_min * 60,
         bathroom_limit_s=(a.bathroom_limit_min or BATHROOM_MIN[lvl]) * 60,
         bed_exit_limit_s=BED_EXIT_MIN[lvl] * 60,
         wake_by_h=a.wake_by_h or WAKE_BY_H[lvl],
-        checkin_by_h=(a.checkin_by_h if any(m.expose_for_kind("checkin") for _, m in devices)
-                      else None),
-        wander_return_s=0.0 if dementia else a.wander_return_min * 60,
+        checkin_by_h=a.checkin_by_h if checkin else None,
+        wander_return_s=0.0 if dementia else a.wander_return_min * 60, tz=tz)
+
+
+def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
+                     tz: ZoneInfo) -> ActivityConfig:
+    """Which devices show the home's activity, and the limits for its residents."""
+    a = cfg.activity
+    if not a.enabled:
+        return ActivityConfig(home=cfg.home.id, tz=tz)
+    levels = [r.ability_level for r in cfg.home.residents if r.ability_level is not None]
+    entrance = (a.entrance_doors if a.entrance_doors is not None else
+                [d.id for d, m in devices if "contact" in m.classes
+                 and (d.room or "").lower() in ENTRANCE_ROOMS])
+    return activity_settings(
+        home=cfg.home.id,
+        sensors={d.id: d.room for d, m in devices if _ACTIVITY_CLASSES & set(m.classes)},
         passive=frozenset(d.id for d, m in devices if _WATCHING_CLASSES & set(m.classes)),
         entrance=frozenset(entrance),
         presence=frozenset(d.id for d, m in devices if "presence" in m.classes),
-        limits_s=limits, limits_source=source, away_after_s=a.away_after_min * 60, tz=tz)
+        level=max(levels) if levels else None,
+        dementia=any(has_dementia(r.conditions) for r in cfg.home.residents),
+        section=a, tz=tz,
+        checkin=any(m.expose_for_kind("checkin") for _, m in devices))

@@ -213,3 +213,9 @@ zone = 17
     assert parse(tomllib.loads(two)).zones() == {"smoke-kitchen": 1, "sos": 17}
     p = problems(two.replace("zone = 17", "zone = 1"))
     assert "zone 1 is already smoke-kitchen's" in p["devices[1].zone"]
+
+
+@pytest.mark.parametrize("zone", ["America", "Mars/Olympus", "../etc"])
+def test_a_time_zone_that_is_not_one_is_named(zone):
+    p = problems(GOOD.replace("Asia/Shanghai", zone))
+    assert "unknown time zone" in p["gateway.timezone"]
