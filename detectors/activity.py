@@ -24,19 +24,30 @@ into morning moves from one to the other smoothly. One finding per quiet spell.
 radar watches the bathroom, with it still seeing someone there — lasting beyond
 `bathroom_limit_s`. A fall or a collapse there is the commonest quiet emergency.
 
-**Night wandering**: the entrance door opened at night (`night_hours`) and no return — nothing
-moving inside once the door has shut — within `wander_return_s`. For a resident with dementia
-the door opening at night is enough (`wander_return_s` = 0), at severity 1.
+**Night wandering**: the entrance door opened at night (23:00–04:59) and no return — nothing
+moving inside once the door has shut, nobody in bed — within `wander_return_s` (30 min: a
+visitor leaving late must not page anyone). For a resident with dementia the door opening at
+night is enough (`wander_return_s` = 0), at severity 1. A door shutting at night never makes
+the home "away": the inactivity rules keep watching whoever is inside.
 
-**Not up in the morning** (severity 2): by `wake_by_h` (local) nothing has moved since 05:00
-(a night-time trip to the toilet is not getting up), in an occupied home. Once a day.
+**Not up in the morning** (severity 2): by `wake_by_h` (local) the resident has not been seen
+up and about since 05:00 — two movements out of the bedroom within 15 minutes (a night-time
+trip to the toilet, a PIR's ghost or turning over in bed is not getting up) — in an occupied
+home. Once a day.
 
-**Bed exit without return** (severity 2): at night a bed sensor reports the resident out of
-bed, and they are not back within `bed_exit_limit_s` (a toilet visit included).
+**Bed exit without return** (severity 2): in the dead of night (22:00–04:59) a bed sensor
+reports the resident out of bed, they are not back within `bed_exit_limit_s` (a toilet visit
+included), and nothing has moved for `BED_EXIT_QUIET_S`: someone up and about at 3 a.m. is
+sleepless, not fallen; someone out of bed and still is the emergency.
 
 **Missed daily check-in** (平安打卡, severity 3, a care call for the visit list): where a
 check-in key is configured (`checkin_by_h` set), no check-in today by that hour in an
 occupied home. Once a day.
+
+**In bed for the night**: where a bed sensor says someone is in bed, or the evening's last
+movement was in a bedroom, a quiet spell that began in the evening or night is sleep: it is
+judged by the time to be up (not_up), not by the hourly limits — a PIR that cannot see the
+bed does not make a sleeper inactive.
 
 **Degraded coverage**: a motion sensor that has gone offline must not look like an inactive
 person. The finding's evidence names every activity sensor offline at the time; when *all* of
@@ -64,20 +75,31 @@ DOOR_GRACE_S = 30.0
 # Cold-start limits by GB/T 42195 ability level (0 independent … 4 fully dependent): hours of
 # quiet in the day (07:00–21:00) and at night. Product defaults until the home's own history
 # says better; a more dependent resident is checked on sooner by day.
+# At night 12 h for everyone: older people are often in bed 10–11 h, and a night in bed is
+# judged by the time to be up (not_up) anyway.
 COLD_START_H: dict[int, tuple[float, float]] = {
-    0: (6.0, 12.0), 1: (5.0, 11.0), 2: (4.0, 10.0), 3: (3.0, 10.0), 4: (2.0, 9.0)}
+    0: (6.0, 12.0), 1: (5.0, 12.0), 2: (4.0, 12.0), 3: (3.0, 12.0), 4: (2.0, 12.0)}
 DEFAULT_LEVEL = 2
 DAY_HOURS = range(7, 21)
 BATHROOM, WANDERING, NOT_UP = "bathroom_overstay", "night_wandering", "not_up"
 MISSED_CHECKIN = "missed_checkin"
 BED_EXIT = "bed_exit"
 BED_EXIT_MIN: dict[int, float] = {0: 60.0, 1: 60.0, 2: 45.0, 3: 40.0, 4: 30.0}
+BED_EXIT_HOURS = frozenset((22, 23, 0, 1, 2, 3, 4))
+BED_EXIT_QUIET_S = 15 * 60.0
+BEDROOMS = frozenset({"bedroom", "卧室", "主卧", "次卧"})
 BATHROOMS = frozenset({"bathroom", "toilet", "卫生间", "浴室", "洗手间", "厕所"})
 # Cold start: minutes in the bathroom before an alert, by ability level; the hour by which
 # a resident is up. A more dependent resident is checked on sooner and gets up later.
-BATHROOM_MIN: dict[int, float] = {0: 60.0, 1: 60.0, 2: 45.0, 3: 40.0, 4: 30.0}
+BATHROOM_MIN: dict[int, float] = {0: 75.0, 1: 70.0, 2: 60.0, 3: 60.0, 4: 45.0}
+# Going out is a daytime thing: a door shutting at night is a visitor leaving (or, for a
+# resident with dementia, wandering), never "the home is empty".
+AWAY_HOURS = range(6, 22)
 WAKE_BY_H: dict[int, float] = {0: 9.5, 1: 9.5, 2: 10.0, 3: 10.5, 4: 11.0}
-MORNING_STARTS_H = 5  # for not-up: moving after this hour is getting up
+MAX_NIGHT_S = 16 * 3600.0
+SLEEP_FROM_H = 19  # a spell in bed that began after this hour is the night's sleep
+MORNING_STARTS_H = 5
+UP_WITHIN_S = 15 * 60.0  # for not-up: moving after this hour is getting up
 
 
 def cold_start_limits(level: int | None) -> tuple[float, ...]:
@@ -99,8 +121,8 @@ class ActivityConfig:
     limits_source: str = f"cold start, ability level {DEFAULT_LEVEL}"
     away_after_s: float = 15 * 60.0
     bathroom_limit_s: float = BATHROOM_MIN[DEFAULT_LEVEL] * 60
-    night_hours: frozenset[int] = frozenset((22, 23, 0, 1, 2, 3, 4, 5))
-    wander_return_s: float = 10 * 60.0  # 0: the door opening at night is enough (dementia)
+    night_hours: frozenset[int] = frozenset((23, 0, 1, 2, 3, 4))
+    wander_return_s: float = 30 * 60.0  # 0: the door opening at night is enough (dementia)
     wake_by_h: float = WAKE_BY_H[DEFAULT_LEVEL]
     checkin_by_h: float | None = None  # None: no check-in key, no check-in watch
     bed_exit_limit_s: float = BED_EXIT_MIN[DEFAULT_LEVEL] * 60
@@ -126,6 +148,11 @@ class ActivityState:
     not_up_day: str | None = None  # the local date not-up was last checked for
     checked_in_day: str | None = None  # the local date of the last check-in
     out_of_bed_at: float | None = None  # left the bed at night, not back yet
+    up_day: str | None = None  # the local date the resident was last seen up and about
+    up_seen_at: float | None = None  # the last movement out of the bedroom this morning
+    watching_since: float | None = None  # the first tick: a morning not watched says nothing
+    due_for: tuple[float | None, tuple[float, ...]] | None = None  # (spell start, limits)
+    due_at: float = 0.0  # when the current quiet spell spends its budget
     checkin_checked_day: str | None = None  # the local date the check-in was last looked at
     contact: dict[str, Any] = field(default_factory=dict)  # device -> last contact state
     presence: dict[str, bool] = field(default_factory=dict)  # radar -> someone there now
@@ -175,7 +202,8 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
     if obs.kind == "in_bed":
         if obs.value is True:
             state.out_of_bed_at = None
-        elif was_in_bed and datetime.fromtimestamp(obs.at, cfg.tz).hour in cfg.night_hours:
+            state.night_exit_at = None  # whoever went out, the resident is in bed
+        elif was_in_bed and datetime.fromtimestamp(obs.at, cfg.tz).hour in BED_EXIT_HOURS:
             state.out_of_bed_at = obs.at
     found: list[Finding] = []
     if obs.device in cfg.entrance:
@@ -195,7 +223,21 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
     state.last_at, state.last_device = obs.at, obs.device
     state.last_room, state.last_kind = cfg.sensors[obs.device], obs.kind
     state.alarmed = False
+    _maybe_up(state, obs, cfg)
     return found
+
+
+def _maybe_up(state: ActivityState, obs: Observation, cfg: ActivityConfig) -> None:
+    """Up and about: two movements out of the bedroom within `UP_WITHIN_S` after 05:00 (one
+    could be a PIR's ghost, or turning over in bed where the PIR sees it)."""
+    if (state.last_room or "").lower() in BEDROOMS or obs.kind == "in_bed":
+        return
+    local = datetime.fromtimestamp(obs.at, cfg.tz)
+    if local.hour < MORNING_STARTS_H:
+        return
+    if state.up_seen_at is not None and obs.at - state.up_seen_at <= UP_WITHIN_S:
+        state.up_day = local.date().isoformat()
+    state.up_seen_at = obs.at
 
 
 def _finding(cfg: ActivityConfig, event: str, severity: int, at: float, room: str | None,
@@ -232,6 +274,21 @@ def spent(start: float, end: float, limits_s: tuple[float, ...], tz: ZoneInfo) -
     return total
 
 
+def due(start: float, limits_s: tuple[float, ...], tz: ZoneInfo) -> float:
+    """When a quiet spell from `start` will have spent its whole budget."""
+    left, t = 1.0, start
+    for _ in range(24 * 7):  # the longest limit is far less than a week
+        local = datetime.fromtimestamp(t, tz)
+        next_hour = (local.replace(minute=0, second=0, microsecond=0)
+                     + timedelta(hours=1)).timestamp()
+        limit = limits_s[local.hour]
+        if (next_hour - t) / limit >= left - 1e-12:
+            return t + left * limit
+        left -= (next_hour - t) / limit
+        t = next_hour
+    return t
+
+
 def tick(state: ActivityState, now: float, cfg: ActivityConfig,
          offline: set[str] | frozenset[str] = frozenset()) -> list[Finding]:
     """The home going away; a quiet spell that has gone on too long."""
@@ -239,8 +296,11 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
         return []
     if state.last_at is None:  # nothing seen since the gateway started: count from now
         state.last_at, state.last_kind = now, "gateway_start"
+    if state.watching_since is None:
+        state.watching_since = now
     if (state.mode == OCCUPIED and state.door_closed_at is not None
             and now - state.door_closed_at >= cfg.away_after_s
+            and datetime.fromtimestamp(state.door_closed_at, cfg.tz).hour in AWAY_HOURS
             and not any(state.presence.get(d) for d in cfg.presence if d not in offline)):
         _set_mode(state, AWAY, state.door_closed_at)
         state.door_closed_at = None
@@ -256,7 +316,8 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     if watching and all(d in offline for d in watching):
         return found  # blind, not quiet: the offline devices are reported as such
     found += _not_up(state, now, cfg, down) + _checkin(state, now, cfg)
-    if state.out_of_bed_at is not None and now - state.out_of_bed_at >= cfg.bed_exit_limit_s:
+    if (state.out_of_bed_at is not None and now - state.out_of_bed_at >= cfg.bed_exit_limit_s
+            and now - state.last_at >= BED_EXIT_QUIET_S):
         found.append(_finding(cfg, BED_EXIT, SEVERITY, now, state.last_room, {
             "out_of_bed_since": _iso(state.out_of_bed_at, cfg.tz),
             "limit_s": round(cfg.bed_exit_limit_s),
@@ -275,8 +336,13 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
             "quiet_for_s": round(now - state.last_at),
             "limit_s": round(cfg.bathroom_limit_s), "limits_source": cfg.limits_source,
             **_coverage(cfg, down)})]
-    if spent(state.last_at, now, cfg.limits_s, cfg.tz) < 1.0 - 1e-9:  # float sums
+    key = (state.last_at, cfg.limits_s)
+    if state.due_for != key:  # once per quiet spell (and when the limits are learned anew)
+        state.due_for, state.due_at = key, due(state.last_at, cfg.limits_s, cfg.tz)
+    if now < state.due_at - 1e-6:
         return found
+    if _asleep(state, now, cfg):
+        return found  # a night in bed is judged by the time to be up (not_up), not by hours
     state.alarmed = True
     local = datetime.fromtimestamp(now, cfg.tz)
     evidence: dict[str, Any] = {
@@ -291,6 +357,19 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     }
     evidence.update(_coverage(cfg, down))
     return [*found, _finding(cfg, EVENT, SEVERITY, now, state.last_room, evidence)]
+
+
+def _asleep(state: ActivityState, now: float, cfg: ActivityConfig) -> bool:
+    """Someone went to bed for the night — a bed sensor says so, or the last movement of the
+    evening was in a bedroom — and it is not yet time to be up."""
+    in_bedroom = (state.last_room or "").lower() in BEDROOMS
+    if not (any(state.in_bed.values()) or in_bedroom) or state.last_at is None:
+        return False
+    began = datetime.fromtimestamp(state.last_at, cfg.tz)
+    local = datetime.fromtimestamp(now, cfg.tz)
+    evening = began.hour >= SLEEP_FROM_H or began.hour < MORNING_STARTS_H
+    before_up = local.hour + local.minute / 60 < cfg.wake_by_h
+    return evening and before_up and now - state.last_at < MAX_NIGHT_S
 
 
 def _coverage(cfg: ActivityConfig, down: list[str]) -> dict[str, Any]:
@@ -328,7 +407,8 @@ def _not_up(state: ActivityState, now: float, cfg: ActivityConfig,
     state.not_up_day = today
     morning = local.replace(hour=MORNING_STARTS_H, minute=0, second=0,
                             microsecond=0).timestamp()
-    if state.last_at is None or state.last_at >= morning or state.alarmed:
+    if (state.up_day == today or state.last_at is None or state.alarmed
+            or state.watching_since is None or state.watching_since > morning):
         return []
     state.alarmed = True  # one alert for this quiet spell
     return [_finding(cfg, NOT_UP, SEVERITY, now, state.last_room, {

@@ -20,12 +20,17 @@ cold-start value (shrinkage: `PRIOR_WEIGHT` pseudo-spells of it), and every limi
 [`FLOOR_S`, `CAP_S`]. Only the last `WINDOW_DAYS` count, so the baseline follows the resident
 slowly (a month), and a learned limit is never more than `MAX_CHANGE` × the cold-start one.
 
-**Up by**: a high quantile of the first activity after 05:00 on each day at home, plus
-`WAKE_MARGIN_S`.
+**Up by**: a high quantile of when the resident was seen up (the detector's own rule) on each
+day at home plus
+`WAKE_MARGIN_S`, and at least `WAKE_MEDIAN_MARGIN_S` after the usual time.
+
+**Bathroom**: the same rule over the spells that began in the bathroom.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -34,20 +39,30 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from scipy.stats.mstats import hdquantiles
 
-from detectors.activity import AWAY, MORNING_STARTS_H, ActivityConfig, ActivityState, step
+from detectors.activity import (
+    AWAY,
+    BATHROOMS,
+    MORNING_STARTS_H,
+    ActivityConfig,
+    ActivityState,
+    step,
+)
 from devices.observation import Observation
 
 QUANTILE = 0.99
 MARGIN = 1.5
+MAX_MARGIN = 1.2  # and never below 1.2 × the longest normal spell seen (a rare long nap)
 PRIOR_WEIGHT = 10  # pseudo-spells of the cold-start limit in every hour
 FLOOR_S = 45 * 60.0
 CAP_S = 16 * 3600.0
-MAX_CHANGE = 2.5  # a learned limit stays within [cold / 2.5, cold × 2.5]
+MAX_CHANGE = 2.5  # a learned limit is at most 2.5 × the cold start …
+MIN_SHARE = 0.85  # … and at least 85 % of it: a resident's rare long nap is not worth a page
 MAX_SPELL_S = 20 * 3600.0
 WINDOW_DAYS = 28
 MIN_DAYS = 7  # fewer days at home than this: keep the cold start
-WAKE_QUANTILE = 0.9
-WAKE_MARGIN_S = 45 * 60.0
+WAKE_QUANTILE = 0.98
+WAKE_MARGIN_S = 60 * 60.0
+WAKE_MEDIAN_MARGIN_S = 90 * 60.0  # and at least 1.5 h after the usual time
 
 
 @dataclass(slots=True)
@@ -55,6 +70,8 @@ class History:
     """What the baseline is learned from."""
 
     activity: list[float] = field(default_factory=list)  # times of activity, in order
+    rooms: list[str | None] = field(default_factory=list)  # the room of each
+    up: list[float] = field(default_factory=list)  # when the resident was seen up, each day
     away: list[tuple[float, float]] = field(default_factory=list)
     outages: list[tuple[float, float]] = field(default_factory=list)  # devices or gateway
 
@@ -68,6 +85,7 @@ class Baseline:
     days: int
     spells: int
     source: str
+    bathroom_limit_s: float | None = None
 
 
 def history(observations: Iterable[Observation], cfg: ActivityConfig) -> History:
@@ -77,8 +95,10 @@ def history(observations: Iterable[Observation], cfg: ActivityConfig) -> History
     away_since: float | None = None
     last_t: float | None = None
     for obs in observations:
-        before = state.last_at
+        before, up_before = state.last_at, state.up_day
         step(state, obs, obs.at, cfg)
+        if state.up_day != up_before:
+            out.up.append(obs.at)
         last_t = obs.at
         if state.last_at != before and state.last_at is not None:
             t = state.last_at
@@ -86,6 +106,7 @@ def history(observations: Iterable[Observation], cfg: ActivityConfig) -> History
                 out.away.append((away_since, t))
                 away_since = None
             out.activity.append(t)
+            out.rooms.append(state.last_room)
         # the away rule as the detector's tick applies it (observations of any kind, such as
         # hourly battery reports, stand in for the ticks)
         if (state.door_closed_at is not None and away_since is None
@@ -102,51 +123,88 @@ def _overlaps(s: float, e: float, spans: list[tuple[float, float]]) -> bool:
     return any(a < e and s < b for a, b in spans)
 
 
+def _clear(starts: np.ndarray, ends: np.ndarray,
+           spans: list[tuple[float, float]]) -> np.ndarray:
+    """Which spells [starts, ends) overlap none of `spans` (vectorised: merged, sorted)."""
+    if not spans:
+        return np.ones(len(starts), dtype=bool)
+    merged: list[list[float]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    a_arr = np.asarray([m[0] for m in merged])
+    b_arr = np.asarray([m[1] for m in merged])
+    idx = np.searchsorted(a_arr, ends, side="left") - 1  # the last span starting before e
+    hit = (idx >= 0) & (b_arr[np.maximum(idx, 0)] > starts)
+    return ~hit
+
+
+def _limit(lengths: list[float], cold: float, prior: int) -> float:
+    """A high quantile (Harrell–Davis) of normal spell lengths with a margin, never below
+    the longest one seen with a smaller margin, shrunk toward the cold start where few."""
+    if len(lengths) < 3:
+        return cold
+    arr = np.asarray(lengths)
+    q = max(float(hdquantiles(arr, prob=[QUANTILE])[0]) * MARGIN, float(arr.max()) * MAX_MARGIN)
+    return (len(arr) * q + prior * cold) / (len(arr) + prior)
+
+
 def learn(h: History, cold_limits_s: tuple[float, ...], cold_wake_by_h: float, now: float,
-          tz: ZoneInfo) -> Baseline:
+          tz: ZoneInfo, cold_bathroom_s: float | None = None) -> Baseline:
     """The limits for this home from its history up to `now` (cold start where it is thin)."""
     since = now - WINDOW_DAYS * 86400.0
-    times = np.asarray([t for t in h.activity if since <= t <= now])
-    days = len({datetime.fromtimestamp(t, tz).date() for t in times})
+    lo, hi = bisect.bisect_left(h.activity, since), bisect.bisect_right(h.activity, now)
+    times = np.asarray(h.activity[lo:hi], dtype=float)
+    rooms = h.rooms[lo:hi] if h.rooms else [None] * len(times)
+    offset = datetime.fromtimestamp(now, tz).utcoffset()
+    off = offset.total_seconds() if offset is not None else 0.0
+    days = int(np.unique((times + off) // 86400.0).size)
     if days < MIN_DAYS or len(times) < 2:
         return Baseline(cold_limits_s, None, days, 0, "cold start (history too short)")
     starts, ends = times[:-1], times[1:]
-    keep = (ends - starts) <= MAX_SPELL_S
-    excluded = h.away + h.outages
-    spells = [(float(s), float(e)) for s, e in zip(starts[keep], ends[keep], strict=True)
-              if e - s >= 60.0 and not _overlaps(float(s), float(e), excluded)]
+    keep = ((ends - starts) <= MAX_SPELL_S) & ((ends - starts) >= 60.0)
+    keep &= _clear(starts, ends, h.away + h.outages)
+    spells = list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
+    in_bathroom = {float(times[k]) for k, r in enumerate(rooms)
+                   if r is not None and r.lower() in BATHROOMS}
+    bathroom = [e - s for s, e in spells if s in in_bathroom]
     covering: list[list[float]] = [[] for _ in range(24)]
     for s, e in spells:
-        t = s
-        while t < e:  # every hour of the day this spell covers
-            local = datetime.fromtimestamp(t, tz)
-            covering[local.hour].append(e - s)
-            t = (local.replace(minute=0, second=0, microsecond=0).timestamp() + 3600.0)
+        # every hour of the day this spell covers (the zone's offset at its start: a spell
+        # is shorter than a day, and a clock change inside one moves an hour at most)
+        offset = datetime.fromtimestamp(s, tz).utcoffset()
+        off = offset.total_seconds() if offset is not None else 0.0
+        for k in range(math.floor((s + off) / 3600.0), math.ceil((e + off) / 3600.0)):
+            covering[k % 24].append(e - s)
     limits = []
     for hour in range(24):
         cold = cold_limits_s[hour]
-        lengths = covering[hour]
-        if len(lengths) >= 3:
-            q = float(hdquantiles(np.asarray(lengths), prob=[QUANTILE])[0]) * MARGIN
-            n = len(lengths)
-            value = (n * q + PRIOR_WEIGHT * cold) / (n + PRIOR_WEIGHT)
-        else:
-            value = cold
-        value = min(max(value, cold / MAX_CHANGE, FLOOR_S), cold * MAX_CHANGE, CAP_S)
+        value = _limit(covering[hour], cold, PRIOR_WEIGHT)
+        value = min(max(value, cold * MIN_SHARE, FLOOR_S), cold * MAX_CHANGE, CAP_S)
         limits.append(round(value, 1))
+    # the detector's own idea of "up" (activity._maybe_up), so up-by and not_up agree
     first_up: dict[date, float] = {}
-    for t in times:
-        local = datetime.fromtimestamp(float(t), tz)
-        if local.hour >= MORNING_STARTS_H and local.date() not in first_up:
-            first_up[local.date()] = float(t)
+    for t in h.up:
+        if since <= t <= now:
+            first_up.setdefault(datetime.fromtimestamp(t, tz).date(), t)
     wake = []
     for day, t in first_up.items():
         morning = datetime(day.year, day.month, day.day, MORNING_STARTS_H, tzinfo=tz).timestamp()
-        if not _overlaps(morning, t, excluded):  # away that morning: says nothing
+        if not _overlaps(morning, t, h.away + h.outages):  # away that morning: says nothing
             wake.append((t - morning) / 3600.0 + MORNING_STARTS_H)
     wake_by = None
     if len(wake) >= MIN_DAYS:
-        q = float(hdquantiles(np.asarray(wake), prob=[WAKE_QUANTILE])[0])
-        wake_by = round(min(max(q + WAKE_MARGIN_S / 3600.0, 6.0), cold_wake_by_h + 2.0), 2)
+        arr = np.asarray(wake)
+        q = max(float(hdquantiles(arr, prob=[WAKE_QUANTILE])[0]) + WAKE_MARGIN_S / 3600.0,
+                float(np.median(arr)) + WAKE_MEDIAN_MARGIN_S / 3600.0)
+        wake_by = round(min(max(q, 6.0), cold_wake_by_h + 2.0), 2)
+    bathroom_s = None
+    if cold_bathroom_s is not None and len(bathroom) >= 5:
+        # longer than the cold start where this resident is slow, never shorter: a bath is
+        # not an emergency, and spells after the bathroom are few
+        bathroom_s = round(min(max(_limit(bathroom, cold_bathroom_s, 5), cold_bathroom_s),
+                               cold_bathroom_s * 3), 1)
     return Baseline(tuple(limits), wake_by, days, len(spells),
-                    f"learned from {days} days ({len(spells)} quiet spells)")
+                    f"learned from {days} days ({len(spells)} quiet spells)", bathroom_s)

@@ -212,8 +212,9 @@ class ActivitySection:
         "or intercom is configured; a missed one is a care call (severity 3)", 10.0, min=6,
         max=20)
     wander_return_min: float = doc(
-        "Minutes after the entrance door opens at night without a return before a night "
-        "wandering alert (a resident with dementia: at once)", 10.0, min=1, max=120)
+        "Minutes after the entrance door opens at night (23:00-05:00) without a return "
+        "before a night wandering alert (a resident with dementia: at once)", 30.0, min=1,
+        max=240)
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,8 @@ class Gateway:
             act = replace(act, limits_s=b.limits_s, limits_source=b.source)
         if a.wake_by_h is None and b.wake_by_h is not None:
             act = replace(act, wake_by_h=b.wake_by_h)
+        if a.bathroom_limit_min is None and b.bathroom_limit_s is not None:
+            act = replace(act, bathroom_limit_s=b.bathroom_limit_s)
         self.core.cfg = replace(self.core.cfg, activity=act)
 
     async def learn_baseline(self, now: float) -> baseline.Baseline:
@@ -208,7 +210,8 @@ class Gateway:
         def work() -> baseline.Baseline:
             h = baseline.history(read_observations(db, since), act)
             h.outages = outages
-            return baseline.learn(h, act.limits_s, act.wake_by_h, now, self.tz)
+            return baseline.learn(h, act.limits_s, act.wake_by_h, now, self.tz,
+                                  act.bathroom_limit_s)
 
         b = await asyncio.to_thread(work)
         self.baseline = b

@@ -66,18 +66,27 @@ def test_daytime_quiet_alarms_after_the_day_limit_once_with_evidence():
     assert len(run(s, at("2026-11-23T18:31:00"), at("2026-11-24T06:00:00"))) == 1
 
 
-def test_a_night_asleep_is_measured_against_the_night_limit_across_midnight():
+def test_a_night_is_measured_against_the_night_limit_across_midnight():
     s = ActivityState()
-    see(s, "pir-bed", "motion", True, at("2026-11-23T21:00:00"))
-    # 10 h at night: nothing before 07:00 Shanghai (23:00 UTC: the UTC date changes at 08:00)
-    assert run(s, at("2026-11-23T21:01:00"), at("2026-11-24T06:59:00")) == []
-    (f,) = run(s, at("2026-11-24T07:00:00"), at("2026-11-24T12:00:00"))
-    assert f.at == at("2026-11-24T07:00:00")
+    see(s, "pir-living", "motion", True, at("2026-11-23T21:00:00"))  # asleep in the armchair?
+    # 21:00-07:00 at the 12 h night rate spends 10/12; the rest at the 4 h day rate takes
+    # 40 min: 07:40 Shanghai (23:40 UTC, the day before in UTC)
+    assert run(s, at("2026-11-23T21:01:00"), at("2026-11-24T07:39:00")) == []
+    (f,) = run(s, at("2026-11-24T07:40:00"), at("2026-11-24T12:00:00"))
+    assert (f.event, f.at) == ("inactivity", at("2026-11-24T07:40:00"))
+
+
+def test_a_night_in_the_bedroom_is_judged_by_the_time_to_be_up():
+    s = ActivityState()
+    see(s, "pir-bed", "motion", True, at("2026-11-23T21:00:00"))  # off to bed
+    assert run(s, at("2026-11-23T21:01:00"), at("2026-11-24T09:59:00")) == []
+    (f,) = run(s, at("2026-11-24T10:00:00"), at("2026-11-24T12:00:00"))
+    assert (f.event, f.at) == ("not_up", at("2026-11-24T10:00:00"))
 
 
 def test_a_spell_from_night_into_morning_moves_smoothly_between_limits():
-    # 05:00 to 07:00 spends 2/10 of the budget; the rest (0.8 × 4 h) by day: 10:12
-    got = spent(at("2026-11-24T05:00:00"), at("2026-11-24T10:12:00"), CFG.limits_s, TZ)
+    # 05:00 to 07:00 spends 2/12 of the budget; the rest (5/6 × 4 h) by day: 10:20
+    got = spent(at("2026-11-24T05:00:00"), at("2026-11-24T10:20:00"), CFG.limits_s, TZ)
     assert got == pytest.approx(1.0)
 
 
@@ -160,8 +169,8 @@ def test_retained_state_at_start_is_not_activity_and_the_clock_starts_at_the_fir
     assert len(run(s, start, start + 4 * HOUR)) == 1
 
 
-@pytest.mark.parametrize(("level", "day_h", "night_h"), [(0, 6, 12), (2, 4, 10), (4, 2, 9),
-                                                         (None, 4, 10)])
+@pytest.mark.parametrize(("level", "day_h", "night_h"), [(0, 6, 12), (2, 4, 12), (4, 2, 12),
+                                                         (None, 4, 12)])
 def test_cold_start_limits_follow_the_ability_level(level, day_h, night_h):
     limits = cold_start_limits(level)
     assert len(limits) == 24
@@ -173,11 +182,11 @@ def test_quiet_after_the_bathroom_is_an_overstay_long_before_inactivity():
     s = ActivityState()
     see(s, "pir-living", "motion", True, at("2026-11-23T10:00:00"))
     see(s, "radar-bath", "presence", True, at("2026-11-23T10:05:00"))
-    assert run(s, at("2026-11-23T10:06:00"), at("2026-11-23T10:49:00")) == []
-    (f,) = run(s, at("2026-11-23T10:50:00"), at("2026-11-23T16:00:00"))
+    assert run(s, at("2026-11-23T10:06:00"), at("2026-11-23T11:04:00")) == []
+    (f,) = run(s, at("2026-11-23T11:05:00"), at("2026-11-23T16:00:00"))
     assert (f.event, f.room, f.severity) == ("bathroom_overstay", "bathroom", 2)
     assert f.evidence["in_bathroom_since"] == "2026-11-23T10:05+08:00"
-    assert f.evidence["limit_s"] == 45 * 60
+    assert f.evidence["limit_s"] == 60 * 60
 
 
 def test_the_bathroom_radar_seeing_nobody_means_they_left():
@@ -226,7 +235,7 @@ def test_not_up_by_the_hour_once_a_day():
     s = ActivityState()
     step(s, Observation("h1", "pir-bed", "motion", True, at("2026-11-23T23:00:00"),
                         "bedroom"), at("2026-11-23T23:00:00"), cfg)
-    found, t = [], at("2026-11-24T09:00:00")
+    found, t = [], at("2026-11-24T04:00:00")  # watching since before the morning
     while t <= at("2026-11-24T12:00:00"):
         found += tick(s, t, cfg)
         t += 60
@@ -301,3 +310,27 @@ def test_out_of_bed_at_night_and_not_back():
     bed(True, "2026-11-24T05:00:00")
     bed(False, "2026-11-24T07:40:00")  # getting up in the morning is not a bed exit
     assert ticks("2026-11-24T07:41:00", "2026-11-24T09:00:00") == []
+
+
+def test_a_ghost_or_the_bedroom_is_not_getting_up_but_the_kitchen_twice_is():
+    cfg = ActivityConfig(**{**{f: getattr(CFG, f) for f in CFG.__slots__},
+                            "limits_s": (14 * HOUR,) * 24, "wake_by_h": 9.0})
+
+    def morning(*events: tuple[str, str, str]) -> list:
+        s = ActivityState()
+        tick(s, at("2026-11-24T00:00:00"), cfg)  # watching through the night
+        for device, kind, when in events:
+            step(s, Observation("h1", device, kind, True, at(when), SENSORS[device]),
+                 at(when), cfg)
+        found, t = [], at("2026-11-24T01:00:00")
+        while t <= at("2026-11-24T11:00:00"):
+            found += [f.event for f in tick(s, t, cfg)]
+            t += 300
+        return found
+
+    assert morning(("pir-bed", "motion", "2026-11-24T06:00:00"),  # turning over
+                   ("pir-bed", "motion", "2026-11-24T06:05:00"),
+                   ("pir-living", "motion", "2026-11-24T06:40:00")) == ["not_up"]  # a ghost
+    assert morning(("pir-living", "motion", "2026-11-24T06:40:00"),
+                   ("pir-living", "motion", "2026-11-24T06:48:00")) == []  # up and about
+

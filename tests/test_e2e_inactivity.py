@@ -173,9 +173,8 @@ async def test_the_gateway_learns_the_home_and_keeps_what_it_learned(tmp_path, m
         "day_limit_h = 3\nnight_limit_h = 3", ""), encoding="utf-8")
     times = routine(21, np.random.default_rng(7))
     shift = time.time() - times[-1] - 3600  # the three weeks just past
-    rooms = ("motion-living", "living_room"), ("motion-bedroom", "bedroom")
-    history = [Observation(f"home-{gid}", rooms[i % 2][0], "motion", True, t + shift,
-                           rooms[i % 2][1]) for i, t in enumerate(times)]
+    history = [Observation(f"home-{gid}", "motion-living", "motion", True, t + shift,
+                           "living_room") for t in times]
     async with hotline(hport, tmp_path / "hotline.db"):
         async with gateway(path) as gw:
             assert gw.core.cfg.activity.limits_source == "cold start, ability level 3"
@@ -183,7 +182,7 @@ async def test_the_gateway_learns_the_home_and_keeps_what_it_learned(tmp_path, m
             b = await gw.learn_baseline(time.time())
             assert b.source.startswith("learned from 2") and b.spells > 300
             assert gw.core.cfg.activity.limits_s == b.limits_s
-            assert gw.core.cfg.activity.wake_by_h == b.wake_by_h
+            assert b.wake_by_h is not None and gw.core.cfg.activity.wake_by_h == b.wake_by_h
         async with gateway(path) as gw:  # after a restart
             assert gw.core.cfg.activity.limits_source == b.source
             assert gw.core.cfg.activity.limits_s == b.limits_s

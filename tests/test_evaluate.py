@@ -1,0 +1,59 @@
+"""`anxin eval`: simulated homes scored against their ground truth (small runs; the figures
+come from `anxin eval --homes 50 --days 60`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from detectors.activity import ActivityConfig, cold_start_limits
+from gateway.cli import main
+from gateway.evaluate import MATCH, _due, evaluate, evaluate_home
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=TZ).timestamp()
+
+
+def test_a_small_run_scores_every_detector_and_is_repeatable():
+    a = evaluate(2, 10, 5)
+    b = evaluate(2, 10, 5)
+    assert a["detectors"] == b["detectors"] and a["false_alerts"] == b["false_alerts"]
+    assert set(a["detectors"]) == set(MATCH)
+    for d in a["detectors"].values():
+        assert d["detected"] <= d["incidents"]
+        assert d["recall"] is None or 0.0 <= d["recall"] <= 1.0
+    assert a["home_months"] == round(2 * 10 / 30, 2) and a["observations"] > 10_000
+    assert a["false_alerts_per_home_month"] >= 0
+
+
+def test_incidents_carry_their_ground_truth_and_what_caught_them():
+    r = evaluate_home(1, 20, 1)  # this seed plans two not-ups and a long lie
+    assert r.incidents, "plan_incidents gives a 20-day run incidents"
+    for inc in r.incidents:
+        assert inc["kind"] in MATCH and inc["due_s"] >= 0
+        if inc["detected"]:
+            assert inc["by"] in MATCH[inc["kind"]] and inc["delay_s"] >= 0
+
+
+def test_due_follows_the_homes_rules():
+    act = ActivityConfig(limits_s=cold_start_limits(2), tz=TZ, wake_by_h=9.5,
+                         bathroom_limit_s=3600, wander_return_s=1800)
+    start = at("2026-03-03T10:00:00")
+    assert _due("long_lie", start, "living_room", act) == start + 4 * 3600  # the day limit
+    assert _due("long_lie", start, "bathroom", act) == start + 3600
+    assert _due("bathroom_collapse", start, "bathroom", act) == start + 3600
+    assert _due("night_wandering", start, None, act) == start + 1800
+    assert _due("not_up", at("2026-03-03T07:00:00"), "bedroom", act) == at("2026-03-03T09:30:00")
+
+
+def test_the_command_prints_json_with_progress(capsys):
+    assert main(["eval", "--homes", "1", "--days", "8", "--json"]) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert {"detectors", "false_alerts_per_home_month", "wall_s", "home_months"} <= set(report)
+    assert "home 1/1" in out.err
+    assert main(["eval", "--homes", "0"]) == 2
