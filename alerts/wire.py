@@ -41,6 +41,7 @@ TITLES: dict[str, dict[str, str]] = {
     "not_up": {"zh": "早上未起床", "en": "Not up in the morning"},
     "missed_checkin": {"zh": "今日未平安打卡", "en": "Daily check-in missed"},
     "bed_exit": {"zh": "夜间离床未归", "en": "Out of bed at night, not back"},
+    "not_returned": {"zh": "出门后入夜未归", "en": "Went out, not back by night"},
     "self_test_failed": {"zh": "按钮每周测试失败", "en": "Button failed its weekly test"},
     "weak_link": {"zh": "设备信号弱", "en": "Weak radio link"},
     "stuck_contact": {"zh": "门磁状态长时间不变", "en": "Contact sensor stuck"},

@@ -40,6 +40,11 @@ reports the resident out of bed, they are not back within `bed_exit_limit_s` (a 
 included), and nothing has moved for `BED_EXIT_QUIET_S`: someone up and about at 3 a.m. is
 sleepless, not fallen; someone out of bed and still is the emergency.
 
+**Not returned** (severity 3, a check call): the home went "away" by the door, and night has
+come with nothing moving inside: out for the night — or fallen just inside after taking in a
+delivery? One check call per away period (an explicit away mode, for a stay at a relative's,
+is to come).
+
 **Missed daily check-in** (平安打卡, severity 3, a care call for the visit list): where a
 check-in key is configured (`checkin_by_h` set), no check-in today by that hour in an
 occupied home. Once a day.
@@ -83,6 +88,7 @@ DEFAULT_LEVEL = 2
 DAY_HOURS = range(7, 21)
 BATHROOM, WANDERING, NOT_UP = "bathroom_overstay", "night_wandering", "not_up"
 MISSED_CHECKIN = "missed_checkin"
+NOT_RETURNED = "not_returned"
 BED_EXIT = "bed_exit"
 BED_EXIT_MIN: dict[int, float] = {0: 60.0, 1: 60.0, 2: 45.0, 3: 40.0, 4: 30.0}
 BED_EXIT_HOURS = frozenset((22, 23, 0, 1, 2, 3, 4))
@@ -92,14 +98,16 @@ BATHROOMS = frozenset({"bathroom", "toilet", "卫生间", "浴室", "洗手间",
 # Cold start: minutes in the bathroom before an alert, by ability level; the hour by which
 # a resident is up. A more dependent resident is checked on sooner and gets up later.
 BATHROOM_MIN: dict[int, float] = {0: 75.0, 1: 70.0, 2: 60.0, 3: 60.0, 4: 45.0}
+PIR_ONLY_BATHROOM = 1.5
 # Going out is a daytime thing: a door shutting at night is a visitor leaving (or, for a
 # resident with dementia, wandering), never "the home is empty".
 AWAY_HOURS = range(6, 22)
 WAKE_BY_H: dict[int, float] = {0: 9.5, 1: 9.5, 2: 10.0, 3: 10.5, 4: 11.0}
 MAX_NIGHT_S = 16 * 3600.0
 SLEEP_FROM_H = 19  # a spell in bed that began after this hour is the night's sleep
-MORNING_STARTS_H = 5
-UP_WITHIN_S = 15 * 60.0  # for not-up: moving after this hour is getting up
+MORNING_STARTS_H = 5  # for not-up: moving after this hour is getting up
+UP_WITHIN_S = 15 * 60.0
+BACK_TO_BED_S = 30 * 60.0  # back in bed this soon after "up": it was a trip to the toilet
 
 
 def cold_start_limits(level: int | None) -> tuple[float, ...]:
@@ -131,6 +139,13 @@ class ActivityConfig:
     def bathroom(self, device: str) -> bool:
         return (self.sensors.get(device) or "").lower() in BATHROOMS
 
+    def bathroom_limit(self) -> float:
+        """The bathroom limit: as set where a radar confirms someone is still there; half as
+        long again where only a PIR watches (a return to the bedroom it did not see, and a
+        resident still and fine elsewhere, look the same as a collapse)."""
+        radar = any(self.bathroom(d) for d in self.presence)
+        return self.bathroom_limit_s * (1.0 if radar else PIR_ONLY_BATHROOM)
+
 
 @dataclass(slots=True)
 class ActivityState:
@@ -151,6 +166,8 @@ class ActivityState:
     up_day: str | None = None  # the local date the resident was last seen up and about
     up_seen_at: float | None = None  # the last movement out of the bedroom this morning
     watching_since: float | None = None  # the first tick: a morning not watched says nothing
+    not_returned_for: float | None = None  # the away period already checked on
+    up_at: float | None = None  # when up_day was set
     due_for: tuple[float | None, tuple[float, ...]] | None = None  # (spell start, limits)
     due_at: float = 0.0  # when the current quiet spell spends its budget
     checkin_checked_day: str | None = None  # the local date the check-in was last looked at
@@ -202,6 +219,8 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
     if obs.kind == "in_bed":
         if obs.value is True:
             state.out_of_bed_at = None
+            if state.up_at is not None and obs.at - state.up_at <= BACK_TO_BED_S:
+                state.up_day = None  # only a trip to the toilet: not up yet
             state.night_exit_at = None  # whoever went out, the resident is in bed
         elif was_in_bed and datetime.fromtimestamp(obs.at, cfg.tz).hour in BED_EXIT_HOURS:
             state.out_of_bed_at = obs.at
@@ -236,6 +255,8 @@ def _maybe_up(state: ActivityState, obs: Observation, cfg: ActivityConfig) -> No
     if local.hour < MORNING_STARTS_H:
         return
     if state.up_seen_at is not None and obs.at - state.up_seen_at <= UP_WITHIN_S:
+        if state.up_day != local.date().isoformat():
+            state.up_at = obs.at
         state.up_day = local.date().isoformat()
     state.up_seen_at = obs.at
 
@@ -310,7 +331,7 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
         found.append(_wandering(state, cfg, now, immediate=False))
         state.night_exit_at = None
     if state.mode == AWAY:
-        return found
+        return found + _not_returned(state, now, cfg)
     watching = [d for d in cfg.passive if d not in cfg.entrance] or list(cfg.passive)
     down = sorted(d for d in cfg.passive if d in offline)
     if watching and all(d in offline for d in watching):
@@ -329,12 +350,13 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     in_bathroom = (state.last_device is not None and cfg.bathroom(state.last_device)
                    and all(state.presence.get(d, True) for d in cfg.presence
                            if cfg.bathroom(d) and d not in offline))
-    if in_bathroom and now - state.last_at >= cfg.bathroom_limit_s:
+    limit = cfg.bathroom_limit()
+    if in_bathroom and now - state.last_at >= limit:
         state.alarmed = True
         return [*found, _finding(cfg, BATHROOM, SEVERITY, now, state.last_room, {
             "in_bathroom_since": _iso(state.last_at, cfg.tz),
             "quiet_for_s": round(now - state.last_at),
-            "limit_s": round(cfg.bathroom_limit_s), "limits_source": cfg.limits_source,
+            "limit_s": round(limit), "limits_source": cfg.limits_source,
             **_coverage(cfg, down)})]
     key = (state.last_at, cfg.limits_s)
     if state.due_for != key:  # once per quiet spell (and when the limits are learned anew)
@@ -357,6 +379,24 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     }
     evidence.update(_coverage(cfg, down))
     return [*found, _finding(cfg, EVENT, SEVERITY, now, state.last_room, evidence)]
+
+
+def _not_returned(state: ActivityState, now: float, cfg: ActivityConfig) -> list[Finding]:
+    """Away (inferred from the door) and the evening is over: out for the night, or fallen
+    just inside after the door shut? One check call per away period."""
+    local = datetime.fromtimestamp(now, cfg.tz)
+    if state.not_returned_for == state.mode_since or local.hour in AWAY_HOURS:
+        return []
+    if state.mode_since is None or now - state.mode_since > MAX_NIGHT_S:
+        return []
+    state.not_returned_for = state.mode_since
+    # a care call (severity 3): the operator phones first; no answer means a visit
+    return [_finding(cfg, NOT_RETURNED, 3, now, None, {
+        "door_closed_at": _iso(state.mode_since, cfg.tz),
+        "quiet_for_s": round(now - (state.last_at or now)),
+        "last_activity": {"device": state.last_device, "room": state.last_room,
+                          "at": _iso(state.last_at, cfg.tz)},
+        "rule": "the entrance door shut, nothing has moved inside since, and it is night"})]
 
 
 def _asleep(state: ActivityState, now: float, cfg: ActivityConfig) -> bool:

@@ -42,15 +42,16 @@ from simulator.resident import plan_incidents, simulate, to_observations
 
 # incident kind -> the findings that count as catching it
 MATCH: dict[str, frozenset[str]] = {
-    "long_lie": frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit"}),
-    "bathroom_collapse": frozenset({"bathroom_overstay", "inactivity"}),
+    "long_lie": frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit",
+                           "not_returned"}),
+    "bathroom_collapse": frozenset({"bathroom_overstay", "inactivity", "not_returned"}),
     "not_up": frozenset({"not_up", "inactivity", "bed_exit"}),
     "night_wandering": frozenset({"night_wandering"}),
     "device_failure": frozenset({"offline"}),
 }
 # Findings about the resident (the ones that call the hotline for nothing if wrong).
 BEHAVIOURAL = frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit",
-                         "night_wandering", "missed_checkin"})
+                         "night_wandering", "missed_checkin", "not_returned"})
 LEARN_HOUR = 3
 START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()  # a Monday
 
@@ -157,8 +158,9 @@ def _due(kind: str, start: float, room: str | None, act: ActivityConfig) -> floa
         return start + act.wander_return_s
     if kind == "device_failure":
         return start + 2 * 3600.0 + 300.0
-    if kind == "bathroom_collapse" or (room or "") in BATHROOMS:
-        return start + act.bathroom_limit_s
+    watched = any((r or "").lower() in BATHROOMS for r in act.sensors.values())
+    if watched and (kind == "bathroom_collapse" or (room or "") in BATHROOMS):
+        return start + act.bathroom_limit()
     if kind == "not_up":
         local = datetime.fromtimestamp(start, act.tz)
         up_by = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() \
@@ -214,6 +216,9 @@ def evaluate(homes: int, days: int, seed: int, *, learn: bool = True,
         "detectors": detectors,
         "false_alerts": dict(false),
         "false_alerts_per_home_month": round(sum(false.values()) / home_months, 3),
+        # care calls (severity 3: the operator phones) apart from alerts (severity 1-2)
+        "false_urgent_alerts_per_home_month": round(sum(
+            1 for r in results for f in r.false_alerts if f["severity"] <= 2) / home_months, 3),
         "false_alerts_per_home_month_by_detector": {
             k: round(v / home_months, 3) for k, v in sorted(false.items())},
     }
@@ -244,5 +249,6 @@ def table(report: dict[str, Any]) -> str:
     by = ", ".join(f"{k} {v}" for k, v in report["false_alerts_per_home_month_by_detector"]
                    .items()) or "none"
     lines.append(f"false alerts per home-month: {report['false_alerts_per_home_month']} "
-                 f"({by})")
+                 f"({by}); of severity 1-2: "
+                 f"{report['false_urgent_alerts_per_home_month']}")
     return "\n".join(lines)

@@ -97,7 +97,11 @@ def test_door_then_silence_is_away_not_inactive_and_the_return_is_noticed():
     see(s, "door", "contact", "open", at("2026-11-23T09:40:00"))
     see(s, "door", "contact", "closed", at("2026-11-23T09:40:30"))
     see(s, "pir-living", "motion", True, at("2026-11-23T09:40:45"))  # hall PIR lag
-    assert run(s, at("2026-11-23T09:41:00"), at("2026-11-24T09:00:00"), every=300) == []
+    # away: no inactivity alert all day; one check call when night comes and still nothing
+    found = run(s, at("2026-11-23T09:41:00"), at("2026-11-24T09:00:00"), every=300)
+    (f,) = found
+    assert f.event == "not_returned"
+    assert at("2026-11-23T22:00:00") <= f.at < at("2026-11-23T22:05:00")  # the first tick
     assert s.mode == AWAY and s.mode_since == at("2026-11-23T09:40:30")
     see(s, "door", "contact", "open", at("2026-11-24T10:00:00"))
     assert s.mode == OCCUPIED

@@ -4,6 +4,7 @@ come from `anxin eval --homes 50 --days 60`)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -41,11 +42,16 @@ def test_incidents_carry_their_ground_truth_and_what_caught_them():
 
 def test_due_follows_the_homes_rules():
     act = ActivityConfig(limits_s=cold_start_limits(2), tz=TZ, wake_by_h=9.5,
+                         sensors={"pir-bath": "bathroom", "pir-living": "living_room"},
                          bathroom_limit_s=3600, wander_return_s=1800)
     start = at("2026-03-03T10:00:00")
     assert _due("long_lie", start, "living_room", act) == start + 4 * 3600  # the day limit
-    assert _due("long_lie", start, "bathroom", act) == start + 3600
-    assert _due("bathroom_collapse", start, "bathroom", act) == start + 3600
+    assert _due("long_lie", start, "bathroom", act) == start + 1.5 * 3600  # PIR only
+    radar = replace(act, sensors={**act.sensors, "radar": "bathroom"},
+                    presence=frozenset({"radar"}))
+    assert _due("bathroom_collapse", start, "bathroom", radar) == start + 3600
+    unwatched = replace(act, sensors={"pir-living": "living_room"})
+    assert _due("bathroom_collapse", start, "bathroom", unwatched) == start + 4 * 3600
     assert _due("night_wandering", start, None, act) == start + 1800
     assert _due("not_up", at("2026-03-03T07:00:00"), "bedroom", act) == at("2026-03-03T09:30:00")
 
