@@ -31,9 +31,9 @@ night is enough (`wander_return_s` = 0), at severity 1. A door shutting at night
 the home "away": the inactivity rules keep watching whoever is inside.
 
 **Not up in the morning** (severity 2): by `wake_by_h` (local) the resident has not been seen
-up and about since 05:00 — two movements out of the bedroom within 15 minutes (a night-time
-trip to the toilet, a PIR's ghost or turning over in bed is not getting up) — in an occupied
-home. Once a day.
+up and about since 05:00 — out of the bedroom for 10 minutes or more (a trip to the toilet
+and back, a PIR's ghost or turning over in bed is not getting up) — in an occupied home.
+Once a day.
 
 **Bed exit without return** (severity 2): in the dead of night (22:00–04:59) a bed sensor
 reports the resident out of bed, they are not back within `bed_exit_limit_s` (a toilet visit
@@ -107,6 +107,7 @@ MAX_NIGHT_S = 16 * 3600.0
 SLEEP_FROM_H = 19  # a spell in bed that began after this hour is the night's sleep
 MORNING_STARTS_H = 5  # for not-up: moving after this hour is getting up
 UP_WITHIN_S = 15 * 60.0
+UP_SPAN_S = 10 * 60.0
 BACK_TO_BED_S = 30 * 60.0  # back in bed this soon after "up": it was a trip to the toilet
 
 
@@ -164,7 +165,8 @@ class ActivityState:
     checked_in_day: str | None = None  # the local date of the last check-in
     out_of_bed_at: float | None = None  # left the bed at night, not back yet
     up_day: str | None = None  # the local date the resident was last seen up and about
-    up_seen_at: float | None = None  # the last movement out of the bedroom this morning
+    up_seen_at: float | None = None  # when this excursion out of the bedroom began
+    up_last_at: float = 0.0  # its latest movement
     watching_since: float | None = None  # the first tick: a morning not watched says nothing
     not_returned_for: float | None = None  # the away period already checked on
     up_at: float | None = None  # when up_day was set
@@ -247,18 +249,22 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
 
 
 def _maybe_up(state: ActivityState, obs: Observation, cfg: ActivityConfig) -> None:
-    """Up and about: two movements out of the bedroom within `UP_WITHIN_S` after 05:00 (one
-    could be a PIR's ghost, or turning over in bed where the PIR sees it)."""
+    """Up and about: after 05:00, out of the bedroom for at least `UP_SPAN_S` — movements
+    there that far apart, with nothing in the bedroom between and no gap over `UP_WITHIN_S`.
+    A trip to the toilet and back, a PIR's ghost, or turning over in bed is not getting up."""
     if (state.last_room or "").lower() in BEDROOMS or obs.kind == "in_bed":
+        state.up_seen_at = None  # back in the bedroom: the excursion is over
         return
     local = datetime.fromtimestamp(obs.at, cfg.tz)
     if local.hour < MORNING_STARTS_H:
         return
-    if state.up_seen_at is not None and obs.at - state.up_seen_at <= UP_WITHIN_S:
+    if state.up_seen_at is None or obs.at - state.up_last_at > UP_WITHIN_S:
+        state.up_seen_at = obs.at  # a new excursion out of the bedroom begins
+    state.up_last_at = obs.at
+    if obs.at - state.up_seen_at >= UP_SPAN_S:
         if state.up_day != local.date().isoformat():
             state.up_at = obs.at
         state.up_day = local.date().isoformat()
-    state.up_seen_at = obs.at
 
 
 def _finding(cfg: ActivityConfig, event: str, severity: int, at: float, room: str | None,

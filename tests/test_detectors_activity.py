@@ -335,6 +335,10 @@ def test_a_ghost_or_the_bedroom_is_not_getting_up_but_the_kitchen_twice_is():
     assert morning(("pir-bed", "motion", "2026-11-24T06:00:00"),  # turning over
                    ("pir-bed", "motion", "2026-11-24T06:05:00"),
                    ("pir-living", "motion", "2026-11-24T06:40:00")) == ["not_up"]  # a ghost
+    assert morning(("pir-living", "motion", "2026-11-24T06:40:00"),  # the toilet and back
+                   ("radar-bath", "presence", "2026-11-24T06:42:00"),
+                   ("pir-bed", "motion", "2026-11-24T06:46:00")) == ["not_up"]
     assert morning(("pir-living", "motion", "2026-11-24T06:40:00"),
-                   ("pir-living", "motion", "2026-11-24T06:48:00")) == []  # up and about
+                   ("pir-living", "motion", "2026-11-24T06:48:00"),
+                   ("pir-living", "motion", "2026-11-24T06:52:00")) == []  # up and about
 

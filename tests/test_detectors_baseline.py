@@ -118,4 +118,4 @@ def test_history_is_replayed_with_the_detectors_own_rules():
     h = history(obs, cfg)
     assert h.away == [(t0 + 630, t0 + 9000)]
     assert h.activity[0] == t0 and t0 + 9000 in h.activity
-    assert h.up == [t0]  # two movements in the living room within 15 min: up
+    assert h.up == [t0 + 600]  # out of the bedroom for 10 min: up
