@@ -40,12 +40,13 @@ from gateway.coreconfig import core_config
 from simulator.homes import make_home
 from simulator.resident import plan_incidents, simulate, to_observations
 
-# incident kind -> the findings that count as catching it
+# incident kind -> the findings that count as catching it: for a person down, any alert that
+# has the centre call the home while it lasts (help is on its way, whatever the rule's name)
+_DOWN = frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit", "not_returned"})
 MATCH: dict[str, frozenset[str]] = {
-    "long_lie": frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit",
-                           "not_returned"}),
-    "bathroom_collapse": frozenset({"bathroom_overstay", "inactivity", "not_returned"}),
-    "not_up": frozenset({"not_up", "inactivity", "bed_exit"}),
+    "long_lie": _DOWN,
+    "bathroom_collapse": _DOWN,
+    "not_up": _DOWN,
     "night_wandering": frozenset({"night_wandering"}),
     "device_failure": frozenset({"offline"}),
 }
