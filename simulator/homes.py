@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from devices.catalogue import AQARA_HEARTBEAT_S, NATIVE_HEARTBEAT_S, find_model
-from gateway.config import Config, parse
+from devices.catalogue import AQARA_HEARTBEAT_S, NATIVE_HEARTBEAT_S, Model, find_model
+from devices.registry import Device
 
 TIMEZONE = "Asia/Shanghai"
 ROOMS = ("entrance", "living_room", "bedroom", "bathroom", "kitchen")
@@ -136,10 +136,23 @@ class SimHome:
     carer_visits: int  # home-care visits on a day with one (0-2)
     carer_p: float  # chance of a carer day
 
-    def config(self, base_dir: str = ".") -> Config:
-        """The gateway config, loaded as the gateway loads it."""
-        return parse(tomllib.loads(self.config_text), base_dir=base_dir,
-                     source=f"simulated home {self.index}")
+
+
+def devices_in(config_text: str) -> list[tuple[Device, Model, str | None]]:
+    """The `[[devices]]` of a gateway config written by `make_home`: device, catalogue model,
+    the resident it belongs to. Read from the TOML itself: the simulator knows devices and
+    the catalogue, not the gateway (ARCHITECTURE.md)."""
+    data = tomllib.loads(config_text)
+    home = data["home"]["id"]
+    out = []
+    for d in data.get("devices", []):
+        model = find_model(d["model"])
+        if model is None:
+            raise ValueError(f"device {d['id']}: unknown model {d['model']!r}")
+        out.append((Device(id=d["id"], home=home, source=d["source"], topic=d["topic"],
+                           model=d["model"], room=d.get("room"), name=d.get("name")),
+                    model, d.get("resident")))
+    return out
 
 
 def _q(value: str) -> str:

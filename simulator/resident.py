@@ -102,10 +102,8 @@ from devices.adapters import ADAPTERS, Adapter
 from devices.catalogue import Model
 from devices.observation import Observation, Value
 from devices.registry import Device
-from gateway.config import Config, parse
-from gateway.coreconfig import watched_devices
 from simulator.emulators import RESTING, Emulator, Message
-from simulator.homes import ResidentProfile, SimHome
+from simulator.homes import ResidentProfile, SimHome, devices_in
 
 __all__ = ["INCIDENT_KINDS", "DayNote", "Event", "Incident", "IncidentSpec", "Simulation",
            "plan_incidents", "simulate", "to_messages", "to_observations"]
@@ -211,7 +209,7 @@ class Simulation:
 
 @dataclass(frozen=True, slots=True)
 class _Setup:
-    cfg: Config
+    home_id: str
     devices: tuple[tuple[Device, Model], ...]
     pirs: dict[int, tuple[str, ...]]  # room -> motion sensors
     radars: dict[int, tuple[str, ...]]  # room -> presence sensors
@@ -223,13 +221,14 @@ class _Setup:
 
 @functools.lru_cache(maxsize=128)
 def _setup(config_text: str) -> _Setup:
-    cfg = parse(tomllib.loads(config_text))
-    devices = tuple(watched_devices(cfg))
+    data = tomllib.loads(config_text)
+    listed = devices_in(config_text)
+    devices = tuple((dev, model) for dev, model, _ in listed)
     pirs: dict[int, list[str]] = {}
     radars: dict[int, list[str]] = {}
     sos: dict[int, list[str]] = {}
     doors, beds = [], {}
-    for (dev, model), entry in zip(devices, cfg.devices, strict=True):
+    for dev, model, resident in listed:
         room = _ROOM_INDEX.get(dev.room or "", -1)
         if "motion" in model.classes and room >= 0:
             pirs.setdefault(room, []).append(dev.id)
@@ -237,13 +236,14 @@ def _setup(config_text: str) -> _Setup:
             radars.setdefault(room, []).append(dev.id)
         if "contact" in model.classes and room == ENTRANCE:
             doors.append(dev.id)
-        if "in_bed" in model.classes and entry.resident:
-            beds[dev.id] = entry.resident
+        if "in_bed" in model.classes and resident:
+            beds[dev.id] = resident
         if "sos" in model.classes and room >= 0:
             sos.setdefault(room, []).append(dev.id)
-    return _Setup(cfg, devices, {k: tuple(v) for k, v in pirs.items()},
+    return _Setup(data["home"]["id"], devices, {k: tuple(v) for k, v in pirs.items()},
                   {k: tuple(v) for k, v in radars.items()}, tuple(doors), beds,
-                  {k: tuple(v) for k, v in sos.items()}, ZoneInfo(cfg.gateway.timezone))
+                  {k: tuple(v) for k, v in sos.items()},
+                  ZoneInfo(data.get("gateway", {}).get("timezone", "Asia/Shanghai")))
 
 
 @contextlib.contextmanager
@@ -1443,7 +1443,7 @@ def to_observations(home: SimHome, events: list[Event], *,
     setup = _setup(home.config_text)
     devices = {d.id: (d, m, ADAPTERS[d.source]) for d, m in setup.devices}
     out: list[Observation] = []
-    home_id = setup.cfg.home.id
+    home_id = setup.home_id
     with _quiet_gc():
         _observe(_publications(home, events, start), devices, home_id, out)
     return out

@@ -20,7 +20,7 @@ from devices.catalogue import AQARA_HEARTBEAT_S, find_model
 from devices.observation import check_value
 from gateway.config import parse
 from gateway.coreconfig import core_config, watched_devices
-from simulator.homes import ROOMS, make_home
+from simulator.homes import ROOMS, SimHome, make_home
 from simulator.resident import (
     Event,
     IncidentSpec,
@@ -35,6 +35,11 @@ START = datetime(2026, 3, 2, tzinfo=TZ).timestamp()  # a Monday, local midnight
 DAY = 86400.0
 HOMES = [make_home(i, np.random.default_rng(i)) for i in range(120)]
 ACTIVITY_KINDS = ("motion", "contact", "presence", "in_bed", "sos")
+
+
+def config(home: SimHome):
+    """The home's config, loaded as the gateway loads it."""
+    return parse(tomllib.loads(home.config_text), source=f"simulated home {home.index}")
 
 
 def first_home(pred):
@@ -110,7 +115,7 @@ def test_homes_vary_as_real_installations_do():
     assert 0.7 < sum("pir-bathroom" in h.devices for h in HOMES) / n < 0.95
     assert 0.2 < sum("radar-bathroom" in h.devices for h in HOMES) / n < 0.6
     assert 0.15 < sum(any(d.startswith("bed-") for d in h.devices) for h in HOMES) / n < 0.5
-    radar_models = {m.model for h in HOMES for d, m in watched_devices(h.config())
+    radar_models = {m.model for h in HOMES for d, m in watched_devices(config(h))
                     if d.id == "radar-bathroom"}
     assert len(radar_models) >= 3
 
@@ -138,7 +143,7 @@ def test_same_seed_same_output_and_another_seed_another():
                          ids=["single", "couple", "dementia", "radar", "bed"])
 def test_events_ordered_on_configured_devices_with_valid_kinds_and_values(home):
     sim = run(home, 14, 2, plan_incidents(home, 14, np.random.default_rng(9), per_month=6))
-    devices = {d.id: m for d, m in watched_devices(home.config())}
+    devices = {d.id: m for d, m in watched_devices(config(home))}
     assert len(sim.causes) == len(sim.events) > 14 * 100
     times = [e.t for e in sim.events]
     assert times == sorted(times) and times[0] >= START and times[-1] < START + 14 * DAY
@@ -168,7 +173,7 @@ def test_pir_hits_respect_the_blind_time():
 
 def test_battery_devices_report_on_their_own_every_50_to_60_minutes():
     sim = run(SINGLE, 3)
-    for dev, model in watched_devices(SINGLE.config()):
+    for dev, model in watched_devices(config(SINGLE)):
         reports = [e.t for e in sim.events if e.device == dev.id and e.kind == "battery"]
         if model.supervision_s == AQARA_HEARTBEAT_S:
             gaps = np.diff(reports)
@@ -352,7 +357,7 @@ def test_a_failed_device_publishes_nothing_until_replaced():
     mine = [e for e in sim.events if e.device == "pir-living"]
     assert mine and not [e for e in mine if inc.start <= e.t < inc.end]
     assert (inc.end, "battery", 100) in {(e.t, e.kind, e.value) for e in mine}  # new battery
-    topic = next(d.topic for d, _ in watched_devices(SINGLE.config()) if d.id == "pir-living")
+    topic = next(d.topic for d, _ in watched_devices(config(SINGLE)) if d.id == "pir-living")
     published = [t for t, tp, _ in to_messages(SINGLE, sim.events, start=START)
                  if tp.startswith(topic) and inc.start <= t < inc.end]
     # Only Zigbee2MQTT's own occupancy reset for a detection just before the battery died.
@@ -391,7 +396,7 @@ def test_plan_incidents_spreads_plausible_incidents_over_a_run():
 @pytest.mark.parametrize("home", [COUPLE, RADAR, BED], ids=["couple", "radar", "bed"])
 def test_messages_read_by_the_real_adapters_give_back_the_events(home):
     sim = run(home, 4, 9, [IncidentSpec("device_failure", 1)])
-    by_topic = {d.topic: (d, m) for d, m in watched_devices(home.config())}
+    by_topic = {d.topic: (d, m) for d, m in watched_devices(config(home))}
     read = []
     for t, topic, payload in to_messages(home, sim.events, start=START):
         device, model = by_topic.get(topic) or by_topic[topic.rsplit("/", 1)[0]]
@@ -418,9 +423,9 @@ def test_every_device_says_hello_with_its_state_at_the_start():
     sim = run(BED, 2, 1)
     msgs = to_messages(BED, sim.events, start=START)
     at_start = [(topic, payload) for t, topic, payload in msgs if t == START]
-    topics = {d.topic for d, _ in watched_devices(BED.config())}
+    topics = {d.topic for d, _ in watched_devices(config(BED))}
     assert {tp for tp, _ in at_start} == topics | {f"{tp}/availability" for tp in topics}
-    bed = next(d for d, _ in watched_devices(BED.config()) if d.model == "anxin-bed-sensor")
+    bed = next(d for d, _ in watched_devices(config(BED)) if d.model == "anxin-bed-sensor")
     hello = [p for tp, p in at_start if tp == bed.topic]
     assert b'"in_bed": true' in hello[0]  # midnight: in bed since the evening before
 
@@ -434,7 +439,7 @@ def test_the_detection_core_finds_a_long_lie():
     home = first_home(lambda h: len(h.residents) == 1 and h.residents[0].outing_p < 0.2)
     sim = run(home, 6, 12, [IncidentSpec("long_lie", 3, hour=9.5, duration_h=11)])
     (inc,) = sim.incidents
-    found = Core(core_config(home.config())).replay(
+    found = Core(core_config(config(home))).replay(
         to_observations(home, sim.events, start=START), until=sim.end)
     assert [f for f in found if f.detector == "activity" and inc.start < f.at < inc.end]
 
@@ -470,4 +475,4 @@ def test_simulation_is_a_plain_value():
     sim = run(SINGLE, 2, 1)
     assert dataclasses.is_dataclass(sim)
     assert all(isinstance(e, Event) and isinstance(e.t, float) for e in sim.events)
-    assert all(find_model(m.model) for _, m in watched_devices(SINGLE.config()))
+    assert all(find_model(m.model) for _, m in watched_devices(config(SINGLE)))
