@@ -40,10 +40,18 @@ reports the resident out of bed, they are not back within `bed_exit_limit_s` (a 
 included), and nothing has moved for `BED_EXIT_QUIET_S`: someone up and about at 3 a.m. is
 sleepless, not fallen; someone out of bed and still is the emergency.
 
-**Not returned** (severity 3, a check call): the home went "away" by the door, and night has
-come with nothing moving inside: out for the night — or fallen just inside after taking in a
-delivery? One check call per away period (an explicit away mode, for a stay at a relative's,
-is to come).
+**Away mode** (外出模式): the resident presses "away" on the away key or the intercom and
+goes out; the home is away from the moment the entrance door shuts behind them (within
+`AWAY_CONFIRM_S` of the press — a press with nobody leaving is a mistake and changes nothing;
+where no entrance door is watched, at the press). Nothing is raised about activity while
+away — a week at a daughter's pages nobody. The return: "home" pressed, the entrance door
+opening, a button pressed or getting into bed, or movement inside that goes on for
+`RETURN_SPAN_S` (a PIR's ghost or a pet is not a return; a resident who came back by a door
+no sensor watches is). Watching starts again from the return.
+
+**Not returned** (severity 3, a check call): the home went "away" by the door (not by the away
+key), and night has come with nothing moving inside: out for the night — or fallen just
+inside after taking in a delivery? One check call per away period.
 
 **Missed daily check-in** (平安打卡, severity 3, a care call for the visit list): where a
 check-in key is configured (`checkin_by_h` set), no check-in today by that hour in an
@@ -109,6 +117,10 @@ MORNING_STARTS_H = 5  # for not-up: moving after this hour is getting up
 UP_WITHIN_S = 15 * 60.0
 UP_SPAN_S = 10 * 60.0
 BACK_TO_BED_S = 30 * 60.0  # back in bed this soon after "up": it was a trip to the toilet
+AWAY_CONFIRM_S = 30 * 60.0  # "away" pressed: the door shuts behind the resident within this
+RETURN_SPAN_S = 10 * 60.0  # away by the key: movement inside this long is someone home
+# Presses and getting into bed show a person at home at once (motion could be a ghost or a pet)
+SURELY_HOME = frozenset({"sos", "cancel", "checkin", "intercom", "in_bed", "away_mode"})
 
 
 def cold_start_limits(level: int | None) -> tuple[float, ...]:
@@ -177,6 +189,10 @@ class ActivityState:
     presence: dict[str, bool] = field(default_factory=dict)  # radar -> someone there now
     in_bed: dict[str, bool] = field(default_factory=dict)
     changes: list[tuple[str, str, float]] = field(default_factory=list)  # (from, to, at)
+    away_pressed_at: float | None = None  # "away" pressed, the door not yet shut behind
+    away_by_key: bool = False  # this away period was set with the away key
+    inside_since: float | None = None  # away by key: movement inside began (a return?)
+    inside_last: float = 0.0
 
 
 def is_activity(state: ActivityState, obs: Observation) -> bool:
@@ -198,13 +214,39 @@ def is_activity(state: ActivityState, obs: Observation) -> bool:
         return v is True
     if k == "intercom":
         return v == "call"
-    return k in ("sos", "cancel", "checkin")
+    return k in ("sos", "cancel", "checkin", "away_mode")
 
 
-def _set_mode(state: ActivityState, mode: str, at: float) -> None:
+def _set_mode(state: ActivityState, mode: str, at: float, *, by_key: bool = False) -> None:
     if mode != state.mode:
         state.changes.append((state.mode, mode, at))
         state.mode, state.mode_since = mode, at
+    state.away_by_key = by_key and mode == AWAY
+    state.inside_since = None
+
+
+def _away_key(state: ActivityState, obs: Observation, cfg: ActivityConfig) -> bool:
+    """The away key: "away" waits for the door (or sets away where no door is watched),
+    "home" is the return. True if the press set the home away (nothing more to do)."""
+    state.away_pressed_at = None
+    if obs.value == "home":
+        return False  # a press at home: the return, as any activity
+    if not cfg.entrance:
+        _set_mode(state, AWAY, obs.at, by_key=True)
+        return True
+    state.away_pressed_at = obs.at
+    return False
+
+
+def _inside_while_away(state: ActivityState, obs: Observation) -> bool:
+    """Away by the key, something moved inside: True once it has gone on long enough (or
+    was a press or someone getting into bed) to mean a person is home."""
+    if obs.kind in SURELY_HOME:
+        return True
+    if state.inside_since is None or obs.at - state.inside_last > UP_WITHIN_S:
+        state.inside_since = obs.at
+    state.inside_last = obs.at
+    return obs.at - state.inside_since >= RETURN_SPAN_S
 
 
 def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig,
@@ -226,17 +268,31 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
             state.night_exit_at = None  # whoever went out, the resident is in bed
         elif was_in_bed and datetime.fromtimestamp(obs.at, cfg.tz).hour in BED_EXIT_HOURS:
             state.out_of_bed_at = obs.at
+    if obs.kind == "away_mode" and _away_key(state, obs, cfg):
+        return []
     found: list[Finding] = []
     if obs.device in cfg.entrance:
-        if state.mode == AWAY:
+        pressed = state.away_pressed_at
+        if (pressed is not None and obs.value == "closed"
+                and obs.at - pressed <= AWAY_CONFIRM_S):
+            state.away_pressed_at = state.door_closed_at = None
+            state.night_exit_at = None
+            _set_mode(state, AWAY, obs.at, by_key=True)  # gone out, as the key said
+            return []
+        if state.away_by_key and obs.at - (state.mode_since or 0.0) <= DOOR_GRACE_S:
+            return []  # the door not quite shut behind them, closed again: still leaving
+        returning = state.mode == AWAY
+        if returning:
             _set_mode(state, OCCUPIED, obs.at)  # the return
         if obs.value == "closed":
             state.door_closed_at = obs.at
-        elif (state.night_exit_at is None and state.mode == OCCUPIED
+        elif (not returning and state.night_exit_at is None and state.mode == OCCUPIED
               and datetime.fromtimestamp(obs.at, cfg.tz).hour in cfg.night_hours):
             state.night_exit_at = obs.at
             if cfg.wander_return_s <= 0:
                 found.append(_wandering(state, cfg, obs.at, immediate=True))
+    elif state.away_by_key and not _inside_while_away(state, obs):
+        return []  # a ghost, a pet, or not yet long enough to be someone home
     elif (state.door_closed_at is None or obs.at > state.door_closed_at + DOOR_GRACE_S):
         state.door_closed_at = None  # someone is inside after all
         state.night_exit_at = None  # … or back
@@ -331,13 +387,15 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
             and not any(state.presence.get(d) for d in cfg.presence if d not in offline)):
         _set_mode(state, AWAY, state.door_closed_at)
         state.door_closed_at = None
+    if state.away_pressed_at is not None and now - state.away_pressed_at > AWAY_CONFIRM_S:
+        state.away_pressed_at = None  # "away" pressed, and nobody went out: a mistake
     found: list[Finding] = []
     if (state.night_exit_at is not None and cfg.wander_return_s > 0
             and now - state.night_exit_at >= cfg.wander_return_s):
         found.append(_wandering(state, cfg, now, immediate=False))
         state.night_exit_at = None
     if state.mode == AWAY:
-        return found + _not_returned(state, now, cfg)
+        return found if state.away_by_key else found + _not_returned(state, now, cfg)
     watching = [d for d in cfg.passive if d not in cfg.entrance] or list(cfg.passive)
     down = sorted(d for d in cfg.passive if d in offline)
     if watching and all(d in offline for d in watching):
@@ -454,7 +512,8 @@ def _not_up(state: ActivityState, now: float, cfg: ActivityConfig,
     morning = local.replace(hour=MORNING_STARTS_H, minute=0, second=0,
                             microsecond=0).timestamp()
     if (state.up_day == today or state.last_at is None or state.alarmed
-            or state.watching_since is None or state.watching_since > morning):
+            or state.watching_since is None or state.watching_since > morning
+            or (state.mode_since or 0.0) > morning):  # came home this morning: not in bed
         return []
     state.alarmed = True  # one alert for this quiet spell
     return [_finding(cfg, NOT_UP, SEVERITY, now, state.last_room, {

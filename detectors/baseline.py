@@ -99,6 +99,8 @@ def history(observations: Iterable[Observation], cfg: ActivityConfig) -> History
         step(state, obs, obs.at, cfg)
         if state.up_day != up_before:
             out.up.append(obs.at)
+        if state.mode == AWAY and away_since is None:  # away by the key
+            away_since = state.mode_since
         last_t = obs.at
         if state.last_at != before and state.last_at is not None:
             t = state.last_at

@@ -9,7 +9,7 @@ model is described once. Adding a model is adding an entry; no adapter code chan
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class Expose:
     # (kind, canonical value) -> payload value
     encode: Callable[[str, Any], Any]
     description: str = ""
+    actions: tuple[str, ...] = ()  # a button's `action` values the model publishes
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +254,37 @@ def action(mapping: Mapping[str, str]) -> Expose:
 
     return Expose("action", tuple(dict.fromkeys(mapping.values())), _null_is_unknown(decode),
                   encode,
-                  "button action: " + ", ".join(f"{k} -> {v}" for k, v in mapping.items()))
+                  "button action: " + ", ".join(f"{k} -> {v}" for k, v in mapping.items()),
+                  actions=tuple(mapping))
+
+
+# An away key (`use = "away_key"` in [[devices]]): a button by the entrance door that the
+# resident presses once going out (外出) and twice coming home (回家), as the away key of a
+# telecare panel. Its presses set the home's mode and never call for help.
+AWAY_KEY_ACTIONS = {"single": "away", "double": "home"}
+
+
+def as_away_key(model: Model) -> Model:
+    """`model` installed as an away key; ValueError if it has no single and double press."""
+    presses = next((e for e in model.exposes if e.property == "action"), None)
+    if presses is None or not set(AWAY_KEY_ACTIONS) <= set(presses.actions):
+        raise ValueError(f"{model.model} cannot be an away key: it needs a button with single "
+                         f"and double presses (its actions: "
+                         f"{', '.join(presses.actions) if presses else 'none'})")
+
+    def decode(v: Any) -> Any:
+        if not isinstance(v, str):
+            raise PayloadError(f"action: expected a string, got {v!r}")
+        mode = AWAY_KEY_ACTIONS.get(v)
+        return SKIP if mode is None else ("away_mode", mode)
+
+    key = Expose("action", ("away_mode",), _null_is_unknown(decode),
+                 lambda _k, v: {m: a for a, m in AWAY_KEY_ACTIONS.items()}[v],
+                 "away key: " + ", ".join(f"{a} -> {m}" for a, m in AWAY_KEY_ACTIONS.items()),
+                 actions=tuple(AWAY_KEY_ACTIONS))
+    return replace(model, description=f"{model.description}, installed as the away key",
+                   classes=("away_key",),
+                   exposes=tuple(key if e is presses else e for e in model.exposes))
 
 
 def event(prop: str, kind: str, description: str = "") -> Expose:
@@ -496,7 +527,9 @@ CATALOGUE: tuple[Model, ...] = (
                 "intercom signalling"),
            event("sos", "sos", "SOS key pressed"),
            event("checkin", "checkin", "平安打卡 key pressed"),
-           event("cancel", "cancel", "cancel key pressed")),
+           event("cancel", "cancel", "cancel key pressed"),
+           enum("away_mode", "away_mode", {"away": "away", "home": "home"},
+                "away key: going out (away) or back home (home)")),
           source="anxin", supervision_s=NATIVE_HEARTBEAT_S, power="mains"),
 )
 

@@ -102,6 +102,8 @@ KINDS: dict[str, Kind] = {
         Kind("availability", "'online' or 'offline', as Zigbee2MQTT reports it",
              _one_of("online", "offline")),
         Kind("checkin", "the resident checked in (平安打卡, event)", _event),
+        Kind("away_mode", "the resident set the home 'away' (going out, 外出) or 'home' "
+             "(back, 回家) on an away key or the intercom", _one_of("away", "home")),
         Kind("intercom", "intercom signalling: 'call', 'answered', 'missed', 'ended'",
              _one_of("call", "answered", "missed", "ended")),
         Kind("temperature", "temperature in °C", _number(-60, 150)),

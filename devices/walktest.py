@@ -36,6 +36,7 @@ TRIGGERS: dict[str, tuple[str, str, Callable[[str, Any], bool]]] = {
                   lambda k, v: k == "vibration" and v is True),
     "intercom": ("按一下呼叫或打卡键", "press call or check-in",
                  lambda k, v: (k == "intercom" and v == "call") or k == "checkin"),
+    "away_key": ("按一下外出键", "press the away key once", lambda k, v: k == "away_mode"),
 }
 
 # device class -> what a technician's action makes the device report, as (kind, value)
@@ -55,6 +56,7 @@ ACTIONS: dict[str, tuple[tuple[str, Any], ...]] = {
     "in_bed": (("in_bed", True),),
     "vibration": (("vibration", True),),
     "intercom": (("intercom", "call"), ("checkin", True)),
+    "away_key": (("away_mode", "away"),),
 }
 
 # Zigbee link quality (LQI, 0..255) below which the radio link is called weak: messages

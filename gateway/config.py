@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.escalation import Policy, Tier
-from devices.catalogue import Model, find_model, model_from_exposes
+from devices.catalogue import Model, as_away_key, find_model, model_from_exposes
 from devices.registry import Device
 
 
@@ -263,15 +263,42 @@ class DeviceEntry:
         "For a model the catalogue does not know: the Zigbee2MQTT exposes it is mapped from "
         "(occupancy, presence, contact, water_leak, smoke, gas, tamper, battery, battery_low, "
         "action); `anxin devices add` fills it in from bridge/devices", None)
+    use: str | None = doc(
+        'What a button is installed for, where not for help: "away_key", a button by the '
+        "entrance door pressed once going out (外出: no inactivity alerts while away) and "
+        "twice coming home (回家); its presses never call for help", None,
+        choices=("away_key",))
 
     def catalogue_model(self) -> Model | None:
-        """The catalogue entry, or one mapped from `exposes`; None if neither works."""
+        """The catalogue entry, or one mapped from `exposes`, installed for its `use`; None
+        if that does not work (`model_problem` says why)."""
+        try:
+            return self._model()
+        except ValueError:
+            return None
+
+    def model_problem(self) -> tuple[str, str] | None:
+        """(field, what is wrong) when no model can be made for this device."""
+        try:
+            model = self._model(use=False)
+        except ValueError as e:
+            return ("exposes", str(e))
+        try:
+            model = self._model()
+        except ValueError as e:
+            return ("use", str(e))
+        if model is None:
+            return ("model", f"unknown model {self.model!r}: not in the device catalogue "
+                             "(`anxin devices catalog` lists it); for a Zigbee2MQTT model, "
+                             "list its `exposes`")
+        return None
+
+    def _model(self, *, use: bool = True) -> Model | None:
         model = find_model(self.model)
         if model is None and self.exposes and self.source == "zigbee2mqtt":
-            try:
-                model = model_from_exposes(self.model, self.exposes)
-            except ValueError:
-                return None
+            model = model_from_exposes(self.model, self.exposes)
+        if model is not None and use and self.use == "away_key":
+            model = as_away_key(model)
         return model
 
 
@@ -560,15 +587,8 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
             problems.append((f"{path}.topic", f"{d.topic!r} must be a plain topic without "
                                               "wildcards or a leading /"))
         model = d.catalogue_model()
-        if model is None and d.exposes:
-            try:
-                model_from_exposes(d.model, d.exposes)
-            except ValueError as e:
-                problems.append((f"{path}.exposes", str(e)))
-        elif model is None:
-            problems.append((f"{path}.model", f"unknown model {d.model!r}: not in the device "
-                                              "catalogue (`anxin devices catalog` lists it); "
-                                              "for a Zigbee2MQTT model, list its `exposes`"))
+        if model is None and (problem := d.model_problem()) is not None:
+            problems.append((f"{path}.{problem[0]}", problem[1]))
         if d.resident is not None and d.resident not in {r.name for r in cfg.home.residents
                                                            if r is not None}:
             problems.append((f"{path}.resident", f"no resident named {d.resident!r} in "

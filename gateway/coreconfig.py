@@ -53,7 +53,7 @@ def core_config(cfg: Config, devices: list[tuple[Device, Model]] | None = None) 
 
 ENTRANCE_ROOMS = frozenset({"entrance", "门厅", "玄关", "入户"})
 _ACTIVITY_CLASSES = frozenset({"motion", "presence", "fall", "contact", "in_bed", "vibration",
-                               "sos", "intercom"})
+                               "sos", "intercom", "away_key"})
 _WATCHING_CLASSES = frozenset({"motion", "presence", "contact", "in_bed", "vibration"})
 
 

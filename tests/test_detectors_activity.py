@@ -342,3 +342,118 @@ def test_a_ghost_or_the_bedroom_is_not_getting_up_but_the_kitchen_twice_is():
                    ("pir-living", "motion", "2026-11-24T06:48:00"),
                    ("pir-living", "motion", "2026-11-24T06:52:00")) == []  # up and about
 
+
+
+# --- away mode: the away key or the intercom ------------------------------------------------
+
+KEY_SENSORS = {**SENSORS, "key": "entrance"}
+KEY_CFG = ActivityConfig(home="h1", sensors=KEY_SENSORS, entrance=frozenset({"door"}),
+                         passive=CFG.passive, presence=CFG.presence, limits_s=CFG.limits_s,
+                         tz=TZ)
+
+
+def key_see(s: ActivityState, device: str, kind: str, value, t: float,
+            cfg: ActivityConfig = KEY_CFG) -> list:
+    return step(s, Observation("h1", device, kind, value, t, cfg.sensors.get(device)), t, cfg)
+
+
+def key_run(s: ActivityState, start: float, end: float,
+            cfg: ActivityConfig = KEY_CFG) -> list:
+    found, t = [], start
+    while t <= end:
+        found += tick(s, t, cfg)
+        t += 300.0
+    return found
+
+
+def leave_with_the_key(s: ActivityState, t: float) -> None:
+    key_see(s, "door", "contact", "closed", t - 600)
+    key_see(s, "pir-living", "motion", True, t - 120)
+    key_see(s, "key", "away_mode", "away", t)
+    key_see(s, "door", "contact", "open", t + 60)
+    key_see(s, "door", "contact", "closed", t + 80)
+
+
+def test_away_by_the_key_pages_nobody_for_a_week_and_the_door_is_the_return():
+    s = ActivityState()
+    leave_with_the_key(s, at("2026-11-23T20:30:00"))  # to a daughter's, in the evening
+    assert (s.mode, s.away_by_key) == (AWAY, True)
+    assert s.mode_since == at("2026-11-23T20:31:20")
+    # a week away: no inactivity, no not-up, no "not returned" check call at night, even
+    # with a PIR's ghost now and then and the door bouncing as it latched
+    key_see(s, "door", "contact", "open", at("2026-11-23T20:31:35"))
+    key_see(s, "door", "contact", "closed", at("2026-11-23T20:31:40"))
+    assert s.mode == AWAY
+    found = key_run(s, at("2026-11-23T20:35:00"), at("2026-11-26T12:00:00"))
+    key_see(s, "pir-living", "motion", True, at("2026-11-26T12:00:00"))  # a ghost
+    found += key_run(s, at("2026-11-26T12:05:00"), at("2026-11-30T15:00:00"))
+    assert found == [] and s.mode == AWAY
+    # home: the door, then watching from the return
+    key_see(s, "door", "contact", "open", at("2026-11-30T15:00:00"))
+    assert s.mode == OCCUPIED and not s.away_by_key
+    key_see(s, "door", "contact", "closed", at("2026-11-30T15:00:20"))
+    key_see(s, "pir-living", "motion", True, at("2026-11-30T15:01:00"))
+    (f,) = key_run(s, at("2026-11-30T15:05:00"), at("2026-11-30T20:00:00"))
+    assert f.event == "inactivity" and f.at == at("2026-11-30T19:05:00")
+
+
+def test_away_pressed_by_mistake_changes_nothing():
+    s = ActivityState()
+    key_see(s, "pir-living", "motion", True, at("2026-11-23T09:58:00"))
+    key_see(s, "key", "away_mode", "away", at("2026-11-23T10:00:00"))
+    # nobody goes out; the resident sits down and later falls: the day limit applies as if
+    # nothing had been pressed (4 h from the press, the last activity)
+    (f,) = key_run(s, at("2026-11-23T10:05:00"), at("2026-11-23T15:00:00"))
+    assert (f.event, f.at, s.mode) == ("inactivity", at("2026-11-23T14:00:00"), OCCUPIED)
+    assert s.away_pressed_at is None
+    # the door shutting an hour after the press is not "gone out by the key"
+    s = ActivityState()
+    key_see(s, "key", "away_mode", "away", at("2026-11-23T10:00:00"))
+    key_run(s, at("2026-11-23T10:05:00"), at("2026-11-23T11:00:00"))
+    key_see(s, "door", "contact", "open", at("2026-11-23T11:00:00"))
+    key_see(s, "door", "contact", "closed", at("2026-11-23T11:00:20"))
+    assert not s.away_by_key
+
+
+def test_away_by_the_key_ends_with_home_pressed_a_press_or_sustained_movement():
+    for returned in ("home_key", "checkin", "in_bed", "movement"):
+        s = ActivityState()
+        leave_with_the_key(s, at("2026-11-23T09:00:00"))
+        t = at("2026-11-24T16:00:00")
+        if returned == "home_key":
+            key_see(s, "key", "away_mode", "home", t)
+        elif returned == "checkin":
+            key_see(s, "sos", "checkin", True, t)
+        elif returned == "in_bed":
+            key_see(s, "pir-bed", "in_bed", False, t - 1)
+            key_see(s, "pir-bed", "in_bed", True, t)
+        else:  # came in by a door no sensor watches (or its contact's battery is dead)
+            for i in range(0, 11, 2):
+                key_see(s, "pir-living", "motion", True, t + i * 60)
+                assert s.mode == (AWAY if i < 10 else OCCUPIED), (returned, i)
+        assert s.mode == OCCUPIED and not s.away_by_key, returned
+        # watched again: a long quiet after the return alarms
+        assert [f.event for f in key_run(s, t + 900, t + 12 * HOUR)] == ["inactivity"]
+
+
+def test_without_an_entrance_door_the_key_sets_away_at_the_press():
+    cfg = ActivityConfig(home="h1", sensors={"pir": "living_room", "intercom": "living_room"},
+                         passive=frozenset({"pir"}), limits_s=cold_start_limits(2), tz=TZ)
+    s = ActivityState()
+    key_see(s, "intercom", "away_mode", "away", at("2026-11-23T10:00:00"), cfg)
+    assert s.mode == AWAY and s.away_by_key
+    assert key_run(s, at("2026-11-23T10:05:00"), at("2026-11-25T10:00:00"), cfg) == []
+
+
+def test_coming_home_late_is_not_night_wandering():
+    cfg = ActivityConfig(home="h1", sensors=KEY_SENSORS, entrance=frozenset({"door"}),
+                         passive=CFG.passive, limits_s=CFG.limits_s, wander_return_s=0.0,
+                         tz=TZ)
+    s = ActivityState()
+    leave_with_the_key(s, at("2026-11-23T17:00:00"))
+    assert key_see(s, "door", "contact", "open", at("2026-11-23T23:40:00"), cfg) == []
+    assert s.mode == OCCUPIED
+    # … but the door opening again at night is
+    key_see(s, "door", "contact", "closed", at("2026-11-23T23:40:30"), cfg)
+    (f,) = key_see(s, "door", "contact", "open", at("2026-11-24T01:10:00"), cfg)
+    assert (f.event, f.severity) == ("night_wandering", 1)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from devices.adapters import ADAPTERS
-from devices.catalogue import CATALOGUE, SKIP, find_model, model_from_exposes
+from devices.catalogue import CATALOGUE, SKIP, as_away_key, find_model, model_from_exposes
 from devices.observation import KINDS, PayloadError
 
 # The home-safety models in ../shared/data/z2m_payloads.json: each must have an entry.
@@ -90,6 +90,7 @@ CANONICAL_SAMPLES = {
     "trouble": [True, False], "vibration": [True], "temperature": [-5, 21.5], "heart_rate": [62],
     "respiration_rate": [15], "fall": ["fall", "suspected", "none"], "sos": [True],
     "cancel": [True], "checkin": [True], "intercom": ["call", "answered", "missed", "ended"],
+    "away_mode": ["away", "home"],
 }
 
 
@@ -100,6 +101,12 @@ def test_encode_then_decode_is_identity(model):
         for kind in e.kinds:
             for value in CANONICAL_SAMPLES[kind]:
                 assert e.decode(e.encode(kind, value)) == (kind, value), (e.property, kind)
+
+
+def test_an_away_key_encodes_and_decodes_its_presses():
+    key = as_away_key(find_model("WXKG11LM")).expose("action")
+    for value in CANONICAL_SAMPLES["away_mode"]:
+        assert key.decode(key.encode("away_mode", value)) == ("away_mode", value)
 
 
 def test_enum_does_not_confuse_1_with_true():

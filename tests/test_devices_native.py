@@ -33,6 +33,8 @@ FIXTURE_EXPECTED = {
     ("anxin-bed-sensor", 1): [("battery", 91), ("in_bed", False)],
     ("anxin-intercom", 0): [("intercom", "call")],
     ("anxin-intercom", 1): [("checkin", True)],
+    ("anxin-intercom", 2): [("away_mode", "away")],
+    ("anxin-intercom", 3): [("away_mode", "home")],
 }
 
 

@@ -4,8 +4,10 @@ import tomllib
 
 import pytest
 
+from devices.adapters import ADAPTERS
 from gateway.cli import main
 from gateway.config import ConfigError, demo_path, load, parse
+from gateway.coreconfig import core_config
 
 GOOD = """
 [gateway]
@@ -219,3 +221,41 @@ zone = 17
 def test_a_time_zone_that_is_not_one_is_named(zone):
     p = problems(GOOD.replace("Asia/Shanghai", zone))
     assert "unknown time zone" in p["gateway.timezone"]
+
+
+AWAY_KEY = """
+[[devices]]
+id = "key-door"
+source = "zigbee2mqtt"
+topic = "zigbee2mqtt/door_key"
+model = "{model}"
+room = "entrance"
+use = "away_key"
+"""
+
+
+def test_a_button_installed_as_the_away_key_sets_away_and_never_calls_for_help():
+    cfg = parse(tomllib.loads(GOOD + AWAY_KEY.format(model="WXKG11LM")))
+    entry = cfg.devices[1]
+    model = entry.catalogue_model()
+    assert model is not None and model.classes == ("away_key",)
+    dev = cfg.device_list()[1]
+    adapt = ADAPTERS["zigbee2mqtt"]
+    read = {b: [(o.kind, o.value) for o in adapt(dev, model, dev.topic, b, 0.0)
+                if o.kind in ("sos", "away_mode")]
+            for b in (b'{"action":"single"}', b'{"action":"double"}', b'{"action":"hold"}',
+                      b'{"action":""}')}
+    assert read == {b'{"action":"single"}': [("away_mode", "away")],
+                    b'{"action":"double"}': [("away_mode", "home")],
+                    b'{"action":"hold"}': [], b'{"action":""}': []}
+    # the activity detector hears it; it is not a watching sensor, nor an SOS button
+    act = core_config(cfg).activity
+    assert "key-door" in act.sensors and "key-door" not in act.passive
+
+
+def test_an_away_key_needs_single_and_double_presses():
+    p = problems(GOOD + AWAY_KEY.format(model="TS0215A_sos"))
+    assert "cannot be an away key" in p["devices[1].use"]
+    assert "emergency" in p["devices[1].use"]
+    p = problems(GOOD + AWAY_KEY.format(model="WXKG11LM").replace('"away_key"', '"alarm"'))
+    assert "devices[1].use" in p

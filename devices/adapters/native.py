@@ -8,11 +8,13 @@ exposes, plus an optional `ts`, the device's own clock in unix seconds:
     anxin/sensor/pendant-wearable   {"sos": true}
     anxin/sensor/bed-1              {"in_bed": true, "heart_rate": 62, "respiration_rate": 15}
     anxin/sensor/intercom           {"intercom": "call"}
+    anxin/sensor/intercom           {"away_mode": "away"}
 
 Properties and values (`anxin devices catalog --json` lists each model's):
 - `fall`: "fall" | "suspected" | "none"; `sos`, `cancel`, `checkin`: true for a press
   (false is no event); `battery`: 0..100; `battery_low`, `in_bed`: true/false;
-  `heart_rate` bpm, `respiration_rate` breaths/min; `intercom`: call|answered|missed|ended.
+  `heart_rate` bpm, `respiration_rate` breaths/min; `intercom`: call|answered|missed|ended;
+  `away_mode`: "away" (the resident going out pressed 外出) | "home" (回家).
 - `null` means unknown and is skipped. Every other key is an error: the format is ours, so
   an unknown key is a typo to fix, not a newer firmware to tolerate.
 - Availability: `<topic>/availability` with `{"state": "online"|"offline"}` (or the plain
