@@ -1,0 +1,93 @@
+"""Where the live gateway reads the time: the wall clock, or a scaled one for simulated life.
+
+Domain code (devices/, detectors/, alerts/) never reads a clock; the runtime reads `now()`
+here and passes it in. On a Pi that is `WallClock`. `ScaledClock` runs the same live gateway
+(MQTT, store, outbox, hotline) through hours of simulated life in seconds: its time starts at
+`start` and runs `speed` times faster than the monotonic clock, so a long lie that takes
+hours to become an alarm takes seconds (`anxin run --clock-speed`, the simulated-life test).
+
+A wait is computed in the clock's seconds and slept in real ones: `real(virtual_s)`.
+Some stamps must stay on real time whatever the clock (a signed message's timestamp is
+checked by the receiver against its own clock; retry backoff is about a real network):
+`from_wall(t)` says what this clock read when the wall clock read `t`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ["Clock", "ScaledClock", "WallClock"]
+
+
+class Clock(Protocol):
+    """What the runtime needs of a clock."""
+
+    def now(self) -> float:
+        """The time now, unix seconds."""
+        ...
+
+    def real(self, virtual_s: float) -> float:
+        """How many real seconds pass while this clock moves on `virtual_s` seconds."""
+        ...
+
+    def from_wall(self, t: float) -> float:
+        """This clock's time when the wall clock read `t`."""
+        ...
+
+
+class WallClock:
+    """The real time (`time.time()`): what a gateway in a home runs on."""
+
+    def now(self) -> float:
+        """The wall clock."""
+        return time.time()
+
+    def real(self, virtual_s: float) -> float:
+        """A second is a second."""
+        return virtual_s
+
+    def from_wall(self, t: float) -> float:
+        """The same time."""
+        return t
+
+    def __repr__(self) -> str:
+        return "WallClock()"
+
+
+class ScaledClock:
+    """Simulated time: `start` at creation, then `speed` seconds per real second.
+
+    Driven by the monotonic clock (`ticks`), so a wall-clock step (NTP, a Pi without RTC
+    setting its time) does not jump simulated life. For simulation only.
+    """
+
+    __slots__ = ("_m0", "_ticks", "speed", "start")
+
+    def __init__(self, start: float, speed: float, *,
+                 ticks: Callable[[], float] = time.monotonic) -> None:
+        if not math.isfinite(start):
+            raise ValueError(f"clock start must be a finite unix time, got {start!r}")
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError(f"clock speed must be a number > 0, got {speed!r}")
+        self.start = float(start)
+        self.speed = float(speed)
+        self._ticks = ticks
+        self._m0 = ticks()
+
+    def now(self) -> float:
+        """`start` plus the real time since creation, times `speed`."""
+        return self.start + (self._ticks() - self._m0) * self.speed
+
+    def real(self, virtual_s: float) -> float:
+        """`virtual_s` / `speed`: the real seconds to sleep for a simulated wait."""
+        return virtual_s / self.speed
+
+    def from_wall(self, t: float) -> float:
+        """Now, less the real time since the wall clock read `t`, times `speed`."""
+        return self.now() - (time.time() - t) * self.speed
+
+    def __repr__(self) -> str:
+        return f"ScaledClock(start={self.start!r}, speed={self.speed!r})"
