@@ -69,7 +69,8 @@ class Ingest:
 
     def __init__(self, address: BrokerAddress, topics: list[str], handler: Handler, *,
                  client_id: str, keepalive_s: int = 30, reconnect_max_s: float = 10.0,
-                 will: aiomqtt.Will | None = None, on_connect: OnConnect | None = None) -> None:
+                 will: aiomqtt.Will | None = None, on_connect: OnConnect | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.address = address
         self.topics = topics
         self.handler = handler
@@ -78,6 +79,7 @@ class Ingest:
         self.reconnect_max_s = reconnect_max_s
         self.will = will  # published by the broker if the connection dies
         self.on_connect = on_connect  # after every (re)connect: what must be (re)published
+        self.clock = clock  # stamps each message as received (the gateway's clock)
         self.connected = asyncio.Event()
         self.messages = 0
         self.client: aiomqtt.Client | None = None
@@ -114,7 +116,7 @@ class Ingest:
                         if not isinstance(payload, bytes | bytearray):
                             payload = b"" if payload is None else str(payload).encode()
                         await self.handler(message.topic.value, bytes(payload),
-                                           bool(message.retain), time.time())
+                                           bool(message.retain), self.clock())
                         if message.qos > 0:
                             paho.ack(message.mid, message.qos)
             except aiomqtt.MqttError as e:

@@ -1,7 +1,12 @@
 """The gateway runtime: wires ingest -> adapters -> detectors -> alert manager -> store -> outbox.
 
-This is where the wall clock is read and passed in as `now`; everything it calls in devices/,
-detectors/ and alerts/ is pure.
+This is where the clock is read and passed in as `now`; everything it calls in devices/,
+detectors/ and alerts/ is pure. The clock (gateway/clock.py) is the wall clock in a home, or
+a scaled one that runs simulated life through the live gateway in seconds; every time the
+runtime stamps or compares with an observation or an alert comes from it. What stays on real
+time whatever the clock: message signatures and the transports' retries (their receivers and
+networks run on real time), the process heartbeat in status.json, and polling for what other
+processes ask (`anxin maintenance`, an edited config).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from devices.observation import Observation, PayloadError
 from devices.registry import Device
 from gateway import homeassistant
 from gateway.broker import EmbeddedBroker
+from gateway.clock import Clock, WallClock
 from gateway.commissioning import BRIDGE_DEVICES_SETTING, TEST_ALARM_SETTING
 from gateway.config import Config, ConfigError, dc09_key
 from gateway.config import load as load_config
@@ -58,7 +64,10 @@ logger = logging.getLogger(__name__)
 
 OBSERVATION_FLUSH_S = 1.0
 OBSERVATION_FLUSH_ROWS = 500
-TICK_MAX_S = 1.0
+TICK_MAX_S = 1.0  # real seconds: the ticker runs at least this often
+# Clock seconds: and at least this often on the gateway's clock (as Core.replay ticks), so a
+# simulated clock running thousands of times faster still sees a limit pass within a minute.
+TICK_EVERY_S = 60.0
 STATUS_EVERY_S = 2.0
 BRIDGE_EVENTS_KEPT = 30  # pairing events shown on the discover page
 DIGEST_DAY_SETTING = "maintenance_digest_day"
@@ -67,7 +76,7 @@ BASELINE_HOUR = 3  # learned again each night from this local hour
 SELF_TEST_WEEK_SETTING = "self_test_week"  # the ISO week of the last button self-test
 SELF_TEST_REQUEST_SETTING = "self_test_request"  # `anxin self-test start`
 _BATTERY_KINDS = frozenset({"battery", "battery_low"})
-MAINTENANCE_READ_S = 2.0  # how soon `anxin maintenance start/stop` takes effect
+MAINTENANCE_READ_S = 2.0  # real seconds: how soon `anxin maintenance start/stop` takes effect
 HA_STATE_EVERY_S = 2.0  # how often the Home Assistant state is compared and published
 # The commissioning test alarm: Contact ID 601, manual trigger test report (as DC-09 sends
 # every test); severity 2, so it travels the way an urgent alarm does.
@@ -78,8 +87,9 @@ class Gateway:
     """One home's gateway. `await start()`, then `await stop()`; or `await run_forever()`."""
 
     def __init__(self, cfg: Config, *, broker_url: str | None = None,
-                 config_path: Path | None = None) -> None:
+                 config_path: Path | None = None, clock: Clock | None = None) -> None:
         self.cfg = cfg
+        self.clock: Clock = clock or WallClock()
         self.config_path = config_path  # watched: devices assigned by a technician apply
         self.tz = ZoneInfo(cfg.gateway.timezone)
         self.broker_url = broker_url
@@ -101,6 +111,10 @@ class Gateway:
         self.metrics: Counter[str] = Counter()
         self.store = AsyncStore(cfg.data_path() / "anxin.db")
         self.uplinks: list[MqttUplink] = []
+        # Senders, pollers and transports keep the wall clock even under a simulated one: the
+        # hotline checks a webhook's HMAC timestamp (and DC-09's) against its own real clock
+        # within a replay window, and backoff is about a real network. Their outage stamps
+        # are read through `_since`.
         self.senders = {
             cfg.target_name(i): OutboxSender(self.store, self._transport(i), self._delivered,
                                              backoff_max_s=t.retry_max_s)
@@ -119,8 +133,8 @@ class Gateway:
         self._path_announced = False
         self.maintenance_until = 0.0  # test/maintenance mode (anxin maintenance start)
         self.last_seen: dict[str, float] = {}  # device id -> last Observation
-        self.started_at = time.time()
-        self._maintenance_read_at = 0.0
+        self.started_at = time.time()  # the process's start, for `anxin status`: real time
+        self._polled_at: float | None = None  # monotonic: other processes' requests last read
         self._troubles: set[tuple[str, str]] = set()  # open maintenance items
         self.self_test = selftest.SelfTestState()
         self._baseline_day: str | None = None
@@ -258,7 +272,7 @@ class Gateway:
         """Open the store, resume unfinished alerts, connect to the broker, start sending."""
         started = time.monotonic()
         await self.store.open()
-        now = time.time()
+        now = self.clock.now()
         self.maintenance_until = await self.store.call(Store.maintenance_until)
         self._troubles = {(i.device, i.event) for i in await self.store.call(Store.troubles)}
         self.self_test.last_week = await self.store.call(Store.setting, SELF_TEST_WEEK_SETTING)
@@ -291,7 +305,8 @@ class Gateway:
                              keepalive_s=mq.keepalive_s,
                              will=None if ha is None else aiomqtt.Will(
                                  ha.availability, b"offline", qos=1, retain=True),
-                             on_connect=None if ha is None else self._ha_announce)
+                             on_connect=None if ha is None else self._ha_announce,
+                             clock=self.clock.now)
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._flusher(), "observations")
@@ -319,7 +334,8 @@ class Gateway:
         """The technician pages; the first start makes the technician code."""
         if await self.store.call(Store.setting, CODE_SETTING) is None:
             code = new_code()
-            await self.store.call(Store.set_setting, CODE_SETTING, hash_code(code), time.time())
+            await self.store.call(Store.set_setting, CODE_SETTING, hash_code(code),
+                                  self.clock.now())
             path = self.cfg.data_path() / "technician-code"
             await asyncio.to_thread(_write_private, path, code + "\n")
             logger.warning("first start: the technician code is in %s (readable by this "
@@ -698,11 +714,16 @@ class Gateway:
     def path_down_since(self) -> float | None:
         """Since when the first tier cannot be reached (None: it can, as far as we know)."""
         first = set(self.policy.targets(0))
-        since = [p.down_since for p in (*[self.senders[t] for t in first],
-                                         *[f for f in self.feedback if f.name in first],
-                                         *[u for u in self.uplinks if u.name in first])
-                 if p.down_since is not None]
-        return min(since) if since else None
+        since = [self._since(p.down_since)
+                 for p in (*[self.senders[t] for t in first],
+                           *[f for f in self.feedback if f.name in first],
+                           *[u for u in self.uplinks if u.name in first])]
+        return min((s for s in since if s is not None), default=None)
+
+    def _since(self, wall: float | None) -> float | None:
+        """An outage's start, stamped by a sender or poller on the wall clock (they stay on
+        real time: signed timestamps, backoff), on the gateway's clock."""
+        return None if wall is None else self.clock.from_wall(wall)
 
     async def _watch_path(self, now: float) -> None:
         """Tell the home (by day) when the centre has been unreachable for a while."""
@@ -745,7 +766,7 @@ class Gateway:
     async def _apply_feedback(self, target: str, events: list[dict[str, Any]],
                               cursor: str) -> None:
         """Operators' accept/resolve from `target`, applied and stored with the cursor."""
-        now = time.time()
+        now = self.clock.now()
         changed: list[tuple[Alert, Change]] = []
         for ev in events:
             alert = self.manager.known(ev["alert_id"]) or await self.store.call(
@@ -773,7 +794,7 @@ class Gateway:
         self._tick_wake.set()
 
     async def _delivered(self, alert_id: str) -> None:
-        now = time.time()
+        now = self.clock.now()
         alert = self.manager.known(alert_id) or await self.store.call(Store.get_alert, alert_id)
         if alert is not None and alert.state == AlertState.RAISED:
             alert.move(AlertState.DELIVERED, now, "every hotline target acknowledged")
@@ -783,23 +804,30 @@ class Gateway:
 
     async def _ticker(self) -> None:
         while True:
+            # The next alert deadline, or a tick's worth of the clock, slept in real seconds
+            # (a scaled clock's hour may be a second), and never longer than TICK_MAX_S.
             deadline = self.manager.next_deadline()
-            timeout = TICK_MAX_S if deadline is None else max(0.0, min(TICK_MAX_S,
-                                                                      deadline - time.time()))
+            wait = TICK_EVERY_S if deadline is None else min(TICK_EVERY_S,
+                                                             deadline - self.clock.now())
+            timeout = max(0.0, min(TICK_MAX_S, self.clock.real(wait)))
             self._tick_wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
-            await self.tick(time.time())
+            await self.tick(self.clock.now())
 
     async def tick(self, now: float) -> None:
         """Time has passed: timers, supervision, inactivity, schedules (the ticker calls this
-        every second; a test may call it with a later `now` to move time on)."""
-        if now - self._maintenance_read_at >= MAINTENANCE_READ_S:
-            self._maintenance_read_at = now
+        every second, or every clock minute on a faster clock; a test may call it with a
+        later `now` to move time on)."""
+        polled = time.monotonic()
+        # What another process asked for (`anxin maintenance`, `anxin devices add`) is read
+        # every few real seconds, however fast the clock runs.
+        if self._polled_at is None or polled - self._polled_at >= MAINTENANCE_READ_S:
+            self._polled_at = polled
             await self._read_maintenance(now)
             await self._reread_config()
-            await self._maybe_digest(now)
-            await self._maybe_learn(now)
+        await self._maybe_digest(now)
+        await self._maybe_learn(now)
         await self._watch_path(now)
         changes = self.manager.tick(now)
         if self.core.supervision.back or self.core.health.cleared:
@@ -848,7 +876,7 @@ class Gateway:
                 payload = homeassistant.state(
                     open_alerts=await self.store.call(Store.open_alerts),
                     centre_link=self.path_down_since() is None,
-                    test_mode=time.time() < self.maintenance_until,
+                    test_mode=self.clock.now() < self.maintenance_until,
                     troubles=await self.store.call(Store.troubles),
                     devices=list(self.devices.values()), last_seen=self.last_seen,
                     battery={d: float(m.last["battery"]) for d, m in memory.items()
@@ -870,20 +898,24 @@ class Gateway:
             await asyncio.sleep(STATUS_EVERY_S)
 
     async def status(self) -> dict[str, Any]:
-        """Health at a glance: broker, the path to the centre, devices, outbox, disk."""
-        now = time.time()
+        """Health at a glance: broker, the path to the centre, devices, outbox, disk.
+
+        Times are on the gateway's clock, except `started_at` and `updated_at`: the process
+        and its heartbeat, which `anxin status` compares with the wall clock."""
+        now = self.clock.now()
         memory = self.core.instant.devices
         configured = [d.id for d, _ in self.devices.values()]
         usage = shutil.disk_usage(self.cfg.data_path())
         return {
             "gateway_id": self.cfg.gateway.id, "home_id": self.cfg.home.id, "pid": os.getpid(),
-            "started_at": self.started_at, "updated_at": now,
+            "started_at": self.started_at, "updated_at": time.time(),
             "broker_connected": bool(self.ingest and self.ingest.connected.is_set()),
             "path_down_since": self.path_down_since(),
-            "targets": [{"name": n, "failures": sd.failures, "down_since": sd.down_since,
-                         "sent": sd.sent} for n, sd in self.senders.items()],
-            "feedback": [{"name": f.name, "failures": f.failures, "down_since": f.down_since}
-                         for f in self.feedback],
+            "targets": [{"name": n, "failures": sd.failures,
+                         "down_since": self._since(sd.down_since), "sent": sd.sent}
+                        for n, sd in self.senders.items()],
+            "feedback": [{"name": f.name, "failures": f.failures,
+                          "down_since": self._since(f.down_since)} for f in self.feedback],
             "maintenance_until": self.maintenance_until if self.maintenance_until > now
             else None,
             "devices": {

@@ -106,6 +106,7 @@ The code was made at the gateway's first start; `anxin technician-code` makes a 
 
 async def login(request: web.Request) -> web.Response:
     gw, sessions = request.app[GATEWAY], request.app[SESSIONS]
+    # Login lockouts are about a person at a keyboard: real time, whatever the gateway's clock.
     addr, now = request.remote or "?", time.time()
     wait = sessions.locked(addr, now)
     if wait:
@@ -136,7 +137,7 @@ async def logout(request: web.Request) -> web.Response:
 async def maintenance(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     form = await request.post()
-    now = time.time()
+    now = gw.clock.now()  # compared with the gateway's own `now`
     if form.get("action") == "start":
         try:
             minutes = float(str(form.get("minutes", "60")))
@@ -169,7 +170,7 @@ async def status_page(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     csrf = request[SESSION].csrf
     e = html.escape
-    now = time.time()
+    now = gw.clock.now()  # "seen 3 min ago": on the clock the observations were stamped with
     st = await gw.status()
     recent = await gw.store.call(Store.alerts, 10)
     troubles = await gw.store.call(Store.troubles)
