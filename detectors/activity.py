@@ -82,8 +82,11 @@ NAME = "activity"
 CODE, SEVERITY, EVENT = 641, 2, "inactivity"
 OCCUPIED, AWAY = "occupied", "away"
 # A PIR in the hall may still fire a few seconds after the door shuts behind a resident
-# going out (its report lags the movement): such movement is not someone inside.
+# going out (its report lags the movement): such movement is not someone inside. Movement in
+# any other room is: the resident who took in a parcel and walked back to the sofa (and
+# fell there a moment later) is at home.
 DOOR_GRACE_S = 30.0
+ENTRANCE_ROOMS = frozenset({"entrance", "hall", "门厅", "玄关", "入户"})
 
 # Cold-start limits by GB/T 42195 ability level (0 independent … 4 fully dependent): hours of
 # quiet in the day (07:00–21:00) and at night. Product defaults until the home's own history
@@ -293,7 +296,8 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
                 found.append(_wandering(state, cfg, obs.at, immediate=True))
     elif state.away_by_key and not _inside_while_away(state, obs):
         return []  # a ghost, a pet, or not yet long enough to be someone home
-    elif (state.door_closed_at is None or obs.at > state.door_closed_at + DOOR_GRACE_S):
+    elif (state.door_closed_at is None or obs.at > state.door_closed_at + DOOR_GRACE_S
+          or (cfg.sensors[obs.device] or "").lower() not in ENTRANCE_ROOMS):
         state.door_closed_at = None  # someone is inside after all
         state.night_exit_at = None  # … or back
         _set_mode(state, OCCUPIED, obs.at)

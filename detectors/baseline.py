@@ -74,6 +74,7 @@ class History:
     up: list[float] = field(default_factory=list)  # when the resident was seen up, each day
     away: list[tuple[float, float]] = field(default_factory=list)
     outages: list[tuple[float, float]] = field(default_factory=list)  # devices or gateway
+    heard: set[int] = field(default_factory=set)  # hours (unix s // 3600) anything was stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ def history(observations: Iterable[Observation], cfg: ActivityConfig) -> History
     for obs in observations:
         before, up_before = state.last_at, state.up_day
         step(state, obs, obs.at, cfg)
+        out.heard.add(math.floor(obs.at / 3600.0))
         if state.up_day != up_before:
             out.up.append(obs.at)
         if state.mode == AWAY and away_since is None:  # away by the key

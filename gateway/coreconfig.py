@@ -13,6 +13,7 @@ from detectors.activity import (
     BED_EXIT_MIN,
     DAY_HOURS,
     DEFAULT_LEVEL,
+    ENTRANCE_ROOMS,
     WAKE_BY_H,
     ActivityConfig,
     cold_start_limits,
@@ -51,7 +52,6 @@ def core_config(cfg: Config, devices: list[tuple[Device, Model]] | None = None) 
                             stuck_unchanged_s=m.stuck_unchanged_days * 86400))
 
 
-ENTRANCE_ROOMS = frozenset({"entrance", "门厅", "玄关", "入户"})
 _ACTIVITY_CLASSES = frozenset({"motion", "presence", "fall", "contact", "in_bed", "vibration",
                                "sos", "intercom", "away_key"})
 _WATCHING_CLASSES = frozenset({"motion", "presence", "contact", "in_bed", "vibration"})

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from detectors import baseline
+from detectors import baseline, routine
 from detectors.activity import BATHROOMS, ActivityConfig, spent
 from detectors.core import Core
 from detectors.finding import Finding
@@ -38,7 +38,13 @@ from devices.observation import Observation
 from gateway.config import parse
 from gateway.coreconfig import core_config
 from simulator.homes import make_home
-from simulator.resident import plan_incidents, simulate, to_observations
+from simulator.resident import (
+    DECLINE_RAMP_DAYS,
+    IncidentSpec,
+    plan_incidents,
+    simulate,
+    to_observations,
+)
 
 # incident kind -> the findings that count as catching it: for a person down, any alert that
 # has the centre call the home while it lasts (help is on its way, whatever the rule's name)
@@ -49,10 +55,17 @@ MATCH: dict[str, frozenset[str]] = {
     "not_up": _DOWN,
     "night_wandering": frozenset({"night_wandering"}),
     "device_failure": frozenset({"offline"}),
+    "decline": frozenset({"routine_deviation"}),
 }
 # Findings about the resident (the ones that call the hotline for nothing if wrong).
 BEHAVIOURAL = frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit",
-                         "night_wandering", "missed_checkin", "not_returned"})
+                         "night_wandering", "missed_checkin", "not_returned",
+                         "routine_deviation"})
+# A slow decline is staged in this share of the homes whose run is long enough for the
+# routine detector to know the home first (its reference month) and the decline to show.
+DECLINE_SHARE = 0.25
+DECLINE_FIRST_DAY = routine.MIN_REFERENCE_DAYS + routine.SUSTAINED_DAYS + 11  # day 28
+DECLINE_MIN_LEFT = 21  # days of the run left after it begins
 LEARN_HOUR = 3
 START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()  # a Monday
 
@@ -81,6 +94,7 @@ def _replay_learning(core: Core, observations: list[Observation], act: ActivityC
     i, n = 0, len(observations)
     history = baseline.history(observations, act)
     night = start + LEARN_HOUR * 3600.0
+    raised: float | None = None
     while night <= end:
         j = i
         while j < n and observations[j].at < night:
@@ -88,6 +102,10 @@ def _replay_learning(core: Core, observations: list[Observation], act: ActivityC
         found += core.replay(observations[i:j], until=night - 1.0) if j > i else []
         i = j
         history.outages = [(a, b) for a, b in emergencies if a < night]
+        _, care = routine.assess(history, night, tz, act.home, raised)
+        if care is not None:
+            found.append(care)
+            raised = night
         b = baseline.learn(history, act.limits_s, act.wake_by_h, night, tz,
                            act.bathroom_limit_s)
         if b.spells:
@@ -107,14 +125,15 @@ def evaluate_home(index: int, days: int, seed: int, *, learn: bool = True) -> Ho
     home = make_home(index, rng)
     cfg = parse(tomllib.loads(home.config_text))
     tz = ZoneInfo(cfg.gateway.timezone)
-    specs = plan_incidents(home, days, rng)
+    specs = plan_incidents(home, days, rng) + _decline(index, days, seed)
     sim = simulate(home, START, days, rng, specs)
     observations = to_observations(home, sim.events, start=START)
     core = Core(core_config(cfg))
     end = START + days * 86400.0
     configs: list[tuple[float, ActivityConfig]] = [(START, core.cfg.activity)]
     if learn:
-        real = [(i.start, i.end) for i in sim.incidents if i.kind != "device_failure"]
+        real = [(i.start, i.end) for i in sim.incidents
+                if i.kind not in ("device_failure", "decline")]
         failures = [(i.start, i.end) for i in sim.incidents if i.kind == "device_failure"]
         found = _replay_learning(core, observations, core.cfg.activity, START, end, tz,
                                  real + failures, configs)
@@ -134,10 +153,13 @@ def evaluate_home(index: int, days: int, seed: int, *, learn: bool = True) -> Ho
         hits = [(k, f) for k, f in enumerate(found)
                 if f.event in MATCH[inc.kind] and inc.start <= f.at <= inc.end
                 and (f.device in (None, inc.device) or inc.kind != "device_failure")]
-        claimed |= {k for k, f in enumerate(found) if inc.start <= f.at <= inc.end + 3600}
+        claimed |= {k for k, f in enumerate(found) if inc.start <= f.at <= inc.end + 3600
+                    and (inc.kind != "decline" or f.event in MATCH["decline"])}
         first = min(hits, key=lambda kf: kf[1].at) if hits else None
         act = next(c for t, c in reversed(configs) if t <= inc.start)
         due = _due(inc.kind, inc.start, inc.room, act)
+        if inc.kind == "decline":  # a partner's days hide one person's slow decline
+            others = len(home.residents) > 1
         incidents.append({"kind": inc.kind, "start": inc.start, "room": inc.room,
                           "alone": inc.kind == "device_failure" or not others,
                           # found by people before any rule was due: nothing to catch
@@ -145,10 +167,26 @@ def evaluate_home(index: int, days: int, seed: int, *, learn: bool = True) -> Ho
                           "detected": first is not None,
                           "by": first[1].event if first else None,
                           "delay_s": first[1].at - inc.start if first else None})
+    ill = {(START + n.day * 86400.0) // 86400.0 for n in sim.diary if n.ill}
     false = [{"event": f.event, "at": f.at, "room": f.room, "severity": f.severity,
-              "evidence": f.evidence}
+              "evidence": f.evidence,
+              # a care call about days the simulation made someone ill is not for nothing
+              "during_illness": f.event == "routine_deviation" and any(
+                  (f.at - back * 86400.0) // 86400.0 in ill for back in range(1, 5))}
              for k, f in enumerate(found) if f.event in BEHAVIOURAL and k not in claimed]
     return HomeResult(index, days, incidents, false, len(observations))
+
+
+def _decline(index: int, days: int, seed: int) -> list[IncidentSpec]:
+    """A slow decline for some homes, drawn apart from the other incidents (their draws, and
+    so the figures for them, stay as they were)."""
+    last = days - DECLINE_MIN_LEFT
+    rng = np.random.default_rng([seed, index, 7])
+    if last < DECLINE_FIRST_DAY or rng.random() >= DECLINE_SHARE:
+        return []
+    first = int(rng.integers(DECLINE_FIRST_DAY, last + 1))
+    ramp_days = float(rng.uniform(*DECLINE_RAMP_DAYS))
+    return [IncidentSpec("decline", first, resident=0, duration_h=ramp_days * 24.0)]
 
 
 def _due(kind: str, start: float, room: str | None, act: ActivityConfig) -> float:
@@ -157,6 +195,8 @@ def _due(kind: str, start: float, room: str | None, act: ActivityConfig) -> floa
     for a return; a device offline after two missed reports (supervision)."""
     if kind == "night_wandering":
         return start + act.wander_return_s
+    if kind == "decline":
+        return start
     if kind == "device_failure":
         return start + 2 * 3600.0 + 300.0
     watched = any((r or "").lower() in BATHROOMS for r in act.sensors.values())
@@ -222,6 +262,11 @@ def evaluate(homes: int, days: int, seed: int, *, learn: bool = True,
             1 for r in results for f in r.false_alerts if f["severity"] <= 2) / home_months, 3),
         "false_alerts_per_home_month_by_detector": {
             k: round(v / home_months, 3) for k, v in sorted(false.items())},
+        # routine care calls outside a staged decline, and of those the ones that came in
+        # the days after the simulation made someone ill (a call worth making)
+        "routine_calls_per_home_month": round(false["routine_deviation"] / home_months, 3),
+        "routine_calls_after_illness": sum(1 for r in results for f in r.false_alerts
+                                           if f["during_illness"]),
     }
 
 
@@ -252,4 +297,7 @@ def table(report: dict[str, Any]) -> str:
     lines.append(f"false alerts per home-month: {report['false_alerts_per_home_month']} "
                  f"({by}); of severity 1-2: "
                  f"{report['false_urgent_alerts_per_home_month']}")
+    lines.append(f"routine care calls with no staged decline: "
+                 f"{report['routine_calls_per_home_month']} per home-month, "
+                 f"{report['routine_calls_after_illness']} of them in the days after an illness")
     return "\n".join(lines)

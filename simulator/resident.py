@@ -74,7 +74,11 @@ visitor arrives or a partner comes into the room), `not_up` (stays in bed from t
 time, found 3-8 h later), `night_wandering` (dementia only: the entrance door at 23:00-04:00,
 back 2-6 h later) and `device_failure` (a PIR's battery dies: nothing from it, not even its
 heartbeat, until a technician replaces it 24-72 h later; half of them report a level falling
-to 3-15% over their last 36 h first). Whoever finds the resident comes in
+to 3-15% over their last 36 h first), and `decline` (a resident's slow loss over 2-4
+weeks to its worst, then no better until the run ends: up later and to bed earlier, moving
+at up to 0.55x, slower at everything, back to bed after breakfast and an afternoon nap
+more and more often, outings given up, more toilet trips and restless spells at night).
+Whoever finds the resident comes in
 (door, movement); the resident rests, in bed until next morning if found after 15:00, and the
 next day runs as usual.
 """
@@ -116,7 +120,8 @@ LQI_CYCLE = 509  # link-quality jitter repeats after this many messages (a prime
 SOS_ACCIDENT_P = 0.005  # a press by mistake: about twice a year
 
 INCIDENT_KINDS = ("long_lie", "bathroom_collapse", "not_up", "night_wandering",
-                  "device_failure")
+                  "device_failure", "decline")
+DECLINE_RAMP_DAYS = (14, 28)  # a decline reaches its worst over 2-4 weeks, drawn
 
 # Rooms and what a person is doing there.
 LIVING, BEDROOM, BATHROOM, KITCHEN, ENTRANCE, OUT = range(6)
@@ -150,7 +155,8 @@ class IncidentSpec:
     A fall happens at `hour` or at the first moment after it (within 6 h) when the resident
     is up, at home in a fitting room and no visitor is in; not_up is always at the resident's
     usual wake time; for night_wandering `hour` is 23-24 or 0-4 (0-4: the early morning of
-    `day`); for device_failure it is when the battery dies.
+    `day`); for device_failure it is when the battery dies. A decline begins on `day` and
+    reaches its worst after `duration_h` (default: drawn, 2-4 weeks); it lasts to the end.
     """
 
     kind: str
@@ -159,7 +165,7 @@ class IncidentSpec:
     resident: int | None = None  # index into home.residents; None: drawn
     room: str | None = None  # long_lie: living_room, bedroom or kitchen; None: drawn
     device: str | None = None  # device_failure: which device; None: a PIR, drawn
-    duration_h: float | None = None  # until found (or replaced); None: drawn
+    duration_h: float | None = None  # until found (or replaced; decline: its ramp); None: drawn
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,11 +388,13 @@ class _Days:
 
 @dataclass(slots=True)
 class _Plan:
-    """One resident's wake, bed and illness per day, index d + 1 for day d (-1 … days)."""
+    """One resident's wake, bed and illness per day, index d + 1 for day d (-1 … days), and
+    how far a decline has gone (0 none … 1 its worst)."""
 
     wake: list[float]
     bed: list[float]
     ill: list[bool]
+    frail: list[float]
 
     def w(self, d: int) -> float:
         return self.wake[d + 1]
@@ -397,9 +405,14 @@ class _Plan:
     def sick(self, d: int) -> bool:
         return self.ill[d + 1]
 
+    def frailty(self, d: int) -> float:
+        return self.frail[min(max(d + 1, 0), len(self.frail) - 1)]
 
-def _plan(p: ResidentProfile, days: _Days, n_days: int, draw: _Draw) -> _Plan:
-    wake, bed, ill = [], [], []
+
+def _plan(p: ResidentProfile, days: _Days, n_days: int, draw: _Draw,
+          decline: tuple[int, float] | None = None) -> _Plan:
+    """`decline`: (first day, days to its worst)."""
+    wake, bed, ill, frail = [], [], [], []
     spell = 0
     for d in range(-1, n_days + 2):
         if spell == 0 and d >= 0 and draw.p(p.ill_p):
@@ -412,10 +425,15 @@ def _plan(p: ResidentProfile, days: _Days, n_days: int, draw: _Draw) -> _Plan:
         if sick:
             w += draw.u(0.5, 1.5)
             b -= draw.u(0.3, 1.0)
-        wake.append(ds + min(max(w, 5.0), 8.9) * HOUR_S)
-        bed.append(ds + min(max(b, 20.5), 23.6) * HOUR_S)
+        f = 0.0 if decline is None or d < decline[0] else min(1.0, (d - decline[0] + 1)
+                                                                / decline[1])
+        w += 1.5 * f  # up later and to bed earlier as a decline goes on
+        b -= 1.0 * f
+        wake.append(ds + min(max(w, 5.0), 8.9 + 1.5 * f) * HOUR_S)
+        bed.append(ds + min(max(b, 20.5 - 1.0 * f), 23.6) * HOUR_S)
         ill.append(sick)
-    return _Plan(wake, bed, ill)
+        frail.append(f)
+    return _Plan(wake, bed, ill, frail)
 
 
 def _home_days(home: SimHome, start: float, n_days: int, weekday0: int,
@@ -469,7 +487,7 @@ class _Life:
         self.last_bath = plan.b(-1)
         self.bath_gap = 2.5 * HOUR_S
         self.errand: float | None = None
-        self.k, self.slow = 1.0, 1.0
+        self.k, self.slow, self.frail = 1.0, 1.0, 0.0
         self.notes: list[DayNote] = []
 
     def run(self, n_days: int) -> list[Seg]:
@@ -490,9 +508,11 @@ class _Life:
         if until - t0 < 60 * MIN_S:
             tr.add(BEDROOM, BED, end=until)
             return 0
-        n = min(3, dr.poisson(p.night_toilet * (1.4 if self.plan.sick(d) else 1.0)))
+        frail = self.plan.frailty(d)
+        n = min(3, dr.poisson(p.night_toilet * (1.4 if self.plan.sick(d) else 1.0)
+                              * (1.0 + frail)))
         trips = sorted((dr.u(t0 + 20 * MIN_S, until - 15 * MIN_S), "toilet") for _ in range(n))
-        if p.dementia and dr.p(0.15):
+        if (p.dementia and dr.p(0.15)) or (frail > 0 and dr.p(0.3 * frail)):
             trips.append((dr.u(t0 + 30 * MIN_S, until - 60 * MIN_S), "restless"))
             trips.sort()
         slow = 1.0 / math.sqrt(p.pace)
@@ -520,9 +540,10 @@ class _Life:
 
     def day(self, d: int) -> int:
         tr, dr, p, days = self.tr, self.draw, self.p, self.days
-        sick = self.plan.sick(d)
-        self.k = 0.55 if sick else 1.0
-        self.slow = (1.3 if sick else 1.0) / math.sqrt(p.pace)
+        sick, frail = self.plan.sick(d), self.plan.frailty(d)
+        self.frail = frail
+        self.k = (0.55 if sick else 1.0) * (1.0 - 0.5 * frail)
+        self.slow = (1.3 if sick else 1.0) * (1.0 + 0.5 * frail) / math.sqrt(p.pace)
         ds, wake, bed = days.day_start(d), self.plan.w(d), self.plan.b(d)
         self.errand = ds + dr.u(9.0, 19.0) * HOUR_S if dr.p(0.25) else None
         self.bath_gap = dr.u(1.5, 3.5) * HOUR_S
@@ -530,7 +551,7 @@ class _Life:
         self.bathroom(dr.u(8, 20))
         self.fill(wake + dr.u(0.3, 0.8) * HOUR_S)
         self.meal(dr.u(8, 18) * MIN_S, True, dr.p(0.6))
-        if sick:
+        if sick or (frail > 0 and dr.p(frail)):
             tr.add(BEDROOM, REST, dr.u(1.5, 4.0) * HOUR_S, self.k)
         lunch, dinner = days.lunch[d + 1], days.dinner[d + 1]
         plans = self.outings(d, wake, lunch, dinner)
@@ -541,7 +562,7 @@ class _Life:
         if tr.t < lunch + 0.75 * HOUR_S:
             self.fill(lunch)
             self.shared_meal(d, 0)
-        if dr.p(0.9 if sick else p.nap_p):
+        if dr.p(0.9 if sick else max(p.nap_p, 0.9 * frail)):
             self.fill(tr.t + dr.u(10, 40) * MIN_S)
             nap = dr.u(30, 90) * MIN_S * (1 + 0.1 * p.ability_level)
             if sick or dr.p(0.5):
@@ -567,7 +588,7 @@ class _Life:
                                                                                         float]]:
         """When to go out today, and for how long (s)."""
         dr, p, days = self.draw, self.p, self.days
-        if self.plan.sick(d):
+        if self.plan.sick(d) or (self.frail > 0 and dr.p(self.frail)):
             return []
         joint = days.joint[d + 1]
         if joint is not None:
@@ -661,8 +682,8 @@ class _Life:
             else:
                 r = dr.u()
                 doze = (0.05 + 0.05 * p.ability_level) * (2.0 if 13 <= hour < 17 else 1.0)
-                if self.k < 1:
-                    doze = 0.35
+                if self.k < 1:  # ill, or declining
+                    doze = 0.35 if self.frail == 0 else max(doze, 0.6 * self.frail)
                 if r < 0.12:
                     tr.add(KITCHEN, MOVE, min(dr.u(2, 8) * MIN_S, left), self.k)
                 elif r < 0.2:
@@ -1260,13 +1281,37 @@ def simulate(home: SimHome, start: float, days: int, rng: np.random.Generator,
         return _simulate(home, setup, start, days, rng, incidents or [])
 
 
+def _declines(home: SimHome, incidents: list[IncidentSpec], days: int,
+              draw: _Draw) -> dict[int, tuple[int, float]]:
+    """Resident index -> (first day, days to the worst) of each decline, checked."""
+    out: dict[int, tuple[int, float]] = {}
+    for spec in incidents:
+        if spec.kind != "decline":
+            continue
+        if not 0 <= spec.day < days:
+            raise ValueError(f"incident day {spec.day} is outside the run (0..{days - 1})")
+        r = spec.resident if spec.resident is not None else draw.pick(len(home.residents))
+        if not 0 <= r < len(home.residents):
+            raise ValueError(f"no resident {r} in home {home.index}")
+        if r in out:
+            raise ValueError(f"resident {r} already has a decline")
+        ramp = (spec.duration_h / 24.0 if spec.duration_h is not None
+                else draw.u(*DECLINE_RAMP_DAYS))
+        if ramp < 1.0:
+            raise ValueError(f"decline: duration_h {spec.duration_h} is under a day")
+        out[r] = (spec.day, ramp)
+    return out
+
+
 def _simulate(home: SimHome, setup: _Setup, start: float, days: int, rng: np.random.Generator,
               incidents: list[IncidentSpec]) -> Simulation:
     local = datetime.fromtimestamp(start, setup.tz)
     draw = _Draw(rng)
     end = start + days * DAY_S
     shared = _home_days(home, start, days, local.weekday(), draw)
-    plans = [_plan(p, shared, days, draw) for p in home.residents]
+    declines = _declines(home, incidents, days, draw)
+    plans = [_plan(p, shared, days, draw, declines.get(i))
+             for i, p in enumerate(home.residents)]
     lives = [_Life(i, p, home, plan, shared, draw)
              for i, (p, plan) in enumerate(zip(home.residents, plans, strict=True))]
     people = [_Person(p.name, "resident", p.pace, p.fidget_s, life.run(days))
@@ -1276,7 +1321,11 @@ def _simulate(home: SimHome, setup: _Setup, start: float, days: int, rng: np.ran
     order = sorted(incidents, key=lambda s: (s.day, s.hour if s.hour is not None else 12,
                                                    s.kind))
     for spec in order:
-        found.append(stage.stage(spec))
+        if spec.kind != "decline":
+            found.append(stage.stage(spec))
+    for r, (day, _) in declines.items():
+        found.append(Incident("decline", shared.day_start(day), None, None,
+                              home.residents[r].name, end))
     visitors = [_visitor(v, draw, home.transit_p) for v in shared.visits]
     everyone = people + visitors + stage.rescuers
 

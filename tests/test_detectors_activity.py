@@ -24,9 +24,10 @@ from devices.observation import Observation
 TZ = ZoneInfo("Asia/Shanghai")
 HOUR = 3600.0
 SENSORS = {"door": "entrance", "pir-living": "living_room", "pir-bed": "bedroom",
-           "radar-bath": "bathroom", "sos": "bedroom"}
+           "radar-bath": "bathroom", "sos": "bedroom", "pir-hall": "entrance"}
 CFG = ActivityConfig(home="h1", sensors=SENSORS, entrance=frozenset({"door"}),
-                     passive=frozenset({"door", "pir-living", "pir-bed", "radar-bath"}),
+                     passive=frozenset({"door", "pir-living", "pir-bed", "radar-bath",
+                                        "pir-hall"}),
                      presence=frozenset({"radar-bath"}), limits_s=cold_start_limits(2),
                      limits_source="cold start, ability level 2", tz=TZ)
 
@@ -96,7 +97,7 @@ def test_door_then_silence_is_away_not_inactive_and_the_return_is_noticed():
     see(s, "pir-living", "motion", True, at("2026-11-23T09:30:00"))
     see(s, "door", "contact", "open", at("2026-11-23T09:40:00"))
     see(s, "door", "contact", "closed", at("2026-11-23T09:40:30"))
-    see(s, "pir-living", "motion", True, at("2026-11-23T09:40:45"))  # hall PIR lag
+    see(s, "pir-hall", "motion", True, at("2026-11-23T09:40:45"))  # hall PIR lag
     # away: no inactivity alert all day; one check call when night comes and still nothing
     found = run(s, at("2026-11-23T09:41:00"), at("2026-11-24T09:00:00"), every=300)
     (f,) = found
@@ -108,6 +109,17 @@ def test_door_then_silence_is_away_not_inactive_and_the_return_is_noticed():
     assert [c[:2] for c in s.changes] == [(OCCUPIED, AWAY), (AWAY, OCCUPIED)]
     # home again, then quiet: watched again
     assert len(run(s, at("2026-11-24T10:01:00"), at("2026-11-24T15:00:00"))) == 1
+
+
+def test_movement_in_a_room_right_after_the_door_shut_is_someone_back_inside():
+    # a parcel taken in at the door, back to the sofa, and a fall there a moment later
+    s = ActivityState()
+    see(s, "door", "contact", "closed", at("2026-11-23T09:00:00"))
+    see(s, "door", "contact", "open", at("2026-11-23T10:38:22"))
+    see(s, "door", "contact", "closed", at("2026-11-23T10:38:49"))
+    see(s, "pir-living", "motion", True, at("2026-11-23T10:39:15"))
+    (f,) = run(s, at("2026-11-23T10:40:00"), at("2026-11-23T15:00:00"), every=300)
+    assert f.event == "inactivity" and s.mode == OCCUPIED
 
 
 def test_movement_inside_after_the_door_closed_means_someone_is_home():
@@ -151,7 +163,7 @@ def test_an_offline_motion_sensor_is_named_and_a_blind_home_raises_nothing():
     assert f.evidence["degraded_coverage"] == [{"device": "pir-bed", "room": "bedroom"}]
     blind = ActivityState()
     see(blind, "pir-living", "motion", True, at("2026-11-23T10:00:00"))
-    every_sensor = frozenset({"pir-living", "pir-bed", "radar-bath"})
+    every_sensor = frozenset({"pir-living", "pir-bed", "radar-bath", "pir-hall"})
     assert run(blind, at("2026-11-23T10:01:00"), at("2026-11-23T20:00:00"),
                offline=every_sensor) == []
 

@@ -63,3 +63,14 @@ def test_the_command_prints_json_with_progress(capsys):
     assert {"detectors", "false_alerts_per_home_month", "wall_s", "home_months"} <= set(report)
     assert "home 1/1" in out.err
     assert main(["eval", "--homes", "0"]) == 2
+
+
+def test_a_staged_decline_is_scored_by_the_routine_detector():
+    # home 5 of seed 1 declines from day 28 over ~19 days; 56 days leave it four weeks
+    r = evaluate_home(5, 56, 1)
+    (dec,) = [i for i in r.incidents if i["kind"] == "decline"]
+    assert dec["alone"] and dec["outlasted_limit"]
+    assert dec["detected"], "the decline was not caught"
+    assert dec["by"] == "routine_deviation" and 7 * 86400 < dec["delay_s"] < 28 * 86400
+    # nothing about routine in a run too short to know the home
+    assert all(i["kind"] != "decline" for i in evaluate_home(5, 30, 1).incidents)

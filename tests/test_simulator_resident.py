@@ -366,6 +366,35 @@ def test_a_failed_device_publishes_nothing_until_replaced():
     assert [e for e in sim.events if e.device == "pir-kitchen" and inc.start < e.t < inc.end]
 
 
+def test_a_decline_slows_the_resident_over_weeks_and_is_labelled():
+    days, begin = 42, 14
+    normal = run(SINGLE, days, 4)
+    worse = run(SINGLE, days, 4, [IncidentSpec("decline", begin, duration_h=14 * 24)])
+    (inc,) = worse.incidents
+    assert (inc.kind, inc.start, inc.end) == ("decline", START + begin * DAY, START + days * DAY)
+    assert inc.resident == SINGLE.residents[0].name
+
+    def motion(sim, a, b):
+        return sum(1 for e in sim.events if e.kind == "motion" and e.value is True
+                   and START + a * DAY <= e.t < START + b * DAY)
+
+    def outings(sim, a, b):
+        return sum(n.outings for n in sim.diary if a <= n.day < b)
+
+    # the same life before it begins (the PIRs' own draws differ a little) …
+    assert motion(worse, 0, begin) == pytest.approx(motion(normal, 0, begin), rel=0.02)
+    assert [n.wake for n in worse.diary if n.day < begin] == [
+        n.wake for n in normal.diary if n.day < begin]
+    # … and at its worst: less movement, later up, no outings
+    assert motion(worse, 28, 42) < 0.85 * motion(normal, 28, 42)
+    assert outings(worse, 28, 42) < outings(normal, 28, 42) or outings(normal, 28, 42) == 0
+    wake = {n.day: n.wake for n in worse.diary}
+    usual = {n.day: n.wake for n in normal.diary}
+    assert np.mean([wake[d] - usual[d] for d in range(28, 42)]) > 3600
+    with pytest.raises(ValueError, match="under a day"):
+        run(SINGLE, 20, 1, [IncidentSpec("decline", 3, duration_h=2)])
+
+
 def test_incidents_are_checked():
     with pytest.raises(ValueError, match="unknown incident kind"):
         run(SINGLE, 3, 1, [IncidentSpec("fire", 1)])
