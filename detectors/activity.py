@@ -62,6 +62,15 @@ movement was in a bedroom, a quiet spell that began in the evening or night is s
 judged by the time to be up (not_up), not by the hourly limits — a PIR that cannot see the
 bed does not make a sleeper inactive.
 
+**Bed-bound residents** (`bedbound`): a PIR over the bed of someone who cannot get up keeps
+firing on small movements — a hand, a turn, a twitch — so its motion proves little: it does
+not count as the home's activity. What does: care (someone moving outside the bedroom, the
+door, a button), judged against the care limits (`BEDBOUND_CARE_H`: carers come morning and
+evening; the door shutting behind a carer never makes the home "away": only the away key
+does, for a stay in hospital), and — a worse sign — the bed's own movements stopping altogether for
+`BEDBOUND_STILL_S` (someone in bed moves now and then, even asleep). Not-up does not apply
+(a bed sensor reporting them out of bed at night still does: they may have fallen out).
+
 **Degraded coverage**: a motion sensor that has gone offline must not look like an inactive
 person. The finding's evidence names every activity sensor offline at the time; when *all* of
 them are offline nothing is raised here (the devices are reported offline instead, and the
@@ -117,6 +126,9 @@ WAKE_BY_H: dict[int, float] = {0: 9.5, 1: 9.5, 2: 10.0, 3: 10.5, 4: 11.0}
 MAX_NIGHT_S = 16 * 3600.0
 SLEEP_FROM_H = 19  # a spell in bed that began after this hour is the night's sleep
 MORNING_STARTS_H = 5  # for not-up: moving after this hour is getting up
+BEDBOUND_CARE_H = (8.0, 14.0)  # day, night: hours without care activity before an alert
+BEDBOUND_STILL_S = 3 * 3600.0  # no movement at all in bed this long: an alert
+BEDBOUND_STILL = "still_in_bed"
 UP_WITHIN_S = 15 * 60.0
 UP_SPAN_S = 10 * 60.0
 BACK_TO_BED_S = 30 * 60.0  # back in bed this soon after "up": it was a trip to the toilet
@@ -150,6 +162,7 @@ class ActivityConfig:
     wake_by_h: float = WAKE_BY_H[DEFAULT_LEVEL]
     checkin_by_h: float | None = None  # None: no check-in key, no check-in watch
     bed_exit_limit_s: float = BED_EXIT_MIN[DEFAULT_LEVEL] * 60
+    bedbound: bool = False  # a resident who cannot get up: bedroom motion is not activity
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
 
     def bathroom(self, device: str) -> bool:
@@ -196,6 +209,8 @@ class ActivityState:
     away_by_key: bool = False  # this away period was set with the away key
     inside_since: float | None = None  # away by key: movement inside began (a return?)
     inside_last: float = 0.0
+    bed_moved_at: float | None = None  # bed-bound: the last small movement in the bedroom
+    bed_still_for: float | None = None  # bed-bound: the stillness already alarmed on
 
 
 def is_activity(state: ActivityState, obs: Observation) -> bool:
@@ -262,6 +277,10 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
     was_in_bed = state.in_bed.get(obs.device)
     active = is_activity(state, obs)
     if prime or not active:
+        return []
+    if (cfg.bedbound and obs.kind in ("motion", "vibration", "presence")
+            and (cfg.sensors[obs.device] or "").lower() in BEDROOMS):
+        state.bed_moved_at = obs.at  # a small movement in bed: alive, not cared for
         return []
     if obs.kind == "in_bed":
         if obs.value is True:
@@ -385,7 +404,7 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
         state.last_at, state.last_kind = now, "gateway_start"
     if state.watching_since is None:
         state.watching_since = now
-    if (state.mode == OCCUPIED and state.door_closed_at is not None
+    if (state.mode == OCCUPIED and state.door_closed_at is not None and not cfg.bedbound
             and now - state.door_closed_at >= cfg.away_after_s
             and datetime.fromtimestamp(state.door_closed_at, cfg.tz).hour in AWAY_HOURS
             and not any(state.presence.get(d) for d in cfg.presence if d not in offline)):
@@ -404,7 +423,11 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     down = sorted(d for d in cfg.passive if d in offline)
     if watching and all(d in offline for d in watching):
         return found  # blind, not quiet: the offline devices are reported as such
-    found += _not_up(state, now, cfg, down) + _checkin(state, now, cfg)
+    if cfg.bedbound:
+        found += _still_in_bed(state, now, cfg, down)
+    else:
+        found += _not_up(state, now, cfg, down)
+    found += _checkin(state, now, cfg)
     if (state.out_of_bed_at is not None and now - state.out_of_bed_at >= cfg.bed_exit_limit_s
             and now - state.last_at >= BED_EXIT_QUIET_S):
         found.append(_finding(cfg, BED_EXIT, SEVERITY, now, state.last_room, {
@@ -431,7 +454,7 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
         state.due_for, state.due_at = key, due(state.last_at, cfg.limits_s, cfg.tz)
     if now < state.due_at - 1e-6:
         return found
-    if _asleep(state, now, cfg):
+    if not cfg.bedbound and _asleep(state, now, cfg):
         return found  # a night in bed is judged by the time to be up (not_up), not by hours
     state.alarmed = True
     local = datetime.fromtimestamp(now, cfg.tz)
@@ -478,6 +501,24 @@ def _asleep(state: ActivityState, now: float, cfg: ActivityConfig) -> bool:
     evening = began.hour >= SLEEP_FROM_H or began.hour < MORNING_STARTS_H
     before_up = local.hour + local.minute / 60 < cfg.wake_by_h
     return evening and before_up and now - state.last_at < MAX_NIGHT_S
+
+
+def _still_in_bed(state: ActivityState, now: float, cfg: ActivityConfig,
+                  down: list[str]) -> list[Finding]:
+    """Bed-bound: the small movements in bed have stopped (once per still spell)."""
+    moved = state.bed_moved_at
+    if moved is None or state.bed_still_for == moved or now - moved < BEDBOUND_STILL_S:
+        return []
+    beds = [d for d, r in cfg.sensors.items() if (r or "").lower() in BEDROOMS
+            and d in cfg.passive]
+    if beds and all(d in down for d in beds):
+        return []  # the bedroom sensor is offline: reported as such, not as stillness
+    state.bed_still_for = moved
+    return [_finding(cfg, BEDBOUND_STILL, SEVERITY, now, "bedroom", {
+        "last_movement_in_bed": _iso(moved, cfg.tz), "still_for_s": round(now - moved),
+        "limit_s": round(BEDBOUND_STILL_S),
+        "rule": "a bed-bound resident's small movements in bed have stopped",
+        **_coverage(cfg, down)})]
 
 
 def _coverage(cfg: ActivityConfig, down: list[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from detectors.activity import (
     BATHROOM_MIN,
     BED_EXIT_MIN,
+    BEDBOUND_CARE_H,
     DAY_HOURS,
     DEFAULT_LEVEL,
     ENTRANCE_ROOMS,
@@ -65,10 +66,18 @@ def has_dementia(conditions: list[str]) -> bool:
     return any(w in c.lower() for c in conditions for w in DEMENTIA_WORDS)
 
 
+BEDBOUND_WORDS = ("bedbound", "bed-bound", "bedridden", "卧床", "瘫痪")
+
+
+def is_bedbound(conditions: list[str]) -> bool:
+    """Whether a resident's conditions say they cannot get out of bed."""
+    return any(w in c.lower() for c in conditions for w in BEDBOUND_WORDS)
+
+
 def activity_settings(*, home: str, sensors: dict[str, str | None], passive: frozenset[str],
                       entrance: frozenset[str], presence: frozenset[str], level: int | None,
                       dementia: bool, section: ActivitySection, tz: ZoneInfo,
-                      checkin: bool = False) -> ActivityConfig:
+                      checkin: bool = False, bedbound: bool = False) -> ActivityConfig:
     """The activity detector's settings: the cold start for the most dependent resident's
     ability `level`, and what `section` ([activity]) overrides. The live gateway and replays
     of recorded homes (gateway/casas.py) both build them here."""
@@ -76,6 +85,9 @@ def activity_settings(*, home: str, sensors: dict[str, str | None], passive: fro
     lvl = DEFAULT_LEVEL if level is None else level
     limits = cold_start_limits(level)
     source = f"cold start, ability level {level if level is not None else f'unknown ({lvl})'}"
+    if bedbound:  # care activity, not the resident's own: carers come morning and evening
+        limits = tuple(BEDBOUND_CARE_H[0 if h in DAY_HOURS else 1] * 3600 for h in range(24))
+        source = "cold start, bed-bound: care activity outside the bedroom"
     if a.day_limit_h is not None or a.night_limit_h is not None:
         limits = tuple(
             (a.day_limit_h * 3600 if h in DAY_HOURS and a.day_limit_h is not None else
@@ -89,7 +101,8 @@ def activity_settings(*, home: str, sensors: dict[str, str | None], passive: fro
         bed_exit_limit_s=BED_EXIT_MIN[lvl] * 60,
         wake_by_h=a.wake_by_h or WAKE_BY_H[lvl],
         checkin_by_h=a.checkin_by_h if checkin else None,
-        wander_return_s=0.0 if dementia else a.wander_return_min * 60, tz=tz)
+        wander_return_s=0.0 if dementia else a.wander_return_min * 60, bedbound=bedbound,
+        tz=tz)
 
 
 def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
@@ -110,5 +123,8 @@ def _activity_config(cfg: Config, devices: list[tuple[Device, Model]],
         presence=frozenset(d.id for d, m in devices if "presence" in m.classes),
         level=max(levels) if levels else None,
         dementia=any(has_dementia(r.conditions) for r in cfg.home.residents),
+        # only where everyone at home is bed-bound: a partner's bedroom movements are theirs
+        bedbound=bool(cfg.home.residents) and all(is_bedbound(r.conditions)
+                                                   for r in cfg.home.residents),
         section=a, tz=tz,
         checkin=any(m.expose_for_kind("checkin") for _, m in devices))

@@ -469,3 +469,61 @@ def test_coming_home_late_is_not_night_wandering():
     key_see(s, "door", "contact", "closed", at("2026-11-23T23:40:30"), cfg)
     (f,) = key_see(s, "door", "contact", "open", at("2026-11-24T01:10:00"), cfg)
     assert (f.event, f.severity) == ("night_wandering", 1)
+
+
+# --- a bed-bound resident: the PIR over the bed fires on small movements ---------------------
+
+BB_SENSORS = {"door": "entrance", "pir-bed": "bedroom", "pir-kitchen": "kitchen"}
+BB_CFG = ActivityConfig(home="h1", sensors=BB_SENSORS, entrance=frozenset({"door"}),
+                        passive=frozenset(BB_SENSORS), bedbound=True, tz=TZ,
+                        limits_s=tuple((8.0 if 7 <= h < 21 else 14.0) * 3600
+                                       for h in range(24)))
+
+
+def bb(s, device, kind, value, t):
+    return step(s, Observation("h1", device, kind, value, t, BB_SENSORS[device]), t, BB_CFG)
+
+
+def bb_run(s, start, end, offline=frozenset()):
+    found, t = [], start
+    while t <= end:
+        found += tick(s, t, BB_CFG, offline)
+        t += 300.0
+    return found
+
+
+def test_bed_bound_small_movements_in_bed_do_not_stand_for_care():
+    s = ActivityState()
+    bb(s, "door", "contact", "open", at("2026-11-23T08:00:00"))  # the carer's morning visit
+    bb(s, "door", "contact", "closed", at("2026-11-23T08:00:20"))
+    bb(s, "pir-kitchen", "motion", True, at("2026-11-23T08:30:00"))
+    bb(s, "door", "contact", "open", at("2026-11-23T09:00:00"))
+    bb(s, "door", "contact", "closed", at("2026-11-23T09:00:20"))
+    found, t = [], at("2026-11-23T09:05:00")
+    while t < at("2026-11-23T19:00:00"):  # the PIR over the bed fires every 20 min all day
+        bb(s, "pir-bed", "motion", True, t)
+        found += bb_run(s, t, t + 1199)
+        t += 1200
+    # no carer since 09:00: the care limit (8 h) is spent at 17:00, whatever the bed PIR says
+    (f,) = found
+    assert f.event == "inactivity" and at("2026-11-23T17:00:00") <= f.at < at(
+        "2026-11-23T17:06:00")
+    assert f.evidence["last_activity"]["device"] == "door"
+
+
+def test_bed_bound_movements_in_bed_stopping_is_an_alert_and_not_up_does_not_apply():
+    s = ActivityState()
+    bb(s, "pir-kitchen", "motion", True, at("2026-11-23T06:00:00"))  # a carer (night visit)
+    bb(s, "pir-bed", "motion", True, at("2026-11-23T06:30:00"))
+    bb(s, "pir-bed", "motion", True, at("2026-11-23T07:10:00"))
+    found = bb_run(s, at("2026-11-23T07:15:00"), at("2026-11-23T12:00:00"))
+    (f,) = found  # never up by 10:00 is no news for someone bed-bound; stillness is
+    assert f.event == "still_in_bed" and f.severity == 2 and f.room == "bedroom"
+    assert at("2026-11-23T10:10:00") <= f.at < at("2026-11-23T10:16:00")
+    assert f.evidence["last_movement_in_bed"] == "2026-11-23T07:10+08:00"
+    # the bedroom PIR offline: reported as a device, not as a still resident
+    s = ActivityState()
+    bb(s, "pir-kitchen", "motion", True, at("2026-11-23T06:00:00"))
+    bb(s, "pir-bed", "motion", True, at("2026-11-23T07:10:00"))
+    assert bb_run(s, at("2026-11-23T07:15:00"), at("2026-11-23T12:00:00"),
+                  offline=frozenset({"pir-bed"})) == []

@@ -259,3 +259,14 @@ def test_an_away_key_needs_single_and_double_presses():
     assert "emergency" in p["devices[1].use"]
     p = problems(GOOD + AWAY_KEY.format(model="WXKG11LM").replace('"away_key"', '"alarm"'))
     assert "devices[1].use" in p
+
+
+def test_a_bed_bound_resident_is_watched_by_care_activity():
+    text = GOOD.replace('conditions = ["dementia"]', 'conditions = ["卧床 (stroke, 2024)"]')
+    act = core_config(parse(tomllib.loads(text))).activity
+    assert act.bedbound and "bed-bound" in act.limits_source
+    assert act.limits_s[12] == 8 * 3600 and act.limits_s[2] == 14 * 3600
+    # a partner who gets about: bedroom movement may be theirs, so the usual rules
+    couple = text.replace("[[devices]]", '[[home.residents]]\nname = "李四"\n\n[[devices]]', 1)
+    assert len(parse(tomllib.loads(couple)).home.residents) == 2
+    assert not core_config(parse(tomllib.loads(couple))).activity.bedbound
