@@ -155,8 +155,8 @@ async def publish(port: int, *messages: tuple[str, bytes], gap: float = 0.0) -> 
 
 
 @contextlib.asynccontextmanager
-async def gateway(config: Path):
-    gw = Gateway(load(config))
+async def gateway(config: Path, **kw):
+    gw = Gateway(load(config), **kw)
     await gw.start()
     try:
         yield gw
