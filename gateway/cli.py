@@ -9,18 +9,22 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import signal
 import sys
 import time
 from collections.abc import Coroutine
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.config import Config, ConfigError, load
 
 logger = logging.getLogger("anxin")
 
 EXIT_CONFIG = 2
+STATUS_FRESH_S = 10.0  # a gateway whose status.json is older is not running
 
 
 def _setup_logging(level: str = "INFO") -> None:
@@ -69,15 +73,66 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aware(text: str) -> datetime:
+    """An ISO 8601 time with its UTC offset; ValueError saying what is wrong."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time (e.g. 2026-03-02T08:00+08:00)"
+                         ) from None
+    if when.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone: add its UTC offset "
+                         "(e.g. 2026-03-02T08:00+08:00)")
+    return when
+
+
+def _clock_start(text: str) -> float:
+    """argparse type of --clock-start: unix seconds."""
+    try:
+        return _aware(text).timestamp()
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _speed(text: str) -> float:
+    """argparse type of a speed: a number > 0 (times real time)."""
+    try:
+        speed = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(speed) and speed > 0):
+        raise argparse.ArgumentTypeError(f"must be > 0 (times real time), got {text}")
+    return speed
+
+
+def _days(text: str) -> int:
+    """argparse type of --life: a whole number of days >= 1."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 day, got {days}")
+    return days
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the gateway against the configured broker."""
     cfg = _load_or_explain(args.config)
     if cfg is None:
         return EXIT_CONFIG
     _setup_logging(cfg.gateway.log_level)
+    from gateway.clock import Clock, ScaledClock  # noqa: PLC0415
     from gateway.runtime import Gateway  # noqa: PLC0415 (keep check-config light)
 
-    gw = Gateway(cfg, broker_url=args.broker, config_path=Path(args.config))
+    clock: Clock | None = None
+    if args.clock_start is not None or args.clock_speed is not None:
+        clock = ScaledClock(time.time() if args.clock_start is None else args.clock_start,
+                            1.0 if args.clock_speed is None else args.clock_speed)
+        logger.warning("SIMULATED CLOCK from %s at %g x real time: for simulation only, never "
+                       "in a home", datetime.fromtimestamp(clock.start, ZoneInfo(
+                           cfg.gateway.timezone)).isoformat(timespec="seconds"), clock.speed)
+    gw = Gateway(cfg, broker_url=args.broker, config_path=Path(args.config), clock=clock)
     return _run_async(gw.run_forever())
 
 
@@ -87,8 +142,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if cfg is None:
         return EXIT_CONFIG
     _setup_logging("WARNING")
+    if args.life is None and (args.incident or args.seed is not None or args.start):
+        print("sim: --incident, --seed and --start go with --life", file=sys.stderr)
+        return EXIT_CONFIG
     if args.walk_test:
         return _sim_walk_test(args, cfg)
+    if args.life is not None:
+        return _sim_life(args, cfg)
     from simulator.runner import describe, run  # noqa: PLC0415
     from simulator.scenarios import ScenarioError, load_scenario  # noqa: PLC0415
 
@@ -117,9 +177,6 @@ def _sim_walk_test(args: argparse.Namespace, cfg: Config) -> int:
     if args.loop:
         print("sim: --loop repeats a scenario; a walk test runs once", file=sys.stderr)
         return EXIT_CONFIG
-    if args.speed <= 0:
-        print(f"sim: --speed must be > 0, got {args.speed}", file=sys.stderr)
-        return EXIT_CONFIG
     # Models mapped from Zigbee2MQTT exposes are not in the catalogue: take each entry's own.
     devices = [(dev, entry.catalogue_model()) for dev, entry in zip(cfg.device_list(),
                                                                     cfg.devices, strict=True)]
@@ -143,6 +200,86 @@ def _sim_walk_test(args: argparse.Namespace, cfg: Config) -> int:
         print(f"[sim {time.monotonic() - start:7.1f}s | walk t={t:6.1f}s] {what}", flush=True)
 
     return _run_async(publish_stream(timed, args.broker, speed=args.speed, on_event=show))
+
+
+def _life_start(text: str | None, tz: ZoneInfo) -> float:
+    """--start: a date (its midnight in the home's time zone) or an ISO 8601 time with its
+    offset; by default the midnight that began today in the home."""
+    if text is None:
+        today = datetime.now(tz).date()
+        return datetime(today.year, today.month, today.day, tzinfo=tz).timestamp()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return _aware(text).timestamp()
+    return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+
+
+def _gateway_clock(cfg: Config) -> tuple[float, float] | None:
+    """What the clock of the gateway running on `cfg` reads now, and its speed, from the
+    status it keeps (None: no gateway running there)."""
+    try:
+        st = json.loads((cfg.data_path() / "status.json").read_text(encoding="utf-8"))
+        age = time.time() - float(st["updated_at"])
+        speed = float(st["clock"]["speed"])
+        now = float(st["clock"]["now"]) + age * speed
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (now, speed) if age < STATUS_FRESH_S else None
+
+
+def _sim_life(args: argparse.Namespace, cfg: Config) -> int:
+    """`anxin sim --life DAYS`: the configured home's residents live simulated days, with
+    incidents; the devices' messages are published in compressed time, each when the clock
+    of the gateway running on the config (if one is) shows its time."""
+    from simulator import life as simulated  # noqa: PLC0415
+    from simulator.runner import publish_stream  # noqa: PLC0415
+
+    if args.loop:
+        print("sim: --loop repeats a scenario; --life runs its days once", file=sys.stderr)
+        return EXIT_CONFIG
+    tz = ZoneInfo(cfg.gateway.timezone)
+    try:
+        start = _life_start(args.start, tz)
+    except ValueError as e:
+        print(f"sim: --start {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        specs = [simulated.parse_incident(text, args.life) for text in args.incident or ()]
+        life = simulated.live(Path(args.config).read_text(encoding="utf-8"), start, args.life,
+                              1 if args.seed is None else args.seed, specs)
+    except simulated.LifeError as e:
+        print(f"sim --life: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("\n".join(simulated.summary(life, tz)))
+    origin = start
+    running = _gateway_clock(cfg)
+    if running is None:
+        clock_start = datetime.fromtimestamp(start, tz).isoformat(timespec="minutes")
+        print(f"{args.life * 86400 / args.speed:.0f} s at --speed {args.speed:g}. No gateway is "
+              "running on this config: for one that judges these days by their own clock, "
+              "start it first, and this then follows its clock:\n"
+              f"  anxin run --config {args.config} --clock-start {clock_start} "
+              f"--clock-speed {args.speed:g}", flush=True)
+    else:
+        origin, speed = running
+        if not math.isclose(speed, args.speed):
+            print(f"sim: the gateway running on this config has a clock {speed:g} x real time; "
+                  f"give --speed {speed:g}", file=sys.stderr)
+            return EXIT_CONFIG
+        late = sum(1 for t, _, _ in life.messages if t < origin)
+        print(f"following the running gateway's clock, at "
+              f"{datetime.fromtimestamp(origin, tz):%Y-%m-%d %H:%M}"
+              + (f": {late} message(s) from before it are sent at once" if late else ""),
+              flush=True)
+    real0 = time.monotonic()
+
+    def show(t: float, what: str) -> None:
+        print(f"[sim {time.monotonic() - real0:7.1f}s | "
+              f"{datetime.fromtimestamp(origin + t, tz):%m-%d %H:%M}] {what}", flush=True)
+
+    stream = simulated.timeline(life.messages, origin, simulated.milestones(life, tz))
+    return _run_async(publish_stream(stream, args.broker, speed=args.speed, on_event=show))
 
 
 def cmd_hotline(args: argparse.Namespace, rest: list[str]) -> int:
@@ -203,7 +340,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(st, ensure_ascii=False, indent=2))
     now = time.time()
     age = now - st["updated_at"]
-    running = age < 10
+    running = age < STATUS_FRESH_S
     ok, bad = "✓", "✗"
 
     def when(ts: float | None) -> str:
@@ -426,6 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run the gateway")
     s.add_argument("--config", required=True, help="TOML config file")
     s.add_argument("--broker", help="override [mqtt] url, e.g. mqtt://127.0.0.1:1883")
+    s.add_argument("--clock-start", type=_clock_start, metavar="ISO8601",
+                   help="for simulation only (never in a home): run on a simulated clock that "
+                        "starts at this time, with its UTC offset (e.g. "
+                        "2026-03-02T00:00+08:00); see `anxin sim --life`")
+    s.add_argument("--clock-speed", type=_speed, metavar="N",
+                   help="for simulation only: the simulated clock runs N times real time "
+                        "(3600: an hour a second)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("check-config", help="validate a config file")
@@ -440,7 +584,19 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--walk-test", action="store_true",
                       help="trigger every configured device once, as a technician's walk "
                            "test does")
-    s.add_argument("--speed", type=float, default=1.0, help="time compression (10 = 10x)")
+    what.add_argument("--life", type=_days, metavar="DAYS",
+                      help="the configured residents live DAYS simulated days (rooms "
+                           "entrance, living_room, bedroom, bathroom, kitchen); prints the "
+                           "incidents the gateway should detect")
+    s.add_argument("--incident", action="append", metavar="KIND@DAY[/HOUR]",
+                   help="with --life: stage an incident on DAY (0: the first), at local HOUR "
+                        "or a time drawn; long_lie, bathroom_collapse, not_up, "
+                        "night_wandering, device_failure (repeatable)")
+    s.add_argument("--seed", type=int, help="with --life: the random seed (default 1)")
+    s.add_argument("--start", metavar="ISO8601",
+                   help="with --life: the first day, a date (midnight in the home's time "
+                        "zone; default today)")
+    s.add_argument("--speed", type=_speed, default=1.0, help="time compression (10 = 10x)")
     s.add_argument("--loop", action="store_true", help="repeat the scenario until stopped")
     s.set_defaults(fn=cmd_sim)
 

@@ -901,14 +901,17 @@ class Gateway:
         """Health at a glance: broker, the path to the centre, devices, outbox, disk.
 
         Times are on the gateway's clock, except `started_at` and `updated_at`: the process
-        and its heartbeat, which `anxin status` compares with the wall clock."""
-        now = self.clock.now()
+        and its heartbeat, which `anxin status` compares with the wall clock. `clock` says
+        what the gateway's clock read at `updated_at`, and how fast it runs (`anxin sim
+        --life` follows it)."""
+        now, wall = self.clock.now(), time.time()
         memory = self.core.instant.devices
         configured = [d.id for d, _ in self.devices.values()]
         usage = shutil.disk_usage(self.cfg.data_path())
         return {
             "gateway_id": self.cfg.gateway.id, "home_id": self.cfg.home.id, "pid": os.getpid(),
-            "started_at": self.started_at, "updated_at": time.time(),
+            "started_at": self.started_at, "updated_at": wall,
+            "clock": {"now": now, "speed": 1.0 / self.clock.real(1.0)},
             "broker_connected": bool(self.ingest and self.ingest.connected.is_set()),
             "path_down_since": self.path_down_since(),
             "targets": [{"name": n, "failures": sd.failures,
