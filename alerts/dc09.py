@@ -41,7 +41,8 @@ SIA_CODES: dict[str, str] = {
     # NA no activity; YX service required (the maintenance digest); XQ RF interference;
     # UT trouble of an untyped zone; UA alarm of an untyped zone (SIA has no wandering code).
     "inactivity": "NA", "bathroom_overstay": "NA", "not_up": "NA", "night_wandering": "UA",
-    "missed_checkin": "NA", "bed_exit": "NA", "not_returned": "NA",
+    "missed_checkin": "NA", "bed_exit": "NA", "not_returned": "NA", "still_in_bed": "NA",
+    "routine_deviation": "NA",
     "maintenance_digest": "YX", "weak_link": "XQ", "stuck_contact": "UT",
     "self_test_failed": "UT",
 }

@@ -25,6 +25,7 @@ RAISED: dict[str, tuple[str, bool]] = {
     "inactivity": ("很久没有检测到您活动，已经通知服务中心，工作人员会联系您。", False),
     "bathroom_overstay": ("您在卫生间很久了，已经通知服务中心，工作人员会联系您。", False),
     "not_up": ("早上好，还没有检测到您起床，工作人员会联系您。", False),
+    "still_in_bed": ("很久没有检测到您活动，已经通知服务中心，工作人员会联系您。", False),
 }
 
 

@@ -48,7 +48,8 @@ from simulator.resident import (
 
 # incident kind -> the findings that count as catching it: for a person down, any alert that
 # has the centre call the home while it lasts (help is on its way, whatever the rule's name)
-_DOWN = frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit", "not_returned"})
+_DOWN = frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit", "not_returned",
+                   "still_in_bed"})
 MATCH: dict[str, frozenset[str]] = {
     "long_lie": _DOWN,
     "bathroom_collapse": _DOWN,
@@ -60,7 +61,7 @@ MATCH: dict[str, frozenset[str]] = {
 # Findings about the resident (the ones that call the hotline for nothing if wrong).
 BEHAVIOURAL = frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit",
                          "night_wandering", "missed_checkin", "not_returned",
-                         "routine_deviation"})
+                         "routine_deviation", "still_in_bed"})
 # A slow decline is staged in this share of the homes whose run is long enough for the
 # routine detector to know the home first (its reference month) and the decline to show.
 DECLINE_SHARE = 0.25
