@@ -135,6 +135,7 @@ class Gateway:
         self.last_seen: dict[str, float] = {}  # device id -> last Observation
         self.started_at = time.time()  # the process's start, for `anxin status`: real time
         self._polled_at: float | None = None  # monotonic: other processes' requests last read
+        self._scheduled_at = 0.0  # clock: the daily digest and learning last looked at
         self._troubles: set[tuple[str, str]] = set()  # open maintenance items
         self.self_test = selftest.SelfTestState()
         self._baseline_day: str | None = None
@@ -826,8 +827,10 @@ class Gateway:
             self._polled_at = polled
             await self._read_maintenance(now)
             await self._reread_config()
-        await self._maybe_digest(now)
-        await self._maybe_learn(now)
+        if now - self._scheduled_at >= MAINTENANCE_READ_S:  # the daily schedules: clock time
+            self._scheduled_at = now
+            await self._maybe_digest(now)
+            await self._maybe_learn(now)
         await self._watch_path(now)
         changes = self.manager.tick(now)
         if self.core.supervision.back or self.core.health.cleared:
