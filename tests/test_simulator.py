@@ -93,7 +93,8 @@ SAMPLES = {
     "link_quality": [0, 200], "tamper": [True, False], "test": [True, False],
     "trouble": [True, False], "temperature": [21.5], "heart_rate": [58], "vibration": [True],
     "respiration_rate": [14], "fall": ["fall", "suspected", "none"], "sos": [True],
-    "cancel": [True], "checkin": [True], "intercom": ["call", "ended"], "away_mode": ["away", "home"],
+    "cancel": [True], "checkin": [True], "intercom": ["call", "ended"],
+    "away_mode": ["away", "home"],
 }
 
 
