@@ -33,7 +33,7 @@ from alerts.alert import Alert, AlertState
 from alerts.maintenance import DIGEST_ONLY, ITEM_TEXT, digest, digest_day, is_technical
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
 from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
-from detectors import baseline
+from detectors import activity, baseline, routine
 from detectors.core import Core
 from detectors.finding import Finding
 from devices.adapters import ADAPTERS
@@ -72,6 +72,8 @@ STATUS_EVERY_S = 2.0
 BRIDGE_EVENTS_KEPT = 30  # pairing events shown on the discover page
 DIGEST_DAY_SETTING = "maintenance_digest_day"
 BASELINE_SETTING = "activity_baseline"  # the learned limits, JSON
+ROUTINE_SETTING = "routine"  # the last days' routine scores, when a care call last went, JSON
+RESTORE_S = 36 * 3600.0  # at start, the home's state is replayed from this much history
 BASELINE_HOUR = 3  # learned again each night from this local hour
 SELF_TEST_WEEK_SETTING = "self_test_week"  # the ISO week of the last button self-test
 SELF_TEST_REQUEST_SETTING = "self_test_request"  # `anxin self-test start`
@@ -139,6 +141,7 @@ class Gateway:
         self._troubles: set[tuple[str, str]] = set()  # open maintenance items
         self.self_test = selftest.SelfTestState()
         self._baseline_day: str | None = None
+        self.routine: dict[str, Any] = {}  # ROUTINE_SETTING: the last days' scores
         ha = cfg.home_assistant
         self.ha_topics = homeassistant.Topics.of(ha.discovery_prefix, ha.state_prefix,
                                                  cfg.gateway.id) if ha.enabled else None
@@ -216,25 +219,55 @@ class Gateway:
         on a read-only connection: the alert path is not held up) and use them."""
         await self._flush()
         act = core_config(self.cfg, list(self.devices.values())).activity
-        since = now - baseline.WINDOW_DAYS * 86400
+        since = now - max(baseline.WINDOW_DAYS, routine.LOOKBACK_DAYS + 1) * 86400
         db = self.cfg.data_path() / "anxin.db"
         outages = [(i.first_at, i.cleared_at or now) for i in
                    await self.store.call(Store.troubles, open_only=False)
                    if i.event == "offline" and (i.cleared_at or now) >= since]
+        last_care = self.routine.get("last_raised")
 
-        def work() -> baseline.Baseline:
+        def work() -> tuple[baseline.Baseline, list[routine.DayScore], Finding | None]:
             h = baseline.history(read_observations(db, since), act)
             h.outages = outages
-            return baseline.learn(h, act.limits_s, act.wake_by_h, now, self.tz,
-                                  act.bathroom_limit_s)
+            b = baseline.learn(h, act.limits_s, act.wake_by_h, now, self.tz,
+                               act.bathroom_limit_s)
+            if not act.sensors:
+                return b, [], None
+            return b, *routine.assess(h, now, self.tz, self.cfg.home.id, last_care)
 
-        b = await asyncio.to_thread(work)
+        b, days, care = await asyncio.to_thread(work)
         self.baseline = b
         await self.store.call(Store.set_setting, BASELINE_SETTING,
                               json.dumps({**asdict(b), "updated_at": now}), now)
         self._apply_baseline(self.cfg)
         logger.info("activity baseline: %s", b.source)
+        self.routine = {"updated_at": now, "last_raised": now if care else last_care,
+                        "days": [d.summary() for d in days]}
+        await self.store.call(Store.set_setting, ROUTINE_SETTING,
+                              json.dumps(self.routine, ensure_ascii=False), now)
+        if days:
+            logger.info("routine: %s scored %.1f", days[-1].day, days[-1].score)
+        if care is not None:
+            logger.warning("routine: %s, a care call", care.evidence["pattern"])
+            await self._apply(await self._route([care], now), now)
         return b
+
+    async def _restore_activity(self, now: float) -> None:
+        """Pick up the home's state where it was: replay the last hours of stored observations
+        through the activity rules (what was last seen where, away by the door or the key,
+        up this morning, checked in today), their findings dropped — they were raised, or
+        not, at the time. A quiet spell that ran on while the gateway was down is judged at
+        the first tick, from the real last activity."""
+        db = self.cfg.data_path() / "anxin.db"
+        history = await asyncio.to_thread(read_observations, db, now - RESTORE_S)
+        state, cfg = self.core.activity, self.core.cfg.activity
+        for obs in history:
+            activity.step(state, obs, obs.at, cfg)
+        if history:
+            state.watching_since = history[0].at
+            logger.info("home state restored from %d observations: %s since %s", len(history),
+                        state.mode + (" (away key)" if state.away_by_key else ""),
+                        state.mode_since)
 
     async def _maybe_learn(self, now: float) -> None:
         """Once a day, at night (03:00 local), learn the baseline again."""
@@ -285,6 +318,8 @@ class Gateway:
                                                          self.tz).date().isoformat()
             self.baseline = baseline.Baseline(**{**data, "limits_s": tuple(data["limits_s"])})
             self._apply_baseline(self.cfg)
+        self.routine = json.loads(await self.store.call(Store.setting, ROUTINE_SETTING) or "{}")
+        await self._restore_activity(now)
         if not self._digest_day:  # a new install: the first digest is tomorrow's
             self._digest_day = datetime.fromtimestamp(now, self.tz).date().isoformat()
             await self.store.call(Store.set_setting, DIGEST_DAY_SETTING, self._digest_day, now)
@@ -933,6 +968,10 @@ class Gateway:
                                       and memory[d].battery_alarmed),
             },
             "maintenance_open": sorted(f"{d} {e}" for d, e in self._troubles),
+            "home_state": {"mode": self.core.activity.mode,
+                           "since": self.core.activity.mode_since,
+                           "away_key": self.core.activity.away_by_key},
+            "routine": (self.routine.get("days") or [None])[-1],
             "outbox_depth": await self.store.call(Store.outbox_depth),
             "last_alert": await self.store.call(Store.last_alert),
             "disk_free_mb": round(usage.free / 2**20),

@@ -74,6 +74,16 @@ secret = "{SECRET}"
     return path
 
 
+DOOR = """
+[[devices]]
+id = "door-entrance"
+source = "zigbee2mqtt"
+topic = "{gid}/front_door"
+model = "MCCGQ11LM"
+room = "entrance"
+"""
+
+
 async def test_an_offline_pir_is_reported_and_named_by_the_inactivity_alert(tmp_path,
                                                                              mosquitto):
     _, port = mosquitto
@@ -142,14 +152,8 @@ async def test_a_resident_with_dementia_opening_the_door_at_night(tmp_path, mosq
     hport, gid = free_port(), "gw-wander"
     path = write(tmp_path, port, hport, gid)
     path.write_text(path.read_text(encoding="utf-8").replace(
-        "ability_level = 3", 'ability_level = 3\nconditions = ["dementia"]') + f"""
-[[devices]]
-id = "door-entrance"
-source = "zigbee2mqtt"
-topic = "{gid}/front_door"
-model = "MCCGQ11LM"
-room = "entrance"
-""", encoding="utf-8")
+        "ability_level = 3", 'ability_level = 3\nconditions = ["dementia"]')
+        + DOOR.format(gid=gid), encoding="utf-8")
     closed = b'{"battery":91,"contact":true,"linkquality":63,"voltage":3005}'
     opened = b'{"battery":91,"contact":false,"linkquality":63,"voltage":3005}'
     night = datetime(2026, 11, 24, 2, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
@@ -187,3 +191,90 @@ async def test_the_gateway_learns_the_home_and_keeps_what_it_learned(tmp_path, m
         async with gateway(path) as gw:  # after a restart
             assert gw.core.cfg.activity.limits_source == b.source
             assert gw.core.cfg.activity.limits_s == b.limits_s
+
+
+def _quiet_month(home: str, end: float, quiet_days: int) -> list:
+    """35 days of a resident moving about the living room and kitchen by day, ending at
+    `end`; the last `quiet_days` of them at a third of the usual."""
+    import numpy as np  # noqa: PLC0415
+
+    from devices.observation import Observation  # noqa: PLC0415
+
+    rng = np.random.default_rng(11)
+    out = []
+    for d in range(35):
+        factor = 0.3 if d >= 35 - quiet_days else 1.0
+        for h in range(24):
+            t0 = end - (35 - d) * 86400 + h * 3600
+            out.append(Observation(home, "motion-kitchen", "battery", 100, t0 + 60,
+                                   "kitchen"))
+            n = rng.poisson((12 if 6 <= (h + 3) % 24 < 22 else 1) * factor)
+            for t in sorted(rng.uniform(t0, t0 + 3600, n)):
+                dev, room = (("motion-living", "living_room") if rng.random() < 0.6
+                             else ("motion-kitchen", "kitchen"))
+                out.append(Observation(home, dev, "motion", True, float(t), room))
+    return out
+
+
+async def test_several_much_quieter_days_send_one_care_call(tmp_path, mosquitto):
+    _, port = mosquitto
+    hport, gid = free_port(), "gw-routine"
+    path = write(tmp_path, port, hport, gid)
+    now = time.time()
+    async with hotline(hport, tmp_path / "hotline.db") as hl, gateway(path) as gw:
+        await gw.store.call(Store.add_observations, _quiet_month(f"home-{gid}", now, 3))
+        await gw.learn_baseline(now)
+        alerts = await hl.wait_for(1)
+        (care,) = [a for a in alerts if a["event"] == "routine_deviation"]
+        assert (care["code"], care["severity"]) == (641, 3)
+        assert care["body"]["detector"] == "routine"
+        ev = care["body"]["evidence"]
+        assert ev["pattern"] == "much_less_activity" and len(ev["days"]) == 3
+        assert all(d["ratio"] < 0.7 for d in ev["days"])
+        status = await gw.status()
+        assert status["routine"]["ratio"] < 0.7 and status["routine"]["score"] >= 3
+        # the next night: no second call for the same episode
+        await gw.learn_baseline(now + 60)
+        await asyncio.sleep(0.3)
+        assert [a["event"] for a in await hl.alerts()].count("routine_deviation") == 1
+    async with hotline(hport, tmp_path / "hotline.db"), gateway(path) as gw:
+        assert gw.routine["last_raised"] == now  # kept across a restart
+
+
+async def test_away_by_the_key_survives_a_restart(tmp_path, mosquitto):
+    from devices.observation import Observation  # noqa: PLC0415
+
+    _, port = mosquitto
+    hport, gid = free_port(), "gw-awaykey"
+    path = write(tmp_path, port, hport, gid)
+    path.write_text(path.read_text(encoding="utf-8") + DOOR.format(gid=gid) + f"""
+[[devices]]
+id = "key-door"
+source = "zigbee2mqtt"
+topic = "{gid}/door_key"
+model = "WXKG11LM"
+room = "entrance"
+use = "away_key"
+""", encoding="utf-8")
+    home, now = f"home-{gid}", time.time()
+    left = now - 5 * HOUR
+    history = [Observation(home, "door-entrance", "contact", "closed", left - 3600, "entrance"),
+               Observation(home, "motion-living", "motion", True, left - 120, "living_room"),
+               Observation(home, "key-door", "away_mode", "away", left - 60, "entrance"),
+               Observation(home, "door-entrance", "contact", "open", left, "entrance"),
+               Observation(home, "door-entrance", "contact", "closed", left + 20, "entrance")]
+    async with hotline(hport, tmp_path / "hotline.db") as hl:
+        async with gateway(path) as gw:
+            await gw.store.call(Store.add_observations, history)
+        async with gateway(path) as gw:  # restarted (a power cut) while the resident is out
+            st = (await gw.status())["home_state"]
+            assert st == {"mode": "away", "since": left + 20, "away_key": True}
+            for k in range(1, 25):  # a day more away: nothing about activity
+                await gw.tick(now + k * HOUR)
+            await asyncio.sleep(0.3)
+            # (the devices are silent in this test: offline, a technician's matter)
+            assert [a["event"] for a in await hl.alerts() if a["severity"] < 4] == []
+            # home: the Zigbee button pressed twice
+            await gw.handle_message(f"{gid}/door_key", b'{"action":"double","battery":100}',
+                                    False, now + 25 * HOUR)
+            assert gw.core.activity.mode == "occupied"
