@@ -368,6 +368,14 @@ def cmd_status(args: argparse.Namespace) -> int:
                  + ("; ".join(troubles) or "empty") + " (anxin: daily digest to the centre)")
     if st.get("maintenance_until"):
         lines.append(f"! test/maintenance mode until {when(st['maintenance_until'])}")
+    home = st.get("home_state")
+    if home:
+        lines.append(f"  home: {home['mode']}" + (" (away key)" if home["away_key"] else "")
+                     + (f" since {when(home['since'])}" if home["since"] else ""))
+    day = st.get("routine")
+    if day:
+        lines.append(f"  routine {day['day']}: {day['movements']} movements of "
+                     f"{day['expected']} expected ({day['ratio']:.0%}), score {day['score']}")
     last = st.get("last_alert")
     lines.append("  last alert: " + ("none" if last is None else
                                      f"{last['event']} ({last['state']}) at {when(last['at'])}"))

@@ -137,6 +137,12 @@ def test_status_shows_health_at_a_glance(tmp_path, mosquitto, capsys):
     # a status nobody has refreshed for a while means the gateway is not running
     st = json.loads(status.read_text())
     st["updated_at"] -= 60
+    assert st["home_state"]["mode"] == "occupied"
+    st["home_state"] = {"mode": "away", "since": st["updated_at"] - 3600, "away_key": True}
+    st["routine"] = {"day": "2026-11-22", "movements": 120, "expected": 250, "ratio": 0.48,
+                     "score": 4.1}
     status.write_text(json.dumps(st))
     assert main(["status", "--config", str(cfg)]) == 1
-    assert "NOT RUNNING" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "NOT RUNNING" in out and "home: away (away key) since" in out
+    assert "routine 2026-11-22: 120 movements of 250 expected (48%), score 4.1" in out
