@@ -160,7 +160,7 @@ def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _report_s(model_id: str) -> tuple[float, float] | None:
+def report_interval(model_id: str) -> tuple[float, float] | None:
     """How often a healthy device of this model reports, as a (min, max) range in seconds."""
     model = find_model(model_id)
     assert model is not None, model_id
@@ -172,8 +172,10 @@ def _report_s(model_id: str) -> tuple[float, float] | None:
     return (0.55 * every, 0.95 * every)  # a battery report inside the configured maximum
 
 
-def _resident(rng: np.random.Generator, sex: str, level: int | None = None,
-              taken: set[str] | None = None) -> ResidentProfile:
+def draw_resident(rng: np.random.Generator, sex: str, level: int | None = None,
+                  taken: set[str] | None = None) -> ResidentProfile:
+    """A resident's rhythm drawn for a home: `level` (GB/T 42195) or drawn as the homes are;
+    a name not in `taken`."""
     if level is None:
         level = int(rng.choice(5, p=ABILITY_WEIGHTS))
     given = _WOMEN if sex == "f" else _MEN
@@ -205,9 +207,9 @@ def make_home(index: int, rng: np.random.Generator) -> SimHome:
     tag = f"sim-{index}"
     couple = rng.random() < COUPLE_P
     first_sex = "f" if rng.random() < 0.62 else "m"  # women outlive men: most live alone
-    residents = [_resident(rng, first_sex)]
+    residents = [draw_resident(rng, first_sex)]
     if couple:
-        residents.append(_resident(rng, "m" if first_sex == "f" else "f",
+        residents.append(draw_resident(rng, "m" if first_sex == "f" else "f",
                                    taken={residents[0].name}))
     level = max(r.ability_level for r in residents)
 
@@ -227,7 +229,7 @@ def make_home(index: int, rng: np.random.Generator) -> SimHome:
             battery_pct=float(rng.integers(62, 101)) if battery else None,
             drain_pct_per_day=round(float(rng.uniform(0.05, 0.35)), 3) if battery else 0.0,
             lqi=int(rng.integers(70, 200)) if not native else 0,
-            report_s=_report_s(model), hold_s=hold, ghost_per_day=ghost)
+            report_s=report_interval(model), hold_s=hold, ghost_per_day=ghost)
 
     add("door-entrance", "MCCGQ11LM", "entrance", name="入户门")
     for room, zh in (("living_room", "客厅"), ("bedroom", "卧室"), ("kitchen", "厨房")):

@@ -94,7 +94,7 @@ def home_from_config(config_text: str, rng: np.random.Generator) -> SimHome:
         # The rhythm (wake, bed, night toilet, outings, pace) as make_home draws it for the
         # ability level; who the person is comes from the config. (homes.py keeps these two
         # helpers private; they are the one place those draws are made.)
-        drawn = homes._resident(rng, "f", 2 if level is None else level)
+        drawn = homes.draw_resident(rng, "f", 2 if level is None else level)
         residents.append(dataclasses.replace(
             drawn, name=p["name"], age=p.get("age") or drawn.age,
             conditions=tuple(p.get("conditions", ()))))
@@ -105,7 +105,7 @@ def home_from_config(config_text: str, rng: np.random.Generator) -> SimHome:
         traits[dev.id] = DeviceTraits(
             battery_pct=BATTERY_PCT if battery else None,
             drain_pct_per_day=DRAIN_PCT_PER_DAY if battery else 0.0,
-            lqi=LQI, report_s=homes._report_s(dev.model))
+            lqi=LQI, report_s=homes.report_interval(dev.model))
     mqtt = data.get("mqtt", {})
     return SimHome(
         index=0, gateway_id=data.get("gateway", {}).get("id", ""), home_id=data["home"]["id"],
