@@ -8,7 +8,8 @@ vibration; a button pressed, a check-in, an intercom call. Battery, link and tem
 reports are the device being alive, not the person.
 
 **Home state**: `occupied`, or `away` once the entrance door has opened and closed and nothing
-inside has moved for `away_after_s` (no radar still seeing someone): nobody is paged for
+inside has moved for `away_after_s` (no radar still seeing someone, no bed sensor saying
+someone is in bed — the visitor who leaves after putting the resident to bed): nobody is paged for
 inactivity in an empty home. The entrance door opening again, or any movement inside, is the
 return.
 
@@ -407,7 +408,8 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     if (state.mode == OCCUPIED and state.door_closed_at is not None and not cfg.bedbound
             and now - state.door_closed_at >= cfg.away_after_s
             and datetime.fromtimestamp(state.door_closed_at, cfg.tz).hour in AWAY_HOURS
-            and not any(state.presence.get(d) for d in cfg.presence if d not in offline)):
+            and not any(state.presence.get(d) for d in cfg.presence if d not in offline)
+            and not any(v for d, v in state.in_bed.items() if d not in offline)):
         _set_mode(state, AWAY, state.door_closed_at)
         state.door_closed_at = None
     if state.away_pressed_at is not None and now - state.away_pressed_at > AWAY_CONFIRM_S:

@@ -24,7 +24,7 @@ import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,7 @@ from gateway.coreconfig import core_config
 from simulator.homes import make_home
 from simulator.resident import (
     DECLINE_RAMP_DAYS,
+    Incident,
     IncidentSpec,
     plan_incidents,
     simulate,
@@ -68,7 +69,8 @@ DECLINE_SHARE = 0.25
 DECLINE_FIRST_DAY = routine.MIN_REFERENCE_DAYS + routine.SUSTAINED_DAYS + 11  # day 28
 DECLINE_MIN_LEFT = 21  # days of the run left after it begins
 LEARN_HOUR = 3
-START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()  # a Monday
+TZ = ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 3, 2, tzinfo=TZ).timestamp()  # a Monday
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,7 @@ def evaluate_home(index: int, days: int, seed: int, *, learn: bool = True) -> Ho
         hits = [(k, f) for k, f in enumerate(found)
                 if f.event in MATCH[inc.kind] and inc.start <= f.at <= inc.end
                 and (f.device in (None, inc.device) or inc.kind != "device_failure")]
-        claimed |= {k for k, f in enumerate(found) if inc.start <= f.at <= inc.end + 3600
+        claimed |= {k for k, f in enumerate(found) if inc.start <= f.at <= _aftermath(inc)
                     and (inc.kind != "decline" or f.event in MATCH["decline"])}
         first = min(hits, key=lambda kf: kf[1].at) if hits else None
         act = next(c for t, c in reversed(configs) if t <= inc.start)
@@ -176,6 +178,20 @@ def evaluate_home(index: int, days: int, seed: int, *, learn: bool = True) -> Ho
                   (f.at - back * 86400.0) // 86400.0 in ill for back in range(1, 5))}
              for k, f in enumerate(found) if f.event in BEHAVIOURAL and k not in claimed]
     return HomeResult(index, days, incidents, false, len(observations))
+
+
+def _aftermath(inc: Incident) -> float:
+    """Until when findings belong to an incident: an hour after the resident was found, or —
+    found after 15:00, when the simulation has them rest in bed until the next morning — to
+    09:00 the next day (the home then is not normal living: the finder leaves the resident in
+    bed, the home looks empty, and a check call that evening is no false alarm)."""
+    if inc.kind in ("decline", "device_failure"):
+        return inc.end + 3600.0
+    found = datetime.fromtimestamp(inc.end, TZ)
+    if found.hour < 15:
+        return inc.end + 3600.0
+    return (found.replace(hour=9, minute=0, second=0, microsecond=0)
+            + timedelta(days=1)).timestamp()
 
 
 def _decline(index: int, days: int, seed: int) -> list[IncidentSpec]:

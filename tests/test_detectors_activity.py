@@ -527,3 +527,15 @@ def test_bed_bound_movements_in_bed_stopping_is_an_alert_and_not_up_does_not_app
     bb(s, "pir-bed", "motion", True, at("2026-11-23T07:10:00"))
     assert bb_run(s, at("2026-11-23T07:15:00"), at("2026-11-23T12:00:00"),
                   offline=frozenset({"pir-bed"})) == []
+
+
+def test_a_visitor_leaving_the_resident_in_bed_does_not_make_the_home_away():
+    s = ActivityState()
+    see(s, "door", "contact", "closed", at("2026-11-23T16:00:00"))
+    see(s, "pir-bed", "in_bed", False, at("2026-11-23T16:00:00"))
+    see(s, "pir-bed", "in_bed", True, at("2026-11-23T19:30:00"))  # helped to bed
+    see(s, "pir-living", "motion", True, at("2026-11-23T20:00:00"))  # the daughter
+    see(s, "door", "contact", "open", at("2026-11-23T20:10:00"))  # leaves
+    see(s, "door", "contact", "closed", at("2026-11-23T20:10:20"))
+    found = run(s, at("2026-11-23T20:11:00"), at("2026-11-23T23:00:00"), every=300)
+    assert s.mode == OCCUPIED and found == []  # no "not returned" check call at 22:00
