@@ -72,6 +72,14 @@ does, for a stay in hospital), and — a worse sign — the bed's own movements 
 `BEDBOUND_STILL_S` (someone in bed moves now and then, even asleep). Not-up does not apply
 (a bed sensor reporting them out of bed at night still does: they may have fallen out).
 
+**A blip is not a person**: movement from one sensor after half an hour of quiet, lasting
+under a minute, with nothing else anywhere in the half hour after it, is what a PIR's ghost
+looks like (sunlight, a curtain, the heating coming on) — and what a person who got up
+does not: they move on, or sit and fidget, within minutes. Such a blip is set aside when
+its half hour is over: the quiet spell, the home's state (away, a night exit) are what they
+were before it, and the finding's evidence lists the blips set aside. Until then it counts,
+so nothing is raised while someone may just have got up.
+
 **Degraded coverage**: a motion sensor that has gone offline must not look like an inactive
 person. The finding's evidence names every activity sensor offline at the time; when *all* of
 them are offline nothing is raised here (the devices are reported offline instead, and the
@@ -133,6 +141,10 @@ BEDBOUND_STILL = "still_in_bed"
 UP_WITHIN_S = 15 * 60.0
 UP_SPAN_S = 10 * 60.0
 BACK_TO_BED_S = 30 * 60.0  # back in bed this soon after "up": it was a trip to the toilet
+BLIP_AFTER_S = 30 * 60.0  # movement after this much quiet may be a ghost …
+BLIP_SPAN_S = 60.0  # … if it lasts under a minute from one sensor …
+BLIP_ALONE_S = 30 * 60.0  # … and nothing else moves for half an hour after it
+WEAK_KINDS = frozenset({"motion", "presence", "vibration"})
 AWAY_CONFIRM_S = 30 * 60.0  # "away" pressed: the door shuts behind the resident within this
 RETURN_SPAN_S = 10 * 60.0  # away by the key: movement inside this long is someone home
 # Presses and getting into bed show a person at home at once (motion could be a ghost or a pet)
@@ -164,6 +176,7 @@ class ActivityConfig:
     checkin_by_h: float | None = None  # None: no check-in key, no check-in watch
     bed_exit_limit_s: float = BED_EXIT_MIN[DEFAULT_LEVEL] * 60
     bedbound: bool = False  # a resident who cannot get up: bedroom motion is not activity
+    sleep_from_h: float = SLEEP_FROM_H  # a quiet spell in the bedroom from this hour is sleep
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
 
     def bathroom(self, device: str) -> bool:
@@ -175,6 +188,20 @@ class ActivityConfig:
         resident still and fine elsewhere, look the same as a collapse)."""
         radar = any(self.bathroom(d) for d in self.presence)
         return self.bathroom_limit_s * (1.0 if radar else PIR_ONLY_BATHROOM)
+
+
+@dataclass(slots=True)
+class _Blip:
+    """Movement after a long quiet, and the state from before it to go back to."""
+
+    device: str
+    first: float
+    last: float
+    before: tuple[Any, ...]
+
+
+_BLIP_FIELDS = ("last_at", "last_device", "last_room", "last_kind", "alarmed",
+                "door_closed_at", "mode", "mode_since", "night_exit_at")
 
 
 @dataclass(slots=True)
@@ -211,6 +238,8 @@ class ActivityState:
     inside_since: float | None = None  # away by key: movement inside began (a return?)
     inside_last: float = 0.0
     bed_moved_at: float | None = None  # bed-bound: the last small movement in the bedroom
+    blip: _Blip | None = None  # movement after a long quiet, not yet known to be a person
+    blips: list[dict[str, Any]] = field(default_factory=list)  # set aside in this spell
     bed_still_for: float | None = None  # bed-bound: the stillness already alarmed on
 
 
@@ -293,6 +322,7 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
             state.out_of_bed_at = obs.at
     if obs.kind == "away_mode" and _away_key(state, obs, cfg):
         return []
+    _watch_blip(state, obs, cfg)
     found: list[Finding] = []
     if obs.device in cfg.entrance:
         pressed = state.away_pressed_at
@@ -321,11 +351,39 @@ def step(state: ActivityState, obs: Observation, now: float, cfg: ActivityConfig
         state.door_closed_at = None  # someone is inside after all
         state.night_exit_at = None  # … or back
         _set_mode(state, OCCUPIED, obs.at)
+    if state.blip is None:
+        state.blips = []  # a new quiet spell: its own blips
     state.last_at, state.last_device = obs.at, obs.device
     state.last_room, state.last_kind = cfg.sensors[obs.device], obs.kind
     state.alarmed = False
     _maybe_up(state, obs, cfg)
     return found
+
+
+def _watch_blip(state: ActivityState, obs: Observation, cfg: ActivityConfig) -> None:
+    """Start, extend or end a possible ghost (see the module's docstring)."""
+    b = state.blip
+    weak = obs.kind in WEAK_KINDS and obs.device not in cfg.entrance
+    if b is not None:
+        if weak and obs.device == b.device and obs.at - b.first < BLIP_SPAN_S:
+            b.last = obs.at
+        else:
+            state.blip = None  # more than a blip: someone is there
+        return
+    if weak and state.last_at is not None and obs.at - state.last_at >= BLIP_AFTER_S:
+        state.blip = _Blip(obs.device, obs.at, obs.at,
+                           tuple(getattr(state, f) for f in _BLIP_FIELDS))
+
+
+def _set_blip_aside(state: ActivityState, now: float) -> None:
+    """A blip with nothing after it for `BLIP_ALONE_S`: back to the state before it."""
+    b = state.blip
+    if b is None or now - b.last < BLIP_ALONE_S:
+        return
+    state.blip = None
+    for name, value in zip(_BLIP_FIELDS, b.before, strict=True):
+        setattr(state, name, value)
+    state.blips = [*state.blips[-4:], {"device": b.device, "at": b.first}]
 
 
 def _maybe_up(state: ActivityState, obs: Observation, cfg: ActivityConfig) -> None:
@@ -405,6 +463,7 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
         state.last_at, state.last_kind = now, "gateway_start"
     if state.watching_since is None:
         state.watching_since = now
+    _set_blip_aside(state, now)
     if (state.mode == OCCUPIED and state.door_closed_at is not None and not cfg.bedbound
             and now - state.door_closed_at >= cfg.away_after_s
             and datetime.fromtimestamp(state.door_closed_at, cfg.tz).hour in AWAY_HOURS
@@ -471,6 +530,9 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
         "home_state": state.mode,
     }
     evidence.update(_coverage(cfg, down))
+    if state.blips:
+        evidence["blips_set_aside"] = [{"device": b["device"], "at": _iso(b["at"], cfg.tz)}
+                                       for b in state.blips]
     return [*found, _finding(cfg, EVENT, SEVERITY, now, state.last_room, evidence)]
 
 
@@ -500,7 +562,8 @@ def _asleep(state: ActivityState, now: float, cfg: ActivityConfig) -> bool:
         return False
     began = datetime.fromtimestamp(state.last_at, cfg.tz)
     local = datetime.fromtimestamp(now, cfg.tz)
-    evening = began.hour >= SLEEP_FROM_H or began.hour < MORNING_STARTS_H
+    evening = (began.hour + began.minute / 60.0 >= cfg.sleep_from_h
+               or began.hour < MORNING_STARTS_H)
     before_up = local.hour + local.minute / 60 < cfg.wake_by_h
     return evening and before_up and now - state.last_at < MAX_NIGHT_S
 

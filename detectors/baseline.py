@@ -25,6 +25,9 @@ day at home plus
 `WAKE_MARGIN_S`, and at least `WAKE_MEDIAN_MARGIN_S` after the usual time.
 
 **Bathroom**: the same rule over the spells that began in the bathroom.
+
+**Sleep from**: an hour before the early end (5th percentile) of when the night's long spell
+begins, between 19:00 and 23:00: before it, a quiet spell in the bedroom is not bedtime.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -43,6 +46,7 @@ from detectors.activity import (
     AWAY,
     BATHROOMS,
     MORNING_STARTS_H,
+    SLEEP_FROM_H,
     ActivityConfig,
     ActivityState,
     step,
@@ -63,6 +67,9 @@ MIN_DAYS = 7  # fewer days at home than this: keep the cold start
 WAKE_QUANTILE = 0.98
 WAKE_MARGIN_S = 60 * 60.0
 WAKE_MEDIAN_MARGIN_S = 90 * 60.0  # and at least 1.5 h after the usual time
+NIGHT_SPELL_S = 4 * 3600.0  # a spell beginning in the evening this long is a night's sleep
+BEDTIME_QUANTILE = 0.05
+BEDTIME_MARGIN_H = 1.0
 
 
 @dataclass(slots=True)
@@ -87,6 +94,7 @@ class Baseline:
     spells: int
     source: str
     bathroom_limit_s: float | None = None
+    sleep_from_h: float | None = None  # from this local hour a quiet spell in the bedroom is sleep
 
 
 def history(observations: Iterable[Observation], cfg: ActivityConfig) -> History:
@@ -211,4 +219,23 @@ def learn(h: History, cold_limits_s: tuple[float, ...], cold_wake_by_h: float, n
         bathroom_s = round(min(max(_limit(bathroom, cold_bathroom_s, 5), cold_bathroom_s),
                                cold_bathroom_s * 3), 1)
     return Baseline(tuple(limits), wake_by, days, len(spells),
-                    f"learned from {days} days ({len(spells)} quiet spells)", bathroom_s)
+                    f"learned from {days} days ({len(spells)} quiet spells)", bathroom_s,
+                    _sleep_from(spells, tz))
+
+
+def _sleep_from(spells: list[tuple[float, float]], tz: ZoneInfo) -> float | None:
+    """The hour from which a quiet spell in the bedroom is the night's sleep: a little before
+    the earliest this resident usually goes to bed (the start of each night's long spell),
+    never before `SLEEP_FROM_H` (19:00) nor after 23:00. A fall in the bedroom at 19:30 is
+    not bedtime for someone who always turns in at 22:00."""
+    starts: dict[date, float] = {}
+    for s, e in spells:
+        local = datetime.fromtimestamp(s, tz)
+        hour = local.hour + local.minute / 60.0
+        if e - s >= NIGHT_SPELL_S and (hour >= 18.0 or hour < 2.0):
+            night = (local - timedelta(hours=12)).date()  # the evening it began
+            starts[night] = min(starts.get(night, 99.0), hour if hour >= 18.0 else hour + 24)
+    if len(starts) < MIN_DAYS:
+        return None
+    q = float(hdquantiles(np.asarray(list(starts.values())), prob=[BEDTIME_QUANTILE])[0])
+    return round(min(max(q - BEDTIME_MARGIN_H, SLEEP_FROM_H), 23.0), 2)

@@ -115,7 +115,8 @@ def _replay_learning(core: Core, observations: list[Observation], act: ActivityC
             core.cfg = replace(core.cfg, activity=replace(
                 core.cfg.activity, limits_s=b.limits_s, limits_source=b.source,
                 wake_by_h=b.wake_by_h or act.wake_by_h,
-                bathroom_limit_s=b.bathroom_limit_s or act.bathroom_limit_s))
+                bathroom_limit_s=b.bathroom_limit_s or act.bathroom_limit_s,
+                sleep_from_h=b.sleep_from_h or act.sleep_from_h))
             configs.append((night, core.cfg.activity))
         night += day_s
     found += core.replay(observations[i:], until=end)

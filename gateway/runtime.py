@@ -212,6 +212,8 @@ class Gateway:
             act = replace(act, wake_by_h=b.wake_by_h)
         if a.bathroom_limit_min is None and b.bathroom_limit_s is not None:
             act = replace(act, bathroom_limit_s=b.bathroom_limit_s)
+        if b.sleep_from_h is not None:
+            act = replace(act, sleep_from_h=b.sleep_from_h)
         self.core.cfg = replace(self.core.cfg, activity=act)
 
     async def learn_baseline(self, now: float) -> baseline.Baseline:

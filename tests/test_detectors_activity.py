@@ -40,6 +40,13 @@ def see(s: ActivityState, device: str, kind: str, value, t: float) -> None:
     step(s, Observation("h1", device, kind, value, t, SENSORS.get(device)), t, CFG)
 
 
+def move(s: ActivityState, device: str, t: float) -> None:
+    """A person moving about: two detections a minute and a half apart (one alone, after a
+    long quiet, could be a PIR's ghost)."""
+    see(s, device, "motion", True, t)
+    see(s, device, "motion", True, t + 90)
+
+
 def run(s: ActivityState, start: float, end: float, every: float = 60.0,
         offline: frozenset[str] = frozenset()) -> list:
     found, t = [], start
@@ -63,8 +70,8 @@ def test_daytime_quiet_alarms_after_the_day_limit_once_with_evidence():
     assert ev["limits_source"] == "cold start, ability level 2"
     assert "degraded_coverage" not in ev
     # activity resumes: the next quiet spell can alarm again
-    see(s, "pir-bed", "motion", True, at("2026-11-23T18:30:00"))
-    assert len(run(s, at("2026-11-23T18:31:00"), at("2026-11-24T06:00:00"))) == 1
+    move(s, "pir-bed", at("2026-11-23T18:30:00"))
+    assert len(run(s, at("2026-11-23T18:32:00"), at("2026-11-24T06:00:00"))) == 1
 
 
 def test_a_night_is_measured_against_the_night_limit_across_midnight():
@@ -171,8 +178,8 @@ def test_an_offline_motion_sensor_is_named_and_a_blind_home_raises_nothing():
 def test_a_couple_is_one_home_either_person_moving_counts():
     s = ActivityState()
     see(s, "pir-bed", "motion", True, at("2026-11-23T10:00:00"))  # one rests in the bedroom
-    see(s, "pir-living", "motion", True, at("2026-11-23T12:00:00"))  # the other moves about
-    assert run(s, at("2026-11-23T12:01:00"), at("2026-11-23T15:59:00")) == []
+    move(s, "pir-living", at("2026-11-23T12:00:00"))  # the other moves about
+    assert run(s, at("2026-11-23T12:02:00"), at("2026-11-23T16:01:00")) == []
 
 
 def test_retained_state_at_start_is_not_activity_and_the_clock_starts_at_the_first_tick():
@@ -267,10 +274,11 @@ def test_a_recorded_day_replays_on_a_virtual_clock():
     core = Core(CoreConfig(activity=CFG))
     day = [Observation("h1", "pir-living", "motion", True, at("2026-11-23T09:00:00"),
                        "living_room"),
-           Observation("h1", "pir-bed", "motion", True, at("2026-11-23T10:00:00"), "bedroom")]
+           Observation("h1", "pir-bed", "motion", True, at("2026-11-23T10:00:00"), "bedroom"),
+           Observation("h1", "pir-bed", "motion", True, at("2026-11-23T10:01:30"), "bedroom")]
     found = core.replay(day, until=at("2026-11-23T16:00:00"))
     (f,) = [f for f in found if f.detector == "activity"]
-    assert f.at == at("2026-11-23T14:00:00") and f.room == "bedroom"
+    assert f.at == at("2026-11-23T14:02:00") and f.room == "bedroom"  # the first tick due
 
 
 def test_a_missed_daily_checkin_is_a_care_call_once_a_day():
@@ -539,3 +547,42 @@ def test_a_visitor_leaving_the_resident_in_bed_does_not_make_the_home_away():
     see(s, "door", "contact", "closed", at("2026-11-23T20:10:20"))
     found = run(s, at("2026-11-23T20:11:00"), at("2026-11-23T23:00:00"), every=300)
     assert s.mode == OCCUPIED and found == []  # no "not returned" check call at 22:00
+
+
+# --- a PIR's ghost is not a person ------------------------------------------------------------
+
+
+def test_a_ghost_during_a_long_lie_does_not_put_the_alarm_off():
+    s = ActivityState()
+    move(s, "pir-living", at("2026-11-23T09:58:30"))  # then a fall, at 10:00
+    see(s, "pir-bed", "motion", True, at("2026-11-23T12:00:00"))  # sunlight on the bed
+    see(s, "pir-bed", "motion", True, at("2026-11-23T12:00:27"))
+    assert run(s, at("2026-11-23T12:01:00"), at("2026-11-23T13:59:00")) == []
+    (f,) = run(s, at("2026-11-23T14:00:00"), at("2026-11-23T16:00:00"))
+    assert f.event == "inactivity" and f.at == at("2026-11-23T14:00:00")
+    assert f.evidence["last_activity"]["at"] == "2026-11-23T10:00+08:00"
+    assert f.evidence["blips_set_aside"] == [{"device": "pir-bed",
+                                              "at": "2026-11-23T12:00+08:00"}]
+
+
+def test_a_ghost_in_an_empty_home_does_not_bring_the_resident_back():
+    s = ActivityState()
+    see(s, "door", "contact", "closed", at("2026-11-23T09:00:00"))
+    move(s, "pir-living", at("2026-11-23T09:30:00"))
+    see(s, "door", "contact", "open", at("2026-11-23T09:40:00"))
+    see(s, "door", "contact", "closed", at("2026-11-23T09:40:30"))
+    run(s, at("2026-11-23T09:41:00"), at("2026-11-23T12:59:00"), every=300)
+    assert s.mode == AWAY
+    see(s, "pir-living", "motion", True, at("2026-11-23T13:00:00"))  # the curtains
+    assert s.mode == OCCUPIED  # for now: it may be them
+    found = run(s, at("2026-11-23T13:01:00"), at("2026-11-23T19:00:00"), every=300)
+    assert s.mode == AWAY and found == []  # half an hour of nothing: a ghost, still out
+
+
+def test_someone_who_got_up_and_sat_down_again_is_not_a_ghost():
+    s = ActivityState()
+    move(s, "pir-living", at("2026-11-23T09:00:00"))
+    see(s, "pir-living", "motion", True, at("2026-11-23T12:00:00"))  # woke from a doze
+    see(s, "pir-living", "motion", True, at("2026-11-23T12:12:00"))  # fidgets, as sitting
+    assert run(s, at("2026-11-23T12:13:00"), at("2026-11-23T16:11:00")) == []
+    assert s.blips == [] and s.last_at == at("2026-11-23T12:12:00")

@@ -58,6 +58,23 @@ def test_normal_quiet_never_alarms_and_the_nap_widens_the_afternoon():
     assert b.limits_s[10] < COLD[10]  # busy mornings: checked on sooner than the guess
     assert all(baseline.FLOOR_S <= v <= baseline.CAP_S for v in b.limits_s)
     assert 7.5 < b.wake_by_h < 8.5  # up by ~06:30 (sd 15 min), plus the margins
+    # to bed ~22:30 (sd 15 min): a quiet bedroom is sleep from about 21:00, not 19:00
+    assert b.sleep_from_h is not None and 20.8 < b.sleep_from_h < 21.5
+
+
+def test_an_early_riser_who_goes_to_bed_at_eight_keeps_sleep_from_19():
+    rng = np.random.default_rng(4)
+    times: list[float] = []
+    for d in range(21):  # busy 06:00-20:00 every 20 min, to bed ~20:00, up once at 01:00
+        day = DAY0 + timedelta(days=d)
+        bed = (day + timedelta(hours=20 + rng.normal(0, 0.1))).timestamp()
+        t = (day + timedelta(hours=6)).timestamp()
+        while t < bed:
+            times.append(t)
+            t += 1200
+        times += [bed, (day + timedelta(hours=25)).timestamp()]
+    b = learn(History(activity=sorted(times)), COLD, 10.0, max(times) + 3600, TZ)
+    assert b.sleep_from_h == 19.0  # never earlier than 19:00
 
 
 def test_a_fall_in_the_morning_is_caught_sooner_than_with_the_cold_start():
