@@ -16,8 +16,10 @@ into a gap-aware, time-ordered stream (`BlockAssembler`). Both are pure.
                                                       or none, as long as x
 
 Sample i was taken at `t0 + i / rate_hz`. A block holds 1 to `MAX_SAMPLES` samples and at most
-`MAX_BLOCK_S` seconds. Send blocks of 1 s or less: a block is only looked at once it has
-arrived, so its length adds to the time a fall takes to be noticed.
+`MAX_BLOCK_S` seconds, and a JSON block must fit the ingest's 64 KiB message limit
+(devices/adapters/_common.py; 1 s at 200 Hz with a gyroscope is ~15-25 KB of JSON, the binary
+form 2.4 KB). Send blocks of 1 s or less: a block is only looked at once it has arrived, so
+its length adds to the time a fall takes to be noticed.
 
 **Binary block** (little endian; a 32-byte header, then the samples):
 

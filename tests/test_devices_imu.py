@@ -101,6 +101,15 @@ def test_a_block_that_contradicts_itself_is_refused_naming_the_field(payload, me
     assert str(e.value).startswith(message)
 
 
+def test_a_json_block_too_big_for_the_ingest_limit_says_so():
+    long = [0.123456789] * 2000  # 10 s at 200 Hz with a gyroscope: ~150 KB of JSON
+    payload = js(rate_hz=200, x=long, y=long, z=long, gx=long, gy=long, gz=long)
+    with pytest.raises(PayloadError, match=r"payload is \d+ bytes; the limit is 65536"):
+        parse_block(payload)
+    b = make_block(200, T0, np.full((2000, 3), 0.5), np.full((2000, 3), 10.0))
+    assert parse_block(encode_binary(b)).n == 2000  # the binary form fits: 24 KB
+
+
 def test_a_short_loud_block_is_not_mistaken_for_m_per_s2():
     # 0.2 s of a 5 g impact is physics, not a unit error; only a second or more is judged.
     b = parse_block(js(x=[0.0] * 10, y=[0.0] * 10, z=[5.0] * 10))
