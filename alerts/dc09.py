@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 SIA_CODES: dict[str, str] = {
-    "smoke": "FA", "gas": "GA", "water_leak": "WA", "sos": "QA", "fall": "MA",
+    "smoke": "FA", "gas": "GA", "water_leak": "WA", "sos": "QA", "fall": "MA", "long_lie": "MA",
     "tamper": "TA", "low_battery": "XT", "offline": "US",
     # NA no activity; YX service required (the maintenance digest); XQ RF interference;
     # UT trouble of an untyped zone; UA alarm of an untyped zone (SIA has no wandering code).

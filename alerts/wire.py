@@ -29,6 +29,7 @@ TITLES: dict[str, dict[str, str]] = {
     "water_leak": {"zh": "漏水报警", "en": "Water leak"},
     "sos": {"zh": "紧急呼叫（SOS按钮）", "en": "Emergency call (SOS button)"},
     "fall": {"zh": "跌倒报警", "en": "Fall detected"},
+    "long_lie": {"zh": "跌倒后长时间未起身", "en": "Long lie after a fall"},
     "tamper": {"zh": "设备防拆报警", "en": "Device tamper"},
     "low_battery": {"zh": "设备电量低", "en": "Low battery"},
     "offline": {"zh": "设备离线", "en": "Device offline"},

@@ -3,7 +3,7 @@ of wearables.
 
 Measured on the pure detector (detectors/fall_imu.py), one process, so one core:
 
-1. batch: synthetic SisFall-like recordings (tests/fixtures/sisfall/synth.py: walking,
+1. batch: synthetic SisFall-like recordings (simulator/wearable.py: walking,
    jogging, sitting, lying, falls) streamed through `stream_recording` in blocks of 10 s
    (the longest block the format allows), 1 s, and whole recordings; input samples (one
    sample = one x/y/z triple at the device's rate) per second of CPU, at 200 Hz and 50 Hz.
@@ -36,7 +36,7 @@ from detectors import fall_imu  # noqa: E402
 from devices.imu import make_block, observation_value  # noqa: E402
 from devices.observation import Observation  # noqa: E402
 from gateway.sisfall import parse_text  # noqa: E402
-from tests.fixtures.sisfall import synth  # noqa: E402
+from simulator import wearable  # noqa: E402
 
 MIX = ["D01", "D03", "D07", "D10", "D13", "D16", "D19", "F01", "F02", "F03", "F08", "F13"]
 
@@ -53,8 +53,8 @@ def recordings(rate: int, seed: int = 1) -> list[np.ndarray]:
     out = []
     for code in MIX:
         kw = {"duration_s": 60.0} if code in ("D01", "D03") else {}
-        acc, _ = synth.recording(code, rng, **kw)
-        out.append(synth.at_rate(acc, rate))
+        acc, _ = wearable.recording(code, rng, **kw)
+        out.append(wearable.at_rate(acc, rate))
     return out
 
 
@@ -75,8 +75,8 @@ def batch(rate: int, block_s: float | None, repeats: int) -> dict[str, float]:
 def reader(repeats: int) -> dict[str, float]:
     """SisFall text parsed per second (200 Hz lines of nine counts)."""
     rng = np.random.default_rng(2)
-    acc, gyro = synth.recording("D01", rng, duration_s=100.0)
-    text = synth.sisfall_text(synth.counts(acc, gyro), rng)
+    acc, gyro = wearable.recording("D01", rng, duration_s=100.0)
+    text = wearable.sisfall_text(wearable.counts(acc, gyro), rng)
     lines = len(acc)
     rates = []
     for _ in range(repeats):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from detectors import activity, health, instant, supervision
+from detectors import activity, fall_imu, health, instant, supervision
 from detectors.finding import Finding
 from devices.observation import Observation
 
@@ -23,6 +23,7 @@ class CoreConfig:
     supervision: tuple[supervision.Expectation, ...] = ()
     health: health.HealthConfig = field(default_factory=health.HealthConfig)
     activity: activity.ActivityConfig = field(default_factory=activity.ActivityConfig)
+    fall_imu: fall_imu.FallImuConfig = field(default_factory=fall_imu.FallImuConfig)
 
 
 class Core:
@@ -34,12 +35,15 @@ class Core:
         self.supervision = supervision.SupervisionState()
         self.health = health.HealthState()
         self.activity = activity.ActivityState()
+        self.fall_imu = fall_imu.FallImuState()
 
     def step(self, obs: Observation, now: float, *, prime: bool = False) -> list[Finding]:
         """Findings caused by one Observation; `prime` marks a retained message (see instant)."""
         found = instant.step(self.instant, obs, now, self.cfg.instant, prime=prime)
         found += health.step(self.health, obs, now, self.cfg.health, prime=prime)
         found += activity.step(self.activity, obs, now, self.cfg.activity, prime=prime)
+        if obs.kind == "accel":
+            found += fall_imu.step(self.fall_imu, obs, now, self.cfg.fall_imu, prime=prime)
         if not prime:  # a retained message says nothing about the device being alive now
             found += supervision.step(self.supervision, obs, now)
         return found
@@ -48,7 +52,8 @@ class Core:
         """Findings caused by time passing: devices gone silent, contacts stuck, a home too
         quiet (told which devices are offline, so blindness is not taken for quiet)."""
         found = (supervision.tick(self.supervision, now, self.cfg.supervision)
-                 + health.tick(self.health, now, self.cfg.health))
+                 + health.tick(self.health, now, self.cfg.health)
+                 + fall_imu.tick(self.fall_imu, now, self.cfg.fall_imu))
         return found + activity.tick(self.activity, now, self.cfg.activity, self.offline())
 
     def offline(self) -> set[str]:

@@ -45,7 +45,7 @@ raised for someone who gets straight back up (the cancel window is there for tho
 later alarm, and a recording that ends less than 7 s after the impact cannot be decided.
 
 Thresholds come from the literature above and from the physics of the synthetic recordings
-in tests/fixtures/sisfall/synth.py; they have not been fitted to real recordings - run `anxin
+in simulator/wearable.py; they have not been fitted to real recordings - run `anxin
 eval-fall --sisfall` on the real dataset before trusting a figure.
 
 **Streaming**: each device's blocks go through `devices.imu.BlockAssembler` (late, duplicated

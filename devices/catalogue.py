@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from devices import imu
 from devices.observation import PayloadError, check_value
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
@@ -303,6 +304,19 @@ def fall_state(prop: str, mapping: Mapping[Any, str], *, skip: tuple[Any, ...] =
         f"{k!r} -> {v}" for k, v in mapping.items()), skip=skip)
 
 
+def imu_stream() -> Expose:
+    """Raw accelerometer blocks (devices/imu.py), published on `<topic>/imu` (or as an `imu`
+    object in the state): the gateway decides about falls itself (detectors/fall_imu.py)."""
+    def decode(v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise PayloadError(f"imu: expected a block object, got {v!r}")
+        return "accel", imu.observation_value(imu.from_mapping(v))
+
+    return Expose("imu", ("accel",), _null_is_unknown(decode),
+                  lambda _k, v: imu.to_mapping(imu.block_from_value(v)),
+                  "accelerometer blocks (25-200 Hz) on <topic>/imu")
+
+
 def vibration() -> Expose:
     """Vibration (`vibration`): true while the sensor feels movement."""
     return binary("vibration", "vibration", "vibration felt")
@@ -511,6 +525,14 @@ CATALOGUE: tuple[Model, ...] = (
            event("sos", "sos", "SOS key pressed"),
            event("cancel", "cancel", "cancel key pressed"),
            battery(), battery_low()),
+          source="anxin", supervision_s=NATIVE_HEARTBEAT_S,
+          battery_low_pct=RECHARGEABLE_LOW_PCT),
+    Model(("anxin-wearable-imu",), "anxin",
+          "Wearable with a raw accelerometer stream (the gateway detects falls), SOS and "
+          "cancel keys",
+          ("fall", "sos"),
+          (imu_stream(), event("sos", "sos", "SOS key pressed"),
+           event("cancel", "cancel", "cancel key pressed"), battery(), battery_low()),
           source="anxin", supervision_s=NATIVE_HEARTBEAT_S,
           battery_low_pct=RECHARGEABLE_LOW_PCT),
     Model(("anxin-bed-sensor",), "anxin", "Bed sensor: in bed, heart and respiration rate",

@@ -62,8 +62,8 @@ from typing import Any
 
 import numpy as np
 
-from devices.adapters._common import json_object
 from devices.observation import PayloadError
+from devices.payload import json_object
 
 RATE_MIN_HZ, RATE_MAX_HZ = 25.0, 200.0
 MAX_BLOCK_S = 10.0

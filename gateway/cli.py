@@ -611,6 +611,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("hotline", help="run the reference hotline receiver", add_help=False)
     s.set_defaults(fn=None)
 
+    s = sub.add_parser("eval-fall", add_help=False,
+                       help="the wearable fall detector over SisFall-format recordings "
+                            "(--sisfall DIR [--json]; see anxin eval-fall --help)")
+    s.set_defaults(fn=None)
+
     s = sub.add_parser("demo", help="broker + gateway + simulated home + hotline, one command")
     s.add_argument("--data-dir", default="./var/demo")
     s.add_argument("--broker-port", type=int, default=1883)
@@ -683,6 +688,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hotline"]:
         return cmd_hotline(argparse.Namespace(), argv[1:])
+    if argv[:1] == ["eval-fall"]:
+        from gateway.sisfall import main as eval_fall  # noqa: PLC0415 (numpy-heavy, on demand)
+        return eval_fall(argv[1:])
     args = build_parser().parse_args(argv)
     return args.fn(args)
 

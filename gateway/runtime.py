@@ -528,7 +528,8 @@ class Gateway:
                 obs = replace(obs, kind="cancel")  # noqa: PLW2901 (a cancel-only button)
             self.metrics["observations"] += 1
             self.last_seen[obs.device] = now
-            self._obs_buffer.append(obs)
+            if obs.kind != "accel":  # raw samples stream past: too many to keep on an SD card
+                self._obs_buffer.append(obs)
             changes = [] if prime else self.manager.on_observation(obs, now)
             found = self.core.step(obs, now, prime=prime)
             if obs.kind == "sos" and self.self_test.run is not None and not prime:

@@ -2,7 +2,7 @@
 same decision however the stream is cut, reordered, duplicated or holed; the evidence; the
 long lie; and the Observation/tick interface the core calls.
 
-Recordings come from the physical model in tests/fixtures/sisfall/synth.py (a waist device,
+Recordings come from the physical model in simulator/wearable.py (a waist device,
 SisFall's activities), fixed seeds.
 """
 
@@ -17,7 +17,7 @@ from detectors import fall_imu
 from detectors.fall_imu import FS, FallImuConfig, FallImuState, Where
 from devices.imu import ImuBlock, make_block, observation_value, to_mapping
 from devices.observation import Observation
-from tests.fixtures.sisfall import synth
+from simulator import wearable
 
 T0 = 1_795_400_000.0
 CFG = FallImuConfig()
@@ -26,8 +26,8 @@ RATES = (25, 50, 100, 200)
 
 def rec(code: str, seed: int, rate: int = 200, **kw: object) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    acc, _ = synth.recording(code, rng, **kw)
-    return synth.at_rate(acc, rate)
+    acc, _ = wearable.recording(code, rng, **kw)
+    return wearable.at_rate(acc, rate)
 
 
 def falls(found) -> list:
@@ -107,7 +107,7 @@ def test_peak_and_posture_read_alike_at_every_rate():
     acc = rec("F03", 6, 200, gets_up=False)
     ev = []
     for rate in RATES:
-        found, _ = fall_imu.stream_recording(synth.at_rate(acc, rate) if rate != 200 else acc,
+        found, _ = fall_imu.stream_recording(wearable.at_rate(acc, rate) if rate != 200 else acc,
                                              rate, CFG)
         (f,) = found
         ev.append(f.evidence)
@@ -259,11 +259,11 @@ def test_a_long_lie_raises_a_second_finding_once():
 def test_getting_up_is_a_recovery_no_long_lie_and_the_next_fall_counts_again():
     cfg = dataclasses.replace(CFG, long_lie_s=30.0)
     rng = np.random.default_rng(14)
-    rot = synth.mount(rng)  # one wearer, one way of wearing the device
-    first = synth.at_rate(synth.recording("F01", rng, rot, gets_up=True)[0], 50)
+    rot = wearable.mount(rng)  # one wearer, one way of wearing the device
+    first = wearable.at_rate(wearable.recording("F01", rng, rot, gets_up=True)[0], 50)
     # standing about for 40 s after getting up (upright, small sway), then another fall
     standing = np.tile(first[-25:].mean(axis=0), (2000, 1)) + rng.normal(0, 0.01, (2000, 3))
-    second = synth.at_rate(synth.recording("F02", rng, rot, gets_up=False)[0], 50)
+    second = wearable.at_rate(wearable.recording("F02", rng, rot, gets_up=False)[0], 50)
     acc = np.vstack([first, standing, second])
     found, dev = fall_imu.stream_recording(acc, 50, cfg)
     assert [f.event for f in found] == ["fall", "fall"]

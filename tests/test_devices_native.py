@@ -35,6 +35,8 @@ FIXTURE_EXPECTED = {
     ("anxin-intercom", 1): [("checkin", True)],
     ("anxin-intercom", 2): [("away_mode", "away")],
     ("anxin-intercom", 3): [("away_mode", "home")],
+    ("anxin-wearable-imu", 0): [("battery", 76), ("battery_low", False)],
+    ("anxin-wearable-imu", 1): [("sos", True)],
 }
 
 
@@ -97,3 +99,24 @@ def test_a_valid_alarm_survives_a_typo_beside_it():
 def test_other_topics_are_refused():
     with pytest.raises(PayloadError, match="unexpected topic"):
         kv(PENDANT, b"{}", "anxin/sensor/pendant/raw")
+
+
+def test_accelerometer_blocks_on_the_imu_topic_become_one_accel_observation():
+    import numpy as np  # noqa: PLC0415
+
+    from devices import imu  # noqa: PLC0415
+
+    dev = Device("w", "home-1", "anxin", "anxin/sensor/w", "anxin-wearable-imu", room=None)
+    block = imu.make_block(50, NOW - 2, np.tile([0.0, 0.0, 1.0], (100, 1)))
+    for payload in (json.dumps(imu.to_mapping(block)).encode(), imu.encode_binary(block)):
+        (obs,) = adapt(dev, find_model(dev.model), "anxin/sensor/w/imu", payload, NOW)
+        assert (obs.kind, obs.device_at, obs.at) == ("accel", NOW - 2, NOW)
+        got = imu.block_from_value(obs.value)
+        assert got.rate_hz == 50 and got.n == 100
+        assert np.allclose(got.acc, block.acc, atol=1e-3)
+    with pytest.raises(PayloadError, match="rate"):
+        adapt(dev, find_model(dev.model), "anxin/sensor/w/imu",
+              json.dumps({**imu.to_mapping(block), "rate_hz": 0}).encode(), NOW)
+    pendant = Device("p", "home-1", "anxin", "anxin/sensor/p", "anxin-pendant", room=None)
+    with pytest.raises(PayloadError, match="does not stream"):
+        adapt(pendant, find_model("anxin-pendant"), "anxin/sensor/p/imu", b"{}", NOW)

@@ -24,10 +24,10 @@ from aiohttp import web
 from gateway.config import load
 from gateway.runtime import Gateway
 from hotline.server import serve
+from tests._config import SECRET
 from tests._http import wait_healthy
 from tests._mosquitto import free_port
 
-SECRET = "e2e-secret"
 # Captured from a real Heiman HS3SA/HS1SA in alarm (Koenkk/zigbee2mqtt issue log; see
 # ../shared/data/z2m_payloads.json).
 HS1SA_ALARM = b'{"battery":76.5,"linkquality":89,"enrolled":true,"smoke":true,"battery_low":false}'

@@ -16,8 +16,9 @@ import pytest
 
 from detectors.supervision import GRACE_S
 from gateway.store import Store
+from tests._config import write_home
 from tests._mosquitto import free_port
-from tests.test_e2e_gateway import SECRET, gateway, hotline, publish
+from tests.test_e2e_gateway import gateway, hotline, publish
 
 pytestmark = pytest.mark.mosquitto
 
@@ -29,21 +30,7 @@ REPORT = b'{"battery":100,"illuminance":30,"linkquality":90,"voltage":3055}'
 
 
 def write(tmp, broker: int, hport: int, gid: str):
-    path = tmp / "anxin.toml"
-    path.write_text(f"""
-[gateway]
-id = "{gid}"
-data_dir = "./data"
-
-[mqtt]
-url = "mqtt://127.0.0.1:{broker}"
-zigbee2mqtt_base_topic = "{gid}"
-native_base_topic = "{gid}-native"
-
-[home]
-id = "home-{gid}"
-address = "测试路 5 号"
-
+    return write_home(tmp, broker, hport, gid, f"""
 [[home.residents]]
 name = "周玉兰"
 ability_level = 3
@@ -67,11 +54,7 @@ topic = "{gid}/kitchen_pir"
 model = "RTCGQ11LM"
 room = "kitchen"
 
-[[hotline]]
-url = "http://127.0.0.1:{hport}/alerts"
-secret = "{SECRET}"
-""", encoding="utf-8")
-    return path
+""", address="测试路 5 号")
 
 
 DOOR = """

@@ -24,8 +24,9 @@ from gateway.clock import ScaledClock
 from simulator.life import live, timeline
 from simulator.resident import IncidentSpec
 from simulator.runner import publish_stream
+from tests._config import write_home
 from tests._mosquitto import free_port
-from tests.test_e2e_gateway import SECRET, gateway, hotline
+from tests.test_e2e_gateway import gateway, hotline
 
 pytestmark = pytest.mark.mosquitto
 
@@ -57,31 +58,12 @@ topic = "{gid}/{topic}"
 model = "{model}"
 room = "{room}"
 """ for dev, topic, model, room in rooms)
-    path = tmp / "anxin.toml"
-    path.write_text(f"""
-[gateway]
-id = "{gid}"
-data_dir = "./data"
-
-[mqtt]
-url = "mqtt://127.0.0.1:{broker}"
-zigbee2mqtt_base_topic = "{gid}"
-native_base_topic = "{gid}-native"
-
-[home]
-id = "home-{gid}"
-address = "测试路 9 号"
-
+    return write_home(tmp, broker, hport, gid, f"""
 [[home.residents]]
 name = "周玉兰"
 age = 82
 ability_level = 2
-{devices}
-[[hotline]]
-url = "http://127.0.0.1:{hport}/alerts"
-secret = "{SECRET}"
-""", encoding="utf-8")
-    return path
+{devices}""")
 
 
 def at(alert: dict) -> float:

@@ -2,7 +2,7 @@
 misnamed files reported, and the scoring over recordings generated in that format.
 
 The dataset itself is not redistributable; tests write small SisFall-format files in tmp_path
-from the physical model in tests/fixtures/sisfall/synth.py (raw counts, as the real files).
+from the physical model in simulator/wearable.py (raw counts, as the real files).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gateway.sisfall import (
     read_recording,
     scan,
 )
-from tests.fixtures.sisfall import synth
+from simulator import wearable
 
 
 def write(path: Path, text: str) -> Path:
@@ -57,10 +57,10 @@ def test_counts_are_scaled_exactly_as_the_dataset_says(tmp_path):
 
 def test_generated_files_read_back_to_the_model_within_a_count(tmp_path):
     rng = np.random.default_rng(1)
-    acc, gyro = synth.recording("F03", rng)
-    raw = synth.counts(acc, gyro)
+    acc, gyro = wearable.recording("F03", rng)
+    raw = wearable.counts(acc, gyro)
     rec = read_recording(entry(write(tmp_path / "SA02" / "F03_SA02_R03.txt",
-                                     synth.sisfall_text(raw, rng))))
+                                     wearable.sisfall_text(raw, rng))))
     assert rec.problems == [] and rec.counts.tolist() == raw.tolist()
     assert np.abs(rec.acc() - acc).max() <= 0.5 * 32 / 8192 + 1e-12
     assert np.abs(rec.acc("mma8451q") - acc).max() <= 0.5 * 16 / 16384 + 1e-12
@@ -152,9 +152,9 @@ def dataset(tmp_path_factory) -> Path:
               ) -> tuple[np.ndarray, np.ndarray]:
         # walking and jogging for 20 s instead of SisFall's 100 s, to keep the test quick
         kw = {"duration_s": 20.0} if code in ("D01", "D02", "D03", "D04") else {}
-        return synth.recording(code, rng, rot, **kw)
+        return wearable.recording(code, rng, rot, **kw)
 
-    synth.write_dataset(root, PLAN, seed=3, make=short)
+    wearable.write_dataset(root, PLAN, seed=3, make=short)
     write(root / "Readme.txt", "SisFall dataset")
     # a recording with a broken line in it
     path = root / "SA02" / "F01_SA02_R01.txt"
@@ -193,10 +193,10 @@ def test_missed_falls_say_which_rule_stopped_them(tmp_path):
     # A "fall" that is only a hard sit: the fall file is missed, and the table says why.
     def hard_sit(code: str, rng: np.random.Generator, rot: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-        return synth.recording("D10", rng, rot)
+        return wearable.recording("D10", rng, rot)
 
-    synth.write_dataset(tmp_path, {"SA05": ["F04"]}, make=hard_sit)
-    synth.write_dataset(tmp_path, {"SA06": ["D01"]}, duration_s=15.0)
+    wearable.write_dataset(tmp_path, {"SA05": ["F04"]}, make=hard_sit)
+    wearable.write_dataset(tmp_path, {"SA06": ["D01"]}, duration_s=15.0)
     s = evaluate_sisfall(tmp_path, settings=("default",)).as_json()["settings"]["default"]
     assert (s["tp"], s["fn"], s["tn"], s["fp"]) == (0, 1, 1, 0)
     assert s["by_activity"]["F04"]["missed_by"] == {"no_free_fall": 1}
@@ -204,10 +204,10 @@ def test_missed_falls_say_which_rule_stopped_them(tmp_path):
 
 def test_a_fall_too_close_to_the_end_is_undecided_and_counted(tmp_path):
     rng = np.random.default_rng(5)
-    acc, gyro = synth.recording("F01", rng, gets_up=False)
+    acc, gyro = wearable.recording("F01", rng, gets_up=False)
     peak = int(np.linalg.norm(acc, axis=1).argmax())
-    raw = synth.counts(acc, gyro)[:peak + 400]  # the recording stops 2 s after the impact
-    write(tmp_path / "SA07" / "F01_SA07_R01.txt", synth.sisfall_text(raw))
+    raw = wearable.counts(acc, gyro)[:peak + 400]  # the recording stops 2 s after the impact
+    write(tmp_path / "SA07" / "F01_SA07_R01.txt", wearable.sisfall_text(raw))
     s = evaluate_sisfall(tmp_path, settings=("default",)).as_json()["settings"]["default"]
     assert s["fn"] == 1 and s["undecided_files"] == {"fall": 1}
     assert s["by_activity"]["F01"]["missed_by"] == {"undecided": 1}

@@ -21,12 +21,16 @@ Properties and values (`anxin devices catalog --json` lists each model's):
   string), typically the device's MQTT last will.
 - A native device publishes at least once an hour (its battery, say): silence for two hours
   is loss of supervision (detectors/supervision.py).
+- Raw accelerometer streams of a wearable whose model reports `accel` go to `<topic>/imu`:
+  blocks of samples in JSON or a compact binary form (devices/imu.py says how), each read
+  into one `accel` Observation for the fall detector (detectors/fall_imu.py).
 """
 
 from __future__ import annotations
 
 import math
 
+from devices import imu
 from devices.adapters._common import availability, decode_properties, json_object
 from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
@@ -38,9 +42,16 @@ def adapt(device: Device, model: Model, topic: str, payload: bytes,
     """Observations in one native message for `device`; PayloadError if unreadable."""
     if topic == device.topic + "/availability":
         return availability(device, payload, received_at)
+    if topic == device.topic + "/imu":
+        if not model.expose_for_kind("accel"):
+            raise PayloadError(f"{device.id} ({model.model}) does not stream accelerometer "
+                               f"blocks: nothing belongs on {topic!r}")
+        block = imu.parse_block(payload)
+        return [Observation(device.home, device.id, "accel", imu.observation_value(block),
+                            received_at, device.room, block.t0)]
     if topic != device.topic:
         raise PayloadError(f"unexpected topic {topic!r} for native device {device.id} "
-                           f"(expected {device.topic!r} or its /availability)")
+                           f"(expected {device.topic!r}, its /availability or /imu)")
     msg = json_object(payload)
     device_at = None
     ts = msg.pop("ts", None)

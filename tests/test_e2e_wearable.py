@@ -1,0 +1,90 @@
+"""A wearable streaming raw accelerometer blocks over Mosquitto: the gateway itself finds the
+fall in the samples, waits out the resident's cancel window and sends the alert with its
+evidence to the hotline; walking about and sitting down hard send nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import pytest
+
+from devices import imu
+from simulator import wearable
+from tests._config import write_home
+from tests._mosquitto import free_port
+from tests.test_e2e_gateway import gateway, hotline, publish
+
+pytestmark = pytest.mark.mosquitto
+
+RATE = 50
+
+
+def write(tmp, broker: int, hport: int, gid: str):
+    return write_home(tmp, broker, hport, gid, f"""
+[[home.residents]]
+name = "王秀珍"
+ability_level = 2
+
+[alerts]
+fall_cancel_window_s = 2
+
+[[devices]]
+id = "wearable-1"
+source = "anxin"
+topic = "{gid}-native/wearable-1"
+model = "anxin-wearable-imu"
+room = "living_room"
+resident = "王秀珍"
+""")
+
+
+def blocks(code: str, seed: int, t0: float, binary: bool) -> list[bytes]:
+    """One SisFall activity as the wearable streams it from `t0`: 50 Hz, one block a
+    second (whole seconds of it)."""
+    rng = np.random.default_rng(seed)
+    acc, _ = wearable.recording(code, rng)
+    acc = wearable.at_rate(acc, RATE)
+    out = []
+    for k in range(0, len(acc) - RATE + 1, RATE):
+        block = imu.make_block(RATE, t0 + k / RATE, acc[k:k + RATE], seq=k // RATE)
+        out.append(imu.encode_binary(block) if binary else
+                   json.dumps(imu.to_mapping(block)).encode())
+    return out
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+async def test_a_fall_in_the_samples_reaches_the_hotline(tmp_path, mosquitto, binary):
+    _, port = mosquitto
+    hport, gid = free_port(), f"gw-imu-{int(binary)}"
+    topic = f"{gid}-native/wearable-1/imu"
+    async with hotline(hport, tmp_path / "hotline.db") as hl, \
+            gateway(write(tmp_path, port, hport, gid)) as gw:
+        # ordinary movement first: walking (D01) and sitting down hard (D10)
+        t0 = time.time() - 120
+        walk = blocks("D01", 1, t0, binary)
+        everyday = walk + blocks("D10", 2, t0 + len(walk), binary)
+        await publish(port, *[(topic, b) for b in everyday])
+        for _ in range(100):
+            if gw.metrics["observations"] >= len(everyday):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert [a["event"] for a in await hl.alerts()] == []
+        # then a fall forward while walking (F01), streamed out of order in two places
+        fall = blocks("F01", 3, t0 + len(everyday), binary)  # the stream goes on
+        fall[4], fall[5] = fall[5], fall[4]
+        fall[9], fall[10] = fall[10], fall[9]
+        await publish(port, *[(topic, b) for b in fall])
+        (alert,) = await hl.wait_for(1, timeout=20)
+        assert (alert["event"], alert["code"], alert["severity"]) == ("fall", 100, 1)
+        assert alert["device_id"] == "wearable-1" and alert["room"] == "living_room"
+        ev = alert["body"]["evidence"]
+        assert ev["peak_g"] >= 2.0 and ev["orientation_change_deg"] >= 45
+        assert ev["rate_hz"] == RATE
+        # the samples were not written to the gateway's store
+        stored = await gw.store.call(lambda s: s.db.execute(
+            "SELECT count(*) FROM observations WHERE kind = 'accel'").fetchone()[0])
+        assert stored == 0
