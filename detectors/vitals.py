@@ -22,7 +22,9 @@ in 1 s blocks gives what feeding it in one piece gives):
      0.04 Hz of the peak. Reported when quality >= 0.4, in bed, with no pause of 16 s in
      the window, and not within 10 % of the heart rate (the heartbeat leaking in).
    - **movement**: a 2 s segment whose heart-band RMS is 3x the median of the last minute's
-     segments (or 4x the level of a quiet heartbeat): no rate from any window holding one.
+     segments: no rate from any window holding one. (Relative to the last minute only: a
+     test against the level of a good heartbeat locked out a resident whose signal came
+     back strong after a weak spell, as movement for ever.)
    - **occupancy**: the device's own `in_bed` where it reports one. Else evidence: a
      periodic heartbeat or a breath is someone in bed; a heart-band level under 25 % of a
      recent good heartbeat's, or 30 s with neither heartbeat nor breath, is an empty bed
@@ -159,7 +161,6 @@ class SignalSettings:
     rr_peak_hz: float = 0.04
     cardiac_leak: float = 0.1
     motion_ratio: float = 3.0
-    motion_abs: float = 4.0
     occupied_off: float = 0.25
     breath_frac: float = 0.3
     heart_fresh_s: float = 10.0  # no breathing counts only with a heartbeat this recent
@@ -377,8 +378,6 @@ def _judge_update(an: Analyser, s: SignalSettings, t: float, seg_rms: float, mov
                   seg_b: float, hr: float, hr_q: float, rr: float, rr_q: float, amp: float,
                   in_bed: bool | None) -> Assessment:
     """The sequential part of one update: references, occupancy, gates, the breath clock."""
-    if an.ref_h is not None and seg_rms > s.motion_abs * an.ref_h:
-        moving = True
     if moving:
         an.last_motion_t = t
     an.recent.append(seg_rms)

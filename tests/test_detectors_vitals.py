@@ -337,3 +337,16 @@ def test_limits_are_checked():
     with pytest.raises(ValueError, match="rr_low \\+ rr_hysteresis must be below rr_high"):
         Limits(rr_low=29)
     assert dataclasses.replace(Limits(), brady_bpm=35).brady_bpm == 35
+
+
+def test_a_strong_signal_after_a_weak_spell_is_not_taken_for_movement():
+    # The heartbeat's reference level follows a weak spell down (here 114-244 s); when the
+    # signal comes back strong it must be read again, not locked out as movement for ever.
+    rec = simulate(18, 3600, 200, plan=dataclasses.replace(PLAN, movements_per_h=6.0))
+    (weak,) = [e for e in rec.truth.events if e.kind == "weak_signal"]
+    s = vitals.analyse(whole(rec))
+    rel = s.t - rec.t0
+    after = (rel > weak.end + 40) & (rel < weak.end + 120)
+    assert after.sum() == 40
+    assert np.mean(~np.isnan(s.hr[after])) > 0.8
+    assert not s.motion[after].any()
