@@ -84,7 +84,7 @@ from scipy import fft as sfft
 from scipy import signal as sps
 
 from detectors.finding import Finding
-from devices.bcg import Assembler, BcgBlock, block_from_mapping
+from devices.bcg import Assembler, BcgBlock, block_from_value
 from devices.observation import Observation, PayloadError
 
 NAME = "vitals"
@@ -93,7 +93,8 @@ NO_BREATHING, BRADYCARDIA, TACHYCARDIA = "no_breathing", "bradycardia", "tachyca
 BRADYPNOEA, TACHYPNOEA = "bradypnoea", "tachypnoea"
 SEVERITY = {NO_BREATHING: 1, BRADYCARDIA: 2, TACHYCARDIA: 2, BRADYPNOEA: 2, TACHYPNOEA: 2}
 RAW_KIND = "bcg"
-"""The Observation kind for a raw block (value: a BcgBlock or its JSON object)."""
+"""The Observation kind for a raw block (value: `devices.bcg.observation_value(block)`, the
+block itself, or its JSON object)."""
 RAW_LIVE_S = 30.0  # a device that sent a raw block this recently: its own rates are ignored
 HISTORY_S = 900.0  # assessments kept per bed for evidence
 EVIDENCE_STEP_S = 10.0
@@ -588,9 +589,8 @@ def step(state: VitalsState, obs: Observation, now: float, cfg: VitalsConfig,
     bed = _bed(state, obs.device, obs, cfg)
     if obs.kind == RAW_KIND:
         try:
-            block = obs.value if isinstance(obs.value, BcgBlock) else \
-                block_from_mapping(obs.value)  # type: ignore[arg-type]
-        except (PayloadError, TypeError, AttributeError):
+            block = block_from_value(obs.value)
+        except PayloadError:
             bed.rejected += 1
             return []
         bed.raw_at = now

@@ -18,7 +18,9 @@ JSON block is a JSON object, so its first non-blank byte is `{` (no JSON text st
 - `channels`: optional extra channels (e.g. a second film, a load channel), each an array as
   long as `signal`; at most `MAX_CHANNELS`.
 - `null` for an optional key means absent.
-- The whole payload, JSON or binary, is at most `MAX_PAYLOAD_BYTES` (64 KiB).
+- The whole payload, JSON or binary, is at most the gateway's message limit
+  (`devices.payload.MAX_PAYLOAD_BYTES`, 64 KiB): 10 s at 250 Hz of 12-bit counts is about
+  13 KiB of JSON or 5 KiB binary; a block with many extra channels must be shorter.
 
 **Binary** (compact; 3-5x smaller than JSON for a 12-bit ADC), little-endian:
 
@@ -59,14 +61,12 @@ from typing import Any
 import numpy as np
 
 from devices.observation import PayloadError, Value, check_value
+from devices.payload import MAX_PAYLOAD_BYTES, json_object
 
 RATE_RANGE_HZ = (50.0, 250.0)
 MAX_SAMPLES = 4096
 MAX_BLOCK_S = 20.0
 MAX_CHANNELS = 8
-MAX_PAYLOAD_BYTES = 64 * 1024
-"""The gateway's message limit, for raw blocks too: 10 s at 250 Hz of 12-bit counts is about
-13 KiB of JSON or 5 KiB binary; a block with many extra channels must be shorter."""
 
 MAGIC = b"AXB1"
 _HEADER = struct.Struct("<4sfdqHBB")
@@ -100,19 +100,29 @@ def parse_block(payload: bytes) -> BcgBlock:
         raise PayloadError(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
     if payload[:4] == MAGIC:
         return _parse_binary(payload)
-    try:
-        msg = json.loads(payload)
-    except UnicodeDecodeError as e:
-        raise PayloadError(f"payload is neither a binary block (magic {MAGIC!r}) nor UTF-8 "
-                           f"JSON (byte {e.start}: {e.reason})") from None
-    except json.JSONDecodeError as e:
-        raise PayloadError(f"payload is not valid JSON: {e.msg} at line {e.lineno} "
-                           f"column {e.colno}") from None
-    except RecursionError:
-        raise PayloadError("payload JSON is nested too deeply") from None
-    if not isinstance(msg, dict):
-        raise PayloadError(f"payload must be a JSON object, got {type(msg).__name__}")
-    return block_from_mapping(msg)
+    return block_from_mapping(json_object(payload))
+
+
+def observation_value(block: BcgBlock) -> dict[str, Any]:
+    """The value of a `bcg` Observation: the block's summary (what a store keeps) plus the
+    block itself under "block" (not JSON)."""
+    return {"rate_hz": block.rate_hz, "t0": block.t0, "seq": block.seq, "n": block.n,
+            "channels": len(block.channels), "block": block}
+
+
+def block_from_value(value: Any) -> BcgBlock:
+    """The block in a `bcg` Observation's value: a BcgBlock, `observation_value`'s mapping,
+    or the JSON object form; PayloadError if it holds no samples (a stored summary)."""
+    if isinstance(value, BcgBlock):
+        return value
+    if not isinstance(value, Mapping):
+        raise PayloadError(f"bcg: expected a block, got {type(value).__name__}")
+    block = value.get("block")
+    if isinstance(block, BcgBlock):
+        return block
+    if block is not None or "signal" not in value:
+        raise PayloadError("bcg: the value holds no samples (a stored summary?)")
+    return block_from_mapping(value)
 
 
 def block_from_mapping(msg: Mapping[str, Any]) -> BcgBlock:

@@ -8,7 +8,7 @@ import pytest
 
 from detectors import vitals
 from detectors.vitals import Bed, Limits, VitalsConfig, VitalsState
-from devices.bcg import BcgBlock, encode_binary, encode_json, parse_block
+from devices.bcg import BcgBlock, encode_binary, encode_json, observation_value, parse_block
 from devices.observation import Observation
 from simulator.bcg import APNOEA, MOVEMENT, OUT_OF_BED, Event, Plan, score, simulate
 
@@ -89,7 +89,8 @@ def feed_night(rec, cfg=None, block_s=1.0, order=None):
     found = []
     payloads = rec.payloads(block_s)
     for at, raw in (order(payloads) if order else payloads):
-        obs = Observation("h1", "bed-1", vitals.RAW_KIND, parse_block(raw), at, "bedroom")
+        obs = Observation("h1", "bed-1", vitals.RAW_KIND, observation_value(parse_block(raw)),
+                          at, "bedroom")
         found += vitals.step(state, obs, at, cfg)
     found += vitals.tick(state, payloads[-1][0] + 10, cfg)
     return found, state

@@ -11,8 +11,10 @@ from devices.bcg import (
     Assembler,
     BcgBlock,
     block_from_mapping,
+    block_from_value,
     encode_binary,
     encode_json,
+    observation_value,
     parse_block,
     vendor_vitals,
 )
@@ -77,8 +79,8 @@ def test_garbage_is_refused_with_the_parse_problem():
         parse_block(b'{"rate_hz": 100, "signal": [1, 2')
     with pytest.raises(PayloadError, match="must be a JSON object"):
         parse_block(b"[1, 2, 3]")
-    with pytest.raises(PayloadError, match="neither a binary block"):
-        parse_block(b"\xff\xfe\x00")
+    with pytest.raises(PayloadError, match="not UTF-8 text"):
+        parse_block(b"\xff\xfe\x00")  # neither the binary magic nor JSON
 
 
 def test_binary_round_trip_int16_and_float32():
@@ -124,6 +126,19 @@ def test_a_mapping_with_arrays_is_read_like_json():
     assert b.signal.tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(PayloadError, match="signal: expected a 1-D array"):
         block_from_mapping({"rate_hz": 100, "t0": T0, "signal": np.ones((2, 2))})
+
+
+def test_an_observation_value_keeps_a_summary_and_the_block():
+    block = parse_block(payload())
+    value = observation_value(block)
+    assert {k: v for k, v in value.items() if k != "block"} == {
+        "rate_hz": 100.0, "t0": T0, "seq": 3, "n": 4, "channels": 0}
+    assert block_from_value(value) is block and block_from_value(block) is block
+    assert block_from_value(json.loads(payload())).signal.tolist() == block.signal.tolist()
+    with pytest.raises(PayloadError, match="holds no samples"):
+        block_from_value({k: v for k, v in value.items() if k != "block"})
+    with pytest.raises(PayloadError, match="expected a block, got list"):
+        block_from_value([1, 2])
 
 
 # --- vendor vitals ------------------------------------------------------------------------
