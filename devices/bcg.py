@@ -367,7 +367,9 @@ class Assembler:
     the hole has come (or it has waited `reorder_s` of the caller's clock, see `flush`);
     then it is released with `continues=False`. A block wholly inside what was
     already released is a duplicate or came too late, and is dropped; a partial overlap is
-    trimmed to its new samples.
+    trimmed to its new samples. A block more than `restart_s` behind is the device's clock
+    gone back (restarted without a clock): a new run starts there rather than the stream
+    being dropped until the clock catches up.
     """
 
     reorder_s: float = 2.0
@@ -379,6 +381,8 @@ class Assembler:
     duplicates: int = 0  # a block seen before (a QoS 1 redelivery)
     late: int = 0  # a block for a hole already passed on as a discontinuity
     gaps: int = 0
+    restart_s: float = 60.0
+    restarts: int = 0  # the device's clock went back by more than restart_s
 
     def push(self, block: BcgBlock, now: float) -> list[Piece]:
         """Take a block that arrived at `now`; return the pieces it releases, in order."""
@@ -388,10 +392,17 @@ class Assembler:
             self.duplicates += 1
             return []
         if self.expected is not None and block.rate_hz == self.rate_hz:
-            if block.t_end <= self.expected + tol:
+            if block.t0 < self.expected - self.restart_s:
+                # Far behind what was released: the device's clock went back (a restart
+                # without a clock), not a late block. A new run from here.
+                self.restarts += 1
+                self.held.clear()
+                self.released.clear()
+                self.expected = None
+            elif block.t_end <= self.expected + tol:
                 self.late += 1
                 return []
-            if block.t0 < self.expected - tol:
+            elif block.t0 < self.expected - tol:
                 block = _trim(block, self.expected)
         self.held.append((block, now))
         self.held.sort(key=lambda p: p[0].t0)

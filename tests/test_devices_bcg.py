@@ -266,3 +266,14 @@ def test_a_rate_change_restarts_the_run():
 def test_a_payload_over_the_message_limit_is_refused_unread():
     with pytest.raises(PayloadError, match="the limit is 65536"):
         parse_block(b"{" + b" " * 70_000 + b"}")
+
+
+def test_a_clock_gone_back_starts_a_new_run_instead_of_dropping_the_stream():
+    a = Assembler()
+    for b in blocks(3):
+        a.push(b, b.t_end)
+    back = BcgBlock(100.0, T0 - 3600, np.zeros(100), 0)  # restarted with its clock an hour off
+    assert released(a.push(back, 10.0)) == [(0, False)]
+    nxt = BcgBlock(100.0, T0 - 3599, np.zeros(100), 1)
+    assert released(a.push(nxt, 11.0)) == [(1, True)]
+    assert a.restarts == 1 and a.late == 0
