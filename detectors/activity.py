@@ -72,13 +72,17 @@ does, for a stay in hospital), and — a worse sign — the bed's own movements 
 `BEDBOUND_STILL_S` (someone in bed moves now and then, even asleep). Not-up does not apply
 (a bed sensor reporting them out of bed at night still does: they may have fallen out).
 
-**A blip is not a person**: movement from one sensor after half an hour of quiet, lasting
-under a minute, with nothing else anywhere in the half hour after it, is what a PIR's ghost
-looks like (sunlight, a curtain, the heating coming on) — and what a person who got up
-does not: they move on, or sit and fidget, within minutes. Such a blip is set aside when
-its half hour is over: the quiet spell, the home's state (away, a night exit) are what they
-were before it, and the finding's evidence lists the blips set aside. Until then it counts,
-so nothing is raised while someone may just have got up.
+**A blip is not a person**: movement from one sensor in another room than the last
+activity, after half an hour of quiet, lasting under a minute, with nothing else anywhere
+in the half hour after it, is what a PIR's ghost looks like (sunlight, a curtain, the
+heating coming on) — and what a person who got up does not: they move on, or sit and
+fidget, within minutes. (In the same room as before the quiet it is taken for the person
+shifting in their chair; after the bathroom, for them leaving it — a single detection at
+the bedroom door, then lying still in bed, is common, and an overstay alarm for it is not.)
+Such a blip is set aside when its half hour is over: the quiet spell, the home's state
+(away, a night exit) are what they were before it, and the finding's evidence lists the
+blips set aside. Until then it counts, so nothing is raised while someone may just have got
+up.
 
 **Degraded coverage**: a motion sensor that has gone offline must not look like an inactive
 person. The finding's evidence names every activity sensor offline at the time; when *all* of
@@ -370,20 +374,24 @@ def _watch_blip(state: ActivityState, obs: Observation, cfg: ActivityConfig) -> 
         else:
             state.blip = None  # more than a blip: someone is there
         return
-    if weak and state.last_at is not None and obs.at - state.last_at >= BLIP_AFTER_S:
+    if (weak and state.last_at is not None and obs.at - state.last_at >= BLIP_AFTER_S
+            and cfg.sensors[obs.device] != state.last_room
+            and (state.last_room or "").lower() not in BATHROOMS):
         state.blip = _Blip(obs.device, obs.at, obs.at,
                            tuple(getattr(state, f) for f in _BLIP_FIELDS))
 
 
-def _set_blip_aside(state: ActivityState, now: float) -> None:
-    """A blip with nothing after it for `BLIP_ALONE_S`: back to the state before it."""
+def set_blip_aside(state: ActivityState, now: float) -> _Blip | None:
+    """A blip with nothing after it for `BLIP_ALONE_S`: back to the state before it (the blip
+    returned; None if there was none to set aside)."""
     b = state.blip
     if b is None or now - b.last < BLIP_ALONE_S:
-        return
+        return None
     state.blip = None
     for name, value in zip(_BLIP_FIELDS, b.before, strict=True):
         setattr(state, name, value)
     state.blips = [*state.blips[-4:], {"device": b.device, "at": b.first}]
+    return b
 
 
 def _maybe_up(state: ActivityState, obs: Observation, cfg: ActivityConfig) -> None:
@@ -463,7 +471,7 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
         state.last_at, state.last_kind = now, "gateway_start"
     if state.watching_since is None:
         state.watching_since = now
-    _set_blip_aside(state, now)
+    set_blip_aside(state, now)
     if (state.mode == OCCUPIED and state.door_closed_at is not None and not cfg.bedbound
             and now - state.door_closed_at >= cfg.away_after_s
             and datetime.fromtimestamp(state.door_closed_at, cfg.tz).hour in AWAY_HOURS

@@ -49,6 +49,7 @@ from detectors.activity import (
     SLEEP_FROM_H,
     ActivityConfig,
     ActivityState,
+    set_blip_aside,
     step,
 )
 from devices.observation import Observation
@@ -104,6 +105,15 @@ def history(observations: Iterable[Observation], cfg: ActivityConfig) -> History
     away_since: float | None = None
     last_t: float | None = None
     for obs in observations:
+        # a PIR's ghost set aside as the detector's tick does (observations of any kind
+        # stand in for the ticks): not activity to learn from either
+        ghost = set_blip_aside(state, obs.at)
+        if ghost is not None:
+            while out.activity and out.activity[-1] >= ghost.first:
+                out.activity.pop()
+                out.rooms.pop()
+            if out.away and out.away[-1][1] >= ghost.first:  # it had ended an away period
+                away_since = out.away.pop()[0]
         before, up_before = state.last_at, state.up_day
         step(state, obs, obs.at, cfg)
         out.heard.add(math.floor(obs.at / 3600.0))
