@@ -37,6 +37,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 SIA_CODES: dict[str, str] = {
     "smoke": "FA", "gas": "GA", "water_leak": "WA", "sos": "QA", "fall": "MA", "long_lie": "MA",
+    # MA medical alarm: the vital-sign findings
+    "no_breathing": "MA", "bradycardia": "MA", "tachycardia": "MA", "bradypnoea": "MA",
+    "tachypnoea": "MA",
     "tamper": "TA", "low_battery": "XT", "offline": "US",
     # NA no activity; YX service required (the maintenance digest); XQ RF interference;
     # UT trouble of an untyped zone; UA alarm of an untyped zone (SIA has no wandering code).

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from detectors import activity, fall_imu, health, instant, supervision
+from detectors import activity, fall_imu, health, instant, supervision, vitals
 from detectors.finding import Finding
 from devices.observation import Observation
+
+VITALS_KINDS = frozenset({"bcg", "heart_rate", "respiration_rate", "in_bed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,7 @@ class CoreConfig:
     health: health.HealthConfig = field(default_factory=health.HealthConfig)
     activity: activity.ActivityConfig = field(default_factory=activity.ActivityConfig)
     fall_imu: fall_imu.FallImuConfig = field(default_factory=fall_imu.FallImuConfig)
+    vitals: vitals.VitalsConfig = field(default_factory=vitals.VitalsConfig)
 
 
 class Core:
@@ -36,6 +39,7 @@ class Core:
         self.health = health.HealthState()
         self.activity = activity.ActivityState()
         self.fall_imu = fall_imu.FallImuState()
+        self.vitals = vitals.VitalsState()
 
     def step(self, obs: Observation, now: float, *, prime: bool = False) -> list[Finding]:
         """Findings caused by one Observation; `prime` marks a retained message (see instant)."""
@@ -44,6 +48,8 @@ class Core:
         found += activity.step(self.activity, obs, now, self.cfg.activity, prime=prime)
         if obs.kind == "accel":
             found += fall_imu.step(self.fall_imu, obs, now, self.cfg.fall_imu, prime=prime)
+        elif obs.kind in VITALS_KINDS:
+            found += vitals.step(self.vitals, obs, now, self.cfg.vitals, prime=prime)
         if not prime:  # a retained message says nothing about the device being alive now
             found += supervision.step(self.supervision, obs, now)
         return found
@@ -53,7 +59,8 @@ class Core:
         quiet (told which devices are offline, so blindness is not taken for quiet)."""
         found = (supervision.tick(self.supervision, now, self.cfg.supervision)
                  + health.tick(self.health, now, self.cfg.health)
-                 + fall_imu.tick(self.fall_imu, now, self.cfg.fall_imu))
+                 + fall_imu.tick(self.fall_imu, now, self.cfg.fall_imu)
+                 + vitals.tick(self.vitals, now, self.cfg.vitals))
         return found + activity.tick(self.activity, now, self.cfg.activity, self.offline())
 
     def offline(self) -> set[str]:

@@ -8,12 +8,13 @@ model is described once. Adding a model is adding an entry; no adapter code chan
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from devices import imu
+from devices import bcg, imu
 from devices.observation import PayloadError, check_value
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
@@ -317,6 +318,20 @@ def imu_stream() -> Expose:
                   "accelerometer blocks (25-200 Hz) on <topic>/imu")
 
 
+def bcg_stream() -> Expose:
+    """Raw bed-sensor signal blocks (devices/bcg.py), published on `<topic>/bcg` (or as a
+    `bcg` object in the state): the gateway estimates heart and breathing rates itself
+    (detectors/vitals.py)."""
+    def decode(v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise PayloadError(f"bcg: expected a block object, got {v!r}")
+        return "bcg", bcg.observation_value(bcg.block_from_mapping(v))
+
+    return Expose("bcg", ("bcg",), _null_is_unknown(decode),
+                  lambda _k, v: json.loads(bcg.encode_json(bcg.block_from_value(v))),
+                  "raw bed signal blocks (50-250 Hz) on <topic>/bcg")
+
+
 def vibration() -> Expose:
     """Vibration (`vibration`): true while the sensor feels movement."""
     return binary("vibration", "vibration", "vibration felt")
@@ -543,6 +558,12 @@ CATALOGUE: tuple[Model, ...] = (
            battery()),
           source="anxin", supervision_s=NATIVE_HEARTBEAT_S,
           battery_low_pct=RECHARGEABLE_LOW_PCT),
+    Model(("anxin-bed-sensor-raw",), "anxin",
+          "Under-mattress sensor streaming its raw signal (the gateway estimates heart and "
+          "breathing rates, and sees an empty bed)",
+          ("in_bed",),
+          (bcg_stream(), binary("in_bed", "in_bed", "someone is in bed")),
+          source="anxin", supervision_s=NATIVE_HEARTBEAT_S, power="mains"),
     Model(("anxin-intercom",), "anxin", "爱的眼睛 video intercom: call, check-in, SOS keys",
           ("intercom", "sos"),
           (enum("intercom", "intercom", {v: v for v in ("call", "answered", "missed", "ended")},

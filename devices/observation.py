@@ -93,6 +93,8 @@ KINDS: dict[str, Kind] = {
         Kind("heart_rate", "heart rate in beats per minute", _number(0, 300)),
         Kind("respiration_rate", "breaths per minute", _number(0, 120)),
         Kind("accel", "a block of accelerometer samples in g with its rate", _mapping),
+        Kind("bcg", "a block of raw bed-sensor signal (ballistocardiogram/pressure) with its "
+             "rate", _mapping),
         Kind("battery", "battery level in %", _number(0, 100)),
         Kind("battery_low", "the device reports its battery low", _bool),
         Kind("link_quality", "Zigbee link quality 0..255", _number(0, 255)),

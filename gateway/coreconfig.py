@@ -23,6 +23,7 @@ from detectors.core import CoreConfig
 from detectors.health import HealthConfig
 from detectors.instant import InstantConfig
 from detectors.supervision import Expectation
+from detectors.vitals import Bed, VitalsConfig
 from devices.catalogue import Model
 from devices.registry import Device
 from gateway.config import ActivitySection, Config
@@ -46,8 +47,13 @@ def core_config(cfg: Config, devices: list[tuple[Device, Model]] | None = None) 
     thresholds = {d.id: cfg.alerts.low_battery_pct or model.battery_low_pct
                   for d, model in devices if cfg.alerts.low_battery_pct or model.battery_low_pct}
     m = cfg.maintenance
+    owner = {e.id: e.resident for e in cfg.devices}
+    beds = {d.id: Bed(resident=owner.get(d.id)) for d, model in devices
+            if {"in_bed", "bcg", "heart_rate", "respiration_rate"}
+            & {k for e in model.exposes for k in e.kinds}}
     return CoreConfig(
         activity=_activity_config(cfg, devices, ZoneInfo(cfg.gateway.timezone)),
+        vitals=VitalsConfig(home=cfg.home.id, beds=beds),
         instant=InstantConfig(device_low_battery_pct=thresholds), supervision=expectations,
         health=HealthConfig(weak_link_lqi=m.weak_link_lqi, stuck_open_s=m.stuck_open_h * 3600,
                             stuck_unchanged_s=m.stuck_unchanged_days * 86400))

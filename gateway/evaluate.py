@@ -62,7 +62,10 @@ MATCH: dict[str, frozenset[str]] = {
 # Findings about the resident (the ones that call the hotline for nothing if wrong).
 BEHAVIOURAL = frozenset({"inactivity", "bathroom_overstay", "not_up", "bed_exit",
                          "night_wandering", "missed_checkin", "not_returned",
-                         "routine_deviation", "still_in_bed"})
+                         "routine_deviation", "still_in_bed",
+                         # signal-level findings, should a simulated bed report set one off
+                         "no_breathing", "bradycardia", "tachycardia", "bradypnoea",
+                         "tachypnoea"})
 # A slow decline is staged in this share of the homes whose run is long enough for the
 # routine detector to know the home first (its reference month) and the decline to show.
 DECLINE_SHARE = 0.25

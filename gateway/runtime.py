@@ -73,6 +73,7 @@ BRIDGE_EVENTS_KEPT = 30  # pairing events shown on the discover page
 DIGEST_DAY_SETTING = "maintenance_digest_day"
 BASELINE_SETTING = "activity_baseline"  # the learned limits, JSON
 ROUTINE_SETTING = "routine"  # the last days' routine scores, when a care call last went, JSON
+RAW_KINDS = frozenset({"accel", "bcg"})  # raw signal blocks: judged, never stored
 RESTORE_S = 36 * 3600.0  # at start, the home's state is replayed from this much history
 BASELINE_HOUR = 3  # learned again each night from this local hour
 SELF_TEST_WEEK_SETTING = "self_test_week"  # the ISO week of the last button self-test
@@ -528,7 +529,7 @@ class Gateway:
                 obs = replace(obs, kind="cancel")  # noqa: PLW2901 (a cancel-only button)
             self.metrics["observations"] += 1
             self.last_seen[obs.device] = now
-            if obs.kind != "accel":  # raw samples stream past: too many to keep on an SD card
+            if obs.kind not in RAW_KINDS:  # samples stream past: too many for an SD card
                 self._obs_buffer.append(obs)
             changes = [] if prime else self.manager.on_observation(obs, now)
             found = self.core.step(obs, now, prime=prime)

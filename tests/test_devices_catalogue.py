@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from devices import imu
+from devices import bcg, imu
 from devices.adapters import ADAPTERS
 from devices.catalogue import CATALOGUE, SKIP, as_away_key, find_model, model_from_exposes
 from devices.observation import KINDS, PayloadError
@@ -101,6 +101,12 @@ def test_encode_then_decode_is_identity(model):
     """The simulator speaks through `encode`; the adapters read through `decode`."""
     for e in model.exposes:
         for kind in e.kinds:
+            if kind == "bcg":  # a block of samples: compared by what it says
+                value = bcg.observation_value(bcg.block_from_mapping(
+                    {"rate_hz": 100, "t0": 1.0, "signal": [1.0] * 100}))
+                back = e.decode(e.encode(kind, value))
+                assert back[0] == kind and back[1]["n"] == 100, e.property
+                continue
             if kind == "accel":  # a block of samples: compared by what it says
                 value = imu.observation_value(imu.make_block(50, 1.0, np.ones((10, 3))))
                 back = e.decode(e.encode(kind, value))

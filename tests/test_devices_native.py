@@ -37,6 +37,8 @@ FIXTURE_EXPECTED = {
     ("anxin-intercom", 3): [("away_mode", "home")],
     ("anxin-wearable-imu", 0): [("battery", 76), ("battery_low", False)],
     ("anxin-wearable-imu", 1): [("sos", True)],
+    ("anxin-bed-sensor-raw", 0): [("in_bed", True)],
+    ("anxin-bed-sensor-raw", 1): [("in_bed", False)],
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from alerts.manager import Change, Manager, ManagerConfig
 from detectors.core import Core
-from devices import imu
+from devices import bcg, imu
 from devices.adapters import ADAPTERS
 from devices.catalogue import CATALOGUE, find_model
 from devices.registry import Device
@@ -110,6 +110,14 @@ def test_every_emulated_report_reads_back_as_itself(model):
         assert all(o.kind not in EVENT_KINDS for o in obs), "hello must not press a button"
     for expose in model.exposes:
         for kind in expose.kinds:
+            if kind == "bcg":  # a block of samples, in the state as `bcg`: read back whole
+                block = bcg.block_from_mapping({"rate_hz": 100, "t0": START,
+                                                "signal": [2.0] * 100})
+                (m,) = em.set(kind, bcg.observation_value(block), START)
+                (got,) = [o for o in adapt(device, model, m.topic, m.payload, START)
+                          if o.kind == "bcg"]
+                assert np.allclose(bcg.block_from_value(got.value).signal, 2.0)
+                continue
             if kind == "accel":  # a block of samples, in the state as `imu`: read back whole
                 block = imu.make_block(50, START, np.ones((25, 3)))
                 (m,) = em.set(kind, imu.observation_value(block), START)

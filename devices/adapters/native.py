@@ -23,18 +23,23 @@ Properties and values (`anxin devices catalog --json` lists each model's):
   is loss of supervision (detectors/supervision.py).
 - Raw accelerometer streams of a wearable whose model reports `accel` go to `<topic>/imu`:
   blocks of samples in JSON or a compact binary form (devices/imu.py says how), each read
-  into one `accel` Observation for the fall detector (detectors/fall_imu.py).
+  into one `accel` Observation for the fall detector (detectors/fall_imu.py); a bed sensor's
+  raw ballistocardiogram goes to `<topic>/bcg` (devices/bcg.py), read into `bcg`
+  Observations for the vital-signs detector (detectors/vitals.py).
 """
 
 from __future__ import annotations
 
 import math
 
-from devices import imu
+from devices import bcg, imu
 from devices.adapters._common import availability, decode_properties, json_object
 from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
+
+# Raw signal streams, one level below the device's topic: subtopic -> (kind, block reader)
+STREAMS = {"imu": ("accel", imu), "bcg": ("bcg", bcg)}
 
 
 def adapt(device: Device, model: Model, topic: str, payload: bytes,
@@ -42,16 +47,18 @@ def adapt(device: Device, model: Model, topic: str, payload: bytes,
     """Observations in one native message for `device`; PayloadError if unreadable."""
     if topic == device.topic + "/availability":
         return availability(device, payload, received_at)
-    if topic == device.topic + "/imu":
-        if not model.expose_for_kind("accel"):
-            raise PayloadError(f"{device.id} ({model.model}) does not stream accelerometer "
-                               f"blocks: nothing belongs on {topic!r}")
-        block = imu.parse_block(payload)
-        return [Observation(device.home, device.id, "accel", imu.observation_value(block),
+    stream = STREAMS.get(topic.removeprefix(device.topic + "/"))
+    if stream is not None:
+        kind, reader = stream
+        if not model.expose_for_kind(kind):
+            raise PayloadError(f"{device.id} ({model.model}) does not stream {kind} blocks: "
+                               f"nothing belongs on {topic!r}")
+        block = reader.parse_block(payload)
+        return [Observation(device.home, device.id, kind, reader.observation_value(block),
                             received_at, device.room, block.t0)]
     if topic != device.topic:
         raise PayloadError(f"unexpected topic {topic!r} for native device {device.id} "
-                           f"(expected {device.topic!r}, its /availability or /imu)")
+                           f"(expected {device.topic!r}, its /availability, /imu or /bcg)")
     msg = json_object(payload)
     device_at = None
     ts = msg.pop("ts", None)

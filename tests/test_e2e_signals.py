@@ -1,6 +1,7 @@
-"""A wearable streaming raw accelerometer blocks over Mosquitto: the gateway itself finds the
-fall in the samples, waits out the resident's cancel window and sends the alert with its
-evidence to the hotline; walking about and sitting down hard send nothing."""
+"""Raw signals over Mosquitto: a wearable's accelerometer blocks and a bed sensor's
+ballistocardiogram. The gateway itself finds the fall in the samples (waiting out the
+resident's cancel window) and the breathing that stops in bed, and sends each alert with its
+evidence to the hotline; walking about, sitting down hard and a quiet night send nothing."""
 
 from __future__ import annotations
 
@@ -88,3 +89,47 @@ async def test_a_fall_in_the_samples_reaches_the_hotline(tmp_path, mosquitto, bi
         stored = await gw.store.call(lambda s: s.db.execute(
             "SELECT count(*) FROM observations WHERE kind = 'accel'").fetchone()[0])
         assert stored == 0
+
+
+def write_bed(tmp, broker: int, hport: int, gid: str):
+    return write_home(tmp, broker, hport, gid, f"""
+[[home.residents]]
+name = "王秀珍"
+ability_level = 3
+
+[[devices]]
+id = "bed-1"
+source = "anxin"
+topic = "{gid}-native/bed-1"
+model = "anxin-bed-sensor-raw"
+room = "bedroom"
+resident = "王秀珍"
+""")
+
+
+async def test_breathing_that_stops_in_bed_reaches_the_hotline(tmp_path, mosquitto):
+    from simulator.bcg import APNOEA, Event, Plan, simulate  # noqa: PLC0415
+
+    _, port = mosquitto
+    hport, gid = free_port(), "gw-bcg"
+    topic = f"{gid}-native/bed-1/bcg"
+    # ten minutes of a night in bed at 100 Hz, breathing stopping for 40 s at minute 7
+    rec = simulate(6, 600, 100, t0=time.time() - 620,
+                   plan=Plan(events=(Event(APNOEA, 420, 460),), movements_per_h=0))
+    payloads = [p for _, p in rec.payloads(1.0, binary=True)]
+    async with hotline(hport, tmp_path / "hotline.db") as hl, \
+            gateway(write_bed(tmp_path, port, hport, gid)) as gw:
+        await publish(port, *[(topic, p) for p in payloads[:400]])  # before it: nothing
+        for _ in range(200):
+            if gw.metrics["observations"] >= 400:
+                break
+            await asyncio.sleep(0.05)
+        assert await hl.alerts() == []
+        await publish(port, *[(topic, p) for p in payloads[400:]])
+        (alert,) = await hl.wait_for(1, timeout=20)
+        assert (alert["event"], alert["code"], alert["severity"]) == ("no_breathing", 100, 1)
+        assert alert["device_id"] == "bed-1" and alert["room"] == "bedroom"
+        ev = alert["body"]["evidence"]
+        assert ev["series"], "the rate series around the event is in the evidence"
+        await asyncio.sleep(0.5)  # and only the one
+        assert len(await hl.alerts()) == 1
