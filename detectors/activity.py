@@ -92,6 +92,7 @@ home cannot be watched this way until they are back).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,6 +154,12 @@ AWAY_CONFIRM_S = 30 * 60.0  # "away" pressed: the door shuts behind the resident
 RETURN_SPAN_S = 10 * 60.0  # away by the key: movement inside this long is someone home
 # Presses and getting into bed show a person at home at once (motion could be a ghost or a pet)
 SURELY_HOME = frozenset({"sos", "cancel", "checkin", "intercom", "in_bed", "away_mode"})
+
+
+@functools.lru_cache(maxsize=16)
+def _local(t: float, tz: ZoneInfo) -> datetime:
+    """`t` in local time (a tick asks several rules the same question)."""
+    return datetime.fromtimestamp(t, tz)
 
 
 def cold_start_limits(level: int | None) -> tuple[float, ...]:
@@ -526,7 +533,7 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
     if not cfg.bedbound and _asleep(state, now, cfg):
         return found  # a night in bed is judged by the time to be up (not_up), not by hours
     state.alarmed = True
-    local = datetime.fromtimestamp(now, cfg.tz)
+    local = _local(now, cfg.tz)
     evidence: dict[str, Any] = {
         "last_activity": {"device": state.last_device, "room": state.last_room,
                           "kind": state.last_kind,
@@ -547,7 +554,7 @@ def tick(state: ActivityState, now: float, cfg: ActivityConfig,
 def _not_returned(state: ActivityState, now: float, cfg: ActivityConfig) -> list[Finding]:
     """Away (inferred from the door) and the evening is over: out for the night, or fallen
     just inside after the door shut? One check call per away period."""
-    local = datetime.fromtimestamp(now, cfg.tz)
+    local = _local(now, cfg.tz)
     if state.not_returned_for == state.mode_since or local.hour in AWAY_HOURS:
         return []
     if state.mode_since is None or now - state.mode_since > MAX_NIGHT_S:
@@ -569,7 +576,7 @@ def _asleep(state: ActivityState, now: float, cfg: ActivityConfig) -> bool:
     if not (any(state.in_bed.values()) or in_bedroom) or state.last_at is None:
         return False
     began = datetime.fromtimestamp(state.last_at, cfg.tz)
-    local = datetime.fromtimestamp(now, cfg.tz)
+    local = _local(now, cfg.tz)
     evening = (began.hour + began.minute / 60.0 >= cfg.sleep_from_h
                or began.hour < MORNING_STARTS_H)
     before_up = local.hour + local.minute / 60 < cfg.wake_by_h
@@ -605,7 +612,7 @@ def _checkin(state: ActivityState, now: float, cfg: ActivityConfig) -> list[Find
     """No 平安打卡 today by the hour: a care call."""
     if cfg.checkin_by_h is None:
         return []
-    local = datetime.fromtimestamp(now, cfg.tz)
+    local = _local(now, cfg.tz)
     today = local.date().isoformat()
     if state.checkin_checked_day == today or local.hour + local.minute / 60 < cfg.checkin_by_h:
         return []
@@ -622,7 +629,7 @@ def _checkin(state: ActivityState, now: float, cfg: ActivityConfig) -> list[Find
 def _not_up(state: ActivityState, now: float, cfg: ActivityConfig,
             down: list[str]) -> list[Finding]:
     """Nothing has moved this morning, and it is past the hour to be up."""
-    local = datetime.fromtimestamp(now, cfg.tz)
+    local = _local(now, cfg.tz)
     today = local.date().isoformat()
     if state.not_up_day == today or local.hour + local.minute / 60 < cfg.wake_by_h:
         return []

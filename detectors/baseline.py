@@ -192,14 +192,15 @@ def learn(h: History, cold_limits_s: tuple[float, ...], cold_wake_by_h: float, n
     in_bathroom = {float(times[k]) for k, r in enumerate(rooms)
                    if r is not None and r.lower() in BATHROOMS}
     bathroom = [e - s for s, e in spells if s in in_bathroom]
-    covering: list[list[float]] = [[] for _ in range(24)]
-    for s, e in spells:
-        # every hour of the day this spell covers (the zone's offset at its start: a spell
-        # is shorter than a day, and a clock change inside one moves an hour at most)
-        offset = datetime.fromtimestamp(s, tz).utcoffset()
-        off = offset.total_seconds() if offset is not None else 0.0
-        for k in range(math.floor((s + off) / 3600.0), math.ceil((e + off) / 3600.0)):
-            covering[k % 24].append(e - s)
+    # every hour of the day each spell covers (the zone's offset at `now`: a clock change
+    # moves an hour at most, for the spells of one night)
+    first = np.floor((starts[keep] + off) / 3600.0).astype(np.int64)
+    last = np.ceil((ends[keep] + off) / 3600.0).astype(np.int64)
+    n_hours = last - first
+    lengths = np.repeat(ends[keep] - starts[keep], n_hours)
+    steps = np.arange(n_hours.sum()) - np.repeat(np.cumsum(n_hours) - n_hours, n_hours)
+    hour_of = (np.repeat(first, n_hours) + steps) % 24
+    covering = [lengths[hour_of == h].tolist() for h in range(24)]
     limits = []
     for hour in range(24):
         cold = cold_limits_s[hour]
