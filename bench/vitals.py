@@ -2,7 +2,8 @@
 
 Measured on the pure pieces (devices/bcg.py, detectors/vitals.py), one process, so one core:
 
-1. accuracy: `--hours` (100) simulated hours (simulator/bcg.py, seeds 0.., rates cycling
+1. accuracy (gateway/evaluate_signals.py, as `anxin eval` reports it): `--hours` (100)
+   simulated hours (simulator/bcg.py, seeds 0.., rates cycling
    50/100/128/200/250 Hz; each hour has 2 apnoeas, a bradycardia and a tachycardia spell, a
    bed exit, a weak-coupling spell and movement at 6-40 bursts/h). Heart rate within 5 bpm
    and breathing rate within 2 /min of the truth over their window, on the windows the
@@ -33,94 +34,22 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detectors import vitals  # noqa: E402
 from devices.bcg import BcgBlock, encode_binary, encode_json, parse_block  # noqa: E402
 from devices.observation import Observation  # noqa: E402
+from gateway import evaluate_signals  # noqa: E402
 from simulator import bcg as sim  # noqa: E402
 
-RATES = (50, 100, 128, 200, 250)
-EXPECTED = {sim.APNOEA: vitals.NO_BREATHING, sim.BRADYCARDIA: vitals.BRADYCARDIA,
-            sim.TACHYCARDIA: vitals.TACHYCARDIA}
-MARGIN_S = {sim.APNOEA: 30.0, sim.BRADYCARDIA: 600.0, sim.TACHYCARDIA: 600.0}
+RATES = evaluate_signals.BED_RATES
 
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
-
-
-def hour(seed: int) -> sim.Recording:
-    plan = sim.Plan(apnoeas=2, bradycardias=1, tachycardias=1, bed_exits=1, weak_spells=1,
-                    movements_per_h=(6.0, 20.0, 40.0)[seed % 3])
-    return sim.simulate(seed, 3600.0, RATES[seed % len(RATES)], plan=plan)
-
-
-def accuracy(hours: int) -> dict:
-    """Rates against the truth, and labelled events against findings."""
-    sums = {"hr": np.zeros(6), "rr": np.zeros(6)}
-    found_by_kind = {k: dict.fromkeys(("labelled", "found", "covered_by_open_finding",
-                                       "missed"), 0) for k in EXPECTED}
-    missed: dict[str, list[float]] = {k: [] for k in EXPECTED}
-    limits = vitals.Limits()
-    delays: dict[str, list[float]] = {k: [] for k in EXPECTED}
-    false: list[str] = []
-    settings = vitals.SignalSettings()
-    for seed in range(hours):
-        rec = hour(seed)
-        state, cfg = vitals.VitalsState(), vitals.VitalsConfig(home="bench")
-        block = BcgBlock(rec.rate_hz, rec.t0, rec.signal)
-        obs = Observation("bench", "bed", vitals.RAW_KIND, block, block.t_end)
-        findings = vitals.step(state, obs, block.t_end, cfg)
-        s = vitals.analyse(block, settings)
-        rel = s.t - rec.t0
-        for name, rates, window, tol in (("hr", s.hr, settings.hr_window_s, 5.0),
-                                         ("rr", s.rr, settings.rr_window_s, 2.0)):
-            sc = sim.score(rec.truth, rel, rates, name, window, tol)
-            sums[name] += (sc["within"], sc["scored"], sc["coverage_at_rest"],
-                           sc["reported_without_truth"], sc["reported_while_moving"], 1)
-        matched: set[int] = set()
-        for e in rec.truth.events:
-            if e.kind not in EXPECTED:
-                continue
-            counts = found_by_kind[e.kind]
-            counts["labelled"] += 1
-            times = [(i, f.evidence["device_time"] - rec.t0) for i, f in enumerate(findings)
-                     if f.event == EXPECTED[e.kind]]
-            hit = [(i, t) for i, t in times if e.start <= t <= e.end + MARGIN_S[e.kind]]
-            if hit:
-                counts["found"] += 1
-                delays[e.kind].append(hit[0][1] - e.start)
-                matched.add(hit[0][0])
-            elif any(e.start - limits.rearm_s - MARGIN_S[e.kind] <= t < e.start
-                     for _, t in times):
-                counts["covered_by_open_finding"] += 1  # the rule had not re-armed yet
-            else:
-                counts["missed"] += 1
-                missed[e.kind].append(round(e.end - e.start, 1))
-        false += [f"seed {seed}: {f.event} at {f.evidence['device_time'] - rec.t0:.0f} s"
-                  for i, f in enumerate(findings) if i not in matched]
-    out: dict = {"hours": hours}
-    for name, tol in (("hr", "5 bpm"), ("rr", "2 /min")):
-        w, n, cov, no_truth, moving, count = sums[name]
-        out[name] = {f"within_{tol.replace(' ', '').replace('/', 'per')}": round(w / n, 4),
-                     "windows_reported": int(n),
-                     "coverage_at_rest": round(cov / count, 3),
-                     "reported_without_truth": int(no_truth),
-                     "reported_while_moving": int(moving)}
-    out["events"] = {
-        k: {**v, "median_delay_s": round(statistics.median(delays[k]), 1) if delays[k] else None,
-            "max_delay_s": round(max(delays[k]), 1) if delays[k] else None,
-            "missed_durations_s": sorted(missed[k])}
-        for k, v in found_by_kind.items()}
-    out["false_findings"] = len(false)
-    out["false_findings_list"] = false[:20]
-    return out
 
 
 def batch(repeats: int) -> dict:
@@ -181,7 +110,7 @@ def main() -> None:
         "batch_samples_per_s_per_core": batch(args.repeats),
         "live_json": live(args.beds, args.seconds, False, args.repeats),
         "live_binary": live(args.beds, args.seconds, True, args.repeats),
-        "accuracy": accuracy(args.hours),
+        "accuracy": evaluate_signals.bed(args.hours),
     }, indent=2, ensure_ascii=False))
 
 

@@ -552,6 +552,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.homes < 1 or args.days < 2:
         print("--homes must be >= 1 and --days >= 2", file=sys.stderr)
         return EXIT_CONFIG
+    if args.fall_trials < 0 or args.bed_hours < 0:
+        print("--fall-trials and --bed-hours must be >= 0 (0 leaves them out)", file=sys.stderr)
+        return EXIT_CONFIG
 
     def progress(done: int, total: int, elapsed: float) -> None:
         print(f"\r  home {done}/{total} · {elapsed:.1f} s", end="" if done < total else "\n",
@@ -559,7 +562,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     report = evaluate(args.homes, args.days, args.seed, learn=not args.cold_start,
                       progress=progress)
-    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else table(report))
+    text = table(report)
+    if args.fall_trials and args.bed_hours:
+        from gateway import evaluate_signals as sig  # noqa: PLC0415
+
+        print("  signal detectors: wearable falls, bed vital signs …", file=sys.stderr,
+              flush=True)
+        report["falls"] = sig.falls(args.fall_trials, args.seed)
+        report["vitals"] = sig.bed(args.bed_hours)
+        text += "\n" + sig.table(report["falls"], report["vitals"])
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else text)
     return 0
 
 
@@ -672,12 +684,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_replay)
 
     s = sub.add_parser("eval", help="simulate homes with incidents and measure the "
-                       "behavioural detectors: recall, delay, false alerts per home-month")
+                       "behavioural detectors (recall, delay, false alerts per home-month) "
+                       "and the signal ones (falls, vital signs)")
     s.add_argument("--homes", type=int, default=50)
     s.add_argument("--days", type=int, default=60)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--cold-start", action="store_true",
                    help="never learn the homes' baselines (the first weeks of an install)")
+    s.add_argument("--fall-trials", type=int, default=3,
+                   help="wearable: emulated recordings of each SisFall fall and activity "
+                        "(0: leave the signal detectors out)")
+    s.add_argument("--bed-hours", type=int, default=20,
+                   help="bed sensor: emulated hours scored for heart and breathing rates and "
+                        "events (0: leave the signal detectors out)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
     return p

@@ -57,12 +57,23 @@ def test_due_follows_the_homes_rules():
 
 
 def test_the_command_prints_json_with_progress(capsys):
-    assert main(["eval", "--homes", "1", "--days", "8", "--json"]) == 0
+    assert main(["eval", "--homes", "1", "--days", "8", "--json", "--fall-trials", "1",
+                 "--bed-hours", "2"]) == 0
     out = capsys.readouterr()
     report = json.loads(out.out)
-    assert {"detectors", "false_alerts_per_home_month", "wall_s", "home_months"} <= set(report)
+    assert {"detectors", "false_alerts_per_home_month", "wall_s", "home_months", "falls",
+            "vitals"} <= set(report)
     assert "home 1/1" in out.err
+    falls, bed = report["falls"], report["vitals"]
+    assert falls["fall_recordings"] == 15 and falls["adl_recordings"] == 19
+    assert falls["sensitivity"] >= 0.9 and falls["specificity"] >= 0.9
+    assert bed["hours"] == 2 and bed["hr"]["within_5bpm"] >= 0.9
+    assert bed["rr"]["within_2permin"] >= 0.9
+    assert bed["events"]["apnoea"]["labelled"] == 4
     assert main(["eval", "--homes", "0"]) == 2
+    assert main(["eval", "--homes", "1", "--bed-hours", "-1"]) == 2
+    assert main(["eval", "--homes", "1", "--days", "2", "--fall-trials", "0"]) == 0
+    assert "wearable falls" not in capsys.readouterr().out  # left out
 
 
 def test_a_staged_decline_is_scored_by_the_routine_detector():
