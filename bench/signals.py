@@ -39,35 +39,25 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
 
-from alerts import wire  # noqa: E402
+from bench import e2e  # noqa: E402
 from bench.e2e import cpu_seconds, percentile, publisher, rss_mb  # noqa: E402
 from devices import bcg, imu  # noqa: E402
 from simulator import bcg as bed_sim  # noqa: E402
 from simulator import wearable  # noqa: E402
-from tests._config import SECRET  # noqa: E402
 from tests._mosquitto import free_port, running_mosquitto  # noqa: E402
 
 IMU_HZ, BED_HZ = 50, 100
 
 
-class Receiver:
+class Receiver(e2e.Receiver):
     """Verifies each alert's signature; keeps when it came and what it said."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.alerts: list[tuple[float, dict]] = []
-        self.bad = 0
 
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        t = time.perf_counter()
-        try:
-            msg = wire.verify(SECRET.encode(), request.headers.get(wire.TIMESTAMP_HEADER),
-                              request.headers.get(wire.SIGNATURE_HEADER), body, time.time())
-        except wire.WireError:
-            self.bad += 1
-            return web.Response(status=401)
-        self.alerts.append((t, msg.body))
-        return web.json_response({"status": "accepted"})
+    def note(self, t: float, body: dict) -> None:
+        self.alerts.append((t, body))
 
 
 def write_config(path: Path, broker: int, hook: int, wearables: int, beds: int) -> None:
@@ -82,7 +72,7 @@ def write_config(path: Path, broker: int, hook: int, wearables: int, beds: int) 
     lines += [f'[[devices]]\nid = "b{i}"\nsource = "anxin"\ntopic = "anxin/sensor/b{i}"\n'
               f'model = "anxin-bed-sensor-raw"\nroom = "bedroom"\n' for i in range(beds)]
     lines.append(f'[[hotline]]\nkind = "webhook"\nurl = "http://127.0.0.1:{hook}/alerts"\n'
-                 f'secret = "{SECRET}"\n')
+                 f'secret = "{e2e.SECRET}"\n')
     path.write_text("\n".join(lines))
 
 
