@@ -4,7 +4,9 @@ Starts a real Mosquitto on a random loopback port, the gateway as a separate pro
 (`anxin run`) configured with the devices (`anxin-wearable-imu`, `anxin-bed-sensor-raw`; the
 fall cancel window at 0 so an alert leaves at once), and an in-process webhook receiver that
 verifies every signature. Every second each device publishes its last second of samples as
-one binary block (devices/imu.py, devices/bcg.py) — daily movement from the wearable
+one binary block (devices/imu.py, devices/bcg.py), each device on its own phase within the
+second as real devices are (all 250 at the same instant would measure the queue behind a
+burst no home produces) — daily movement from the wearable
 emulator, a night's bed signal from the bed emulator — and every few seconds one wearable
 (a different one each time) streams a fall instead (SisFall's F01, from simulator/wearable.py).
 
@@ -88,16 +90,17 @@ def publish_loop(port: int, streams: list[tuple[str, str]], seconds: int, t0: fl
                  imu_loops: list[np.ndarray], bed_loops: list[np.ndarray],
                  falls: dict[int, tuple[int, np.ndarray]], sent: dict[tuple[str, int], float],
                  stop: threading.Event) -> None:
-    """Publish every device's block of second k at wall time t0 + k + 1 (when it is full)."""
+    """Publish each device's block of second k when it is full: devices keep their own
+    phase (device n of N at t0 + k + 1 + n/N), as real ones do — none is in step with another."""
     c = publisher(port, "bench-signals")
     try:
         for k in range(seconds):
-            wait = t0 + k + 1 - time.time()
-            if wait > 0:
-                time.sleep(wait)
             if stop.is_set():
                 return
-            for dev, kind in streams:
+            for n, (dev, kind) in enumerate(streams):
+                wait = t0 + k + 1 + n / len(streams) - time.time()
+                if wait > 0.0005:
+                    time.sleep(wait)
                 i = int(dev[1:])
                 if kind == "imu":
                     start, fall = falls.get(i, (math.inf, None))
@@ -108,12 +111,13 @@ def publish_loop(port: int, streams: list[tuple[str, str]], seconds: int, t0: fl
                         loop = imu_loops[i % len(imu_loops)]
                         j = ((k + 37 * i) * IMU_HZ) % (len(loop) - IMU_HZ)
                         acc = loop[j:j + IMU_HZ]
-                    payload = imu.encode_binary(imu.make_block(IMU_HZ, t0 + k, acc, seq=k))
+                    payload = imu.encode_binary(imu.make_block(IMU_HZ, t0 + k + n / len(streams),
+                                                               acc, seq=k))
                 else:
                     loop = bed_loops[i % len(bed_loops)]
                     j = ((k + 11 * i) * BED_HZ) % (len(loop) - BED_HZ)
-                    payload = bcg.encode_binary(bcg.BcgBlock(BED_HZ, t0 + k,
-                                                             loop[j:j + BED_HZ], k))
+                    payload = bcg.encode_binary(bcg.BcgBlock(
+                        BED_HZ, t0 + k + n / len(streams), loop[j:j + BED_HZ], k))
                 c.publish(f"anxin/sensor/{dev}/{kind}", payload, qos=0)
                 sent[(dev, k)] = time.perf_counter()
     finally:
@@ -179,7 +183,8 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             continue
         ev = body["evidence"]
         deciding = ev["device_time"] + ev["decided_s_after_impact"]
-        k = math.floor(deciding - t0)  # the block that holds the deciding moment
+        phase = streams.index((body["device_id"], "imu")) / len(streams)
+        k = math.floor(deciding - t0 - phase)  # the block that holds the deciding moment
         published = sent.get((body["device_id"], k))
         if published is not None:
             by_device[body["device_id"]] = (t - published) * 1e3
