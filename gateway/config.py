@@ -101,6 +101,16 @@ class Resident:
                                     "4 完全失能", None, min=0, max=4)
     conditions: list[str] = doc("Health conditions, free list (e.g. dementia); detectors read it",
                                 [])
+    heart_rate_low_bpm: float | None = doc(
+        "Bed sensor: a heart rate below this for 2 minutes is an alert; unset: 40 (set lower "
+        "for a resident on beta blockers whose doctor says so)", None, min=20, max=80)
+    heart_rate_high_bpm: float | None = doc(
+        "Bed sensor: a heart rate above this for 5 minutes at rest is an alert; unset: 130",
+        None, min=80, max=220)
+    breath_pause_s: float | None = doc(
+        "Bed sensor: no breath in bed this many seconds is a severity-1 alert; unset: 20 "
+        "(longer for someone whose sleep has known pauses, e.g. heart failure)", None,
+        min=10, max=90)
 
 
 @dataclass(frozen=True)
@@ -606,6 +616,13 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
         if zone in zones:
             problems.append((f"devices[{i}].zone", f"zone {zone} is already {zones[zone]}'s"))
         zones.setdefault(zone, d.id)
+    for j, r in enumerate(cfg.home.residents):
+        if (r is not None and r.heart_rate_low_bpm is not None
+                and r.heart_rate_high_bpm is not None
+                and r.heart_rate_low_bpm + 10 > r.heart_rate_high_bpm):
+            problems.append((f"home.residents[{j}].heart_rate_high_bpm",
+                             f"must be at least 10 above heart_rate_low_bpm "
+                             f"({r.heart_rate_low_bpm:g})"))
     for j, dev in enumerate(cfg.alerts.cancel_devices):
         if dev not in ids:
             problems.append((f"alerts.cancel_devices[{j}]", f"no device with id {dev!r}"))

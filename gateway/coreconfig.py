@@ -6,6 +6,7 @@ a home exactly as the live gateway would.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from detectors.activity import (
@@ -23,7 +24,7 @@ from detectors.core import CoreConfig
 from detectors.health import HealthConfig
 from detectors.instant import InstantConfig
 from detectors.supervision import Expectation
-from detectors.vitals import Bed, VitalsConfig
+from detectors.vitals import Bed, Limits, VitalsConfig
 from devices.catalogue import Model
 from devices.registry import Device
 from gateway.config import ActivitySection, Config
@@ -48,7 +49,10 @@ def core_config(cfg: Config, devices: list[tuple[Device, Model]] | None = None) 
                   for d, model in devices if cfg.alerts.low_battery_pct or model.battery_low_pct}
     m = cfg.maintenance
     owner = {e.id: e.resident for e in cfg.devices}
-    beds = {d.id: Bed(resident=owner.get(d.id)) for d, model in devices
+    alone = cfg.home.residents[0].name if len(cfg.home.residents) == 1 else None
+    beds = {d.id: Bed(resident=owner.get(d.id) or alone,
+                      limits=_vitals_limits(cfg, owner.get(d.id) or alone))
+            for d, model in devices
             if {"in_bed", "bcg", "heart_rate", "respiration_rate"}
             & {k for e in model.exposes for k in e.kinds}}
     return CoreConfig(
@@ -57,6 +61,18 @@ def core_config(cfg: Config, devices: list[tuple[Device, Model]] | None = None) 
         instant=InstantConfig(device_low_battery_pct=thresholds), supervision=expectations,
         health=HealthConfig(weak_link_lqi=m.weak_link_lqi, stuck_open_s=m.stuck_open_h * 3600,
                             stuck_unchanged_s=m.stuck_unchanged_days * 86400))
+
+
+def _vitals_limits(cfg: Config, resident: str | None) -> Limits | None:
+    """A resident's own vital-sign limits, where [[home.residents]] sets any."""
+    r = next((r for r in cfg.home.residents if r.name == resident), None)
+    if r is None or (r.heart_rate_low_bpm, r.heart_rate_high_bpm, r.breath_pause_s) == (
+            None, None, None):
+        return None
+    base = Limits()
+    return replace(base, brady_bpm=r.heart_rate_low_bpm or base.brady_bpm,
+                   tachy_bpm=r.heart_rate_high_bpm or base.tachy_bpm,
+                   no_breath_s=r.breath_pause_s or base.no_breath_s)
 
 
 _ACTIVITY_CLASSES = frozenset({"motion", "presence", "fall", "contact", "in_bed", "vibration",

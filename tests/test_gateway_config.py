@@ -270,3 +270,23 @@ def test_a_bed_bound_resident_is_watched_by_care_activity():
     couple = text.replace("[[devices]]", '[[home.residents]]\nname = "李四"\n\n[[devices]]', 1)
     assert len(parse(tomllib.loads(couple)).home.residents) == 2
     assert not core_config(parse(tomllib.loads(couple))).activity.bedbound
+
+
+def test_a_residents_own_vital_sign_limits_reach_the_bed_sensor():
+    text = GOOD.replace('conditions = ["dementia"]', 'conditions = ["dementia"]\n'
+                        "heart_rate_low_bpm = 35    # beta blockers, per her doctor\n"
+                        "breath_pause_s = 30") + """
+[[devices]]
+id = "bed-1"
+source = "anxin"
+topic = "anxin/sensor/bed-1"
+model = "anxin-bed-sensor-raw"
+room = "bedroom"
+"""
+    vit = core_config(parse(tomllib.loads(text))).vitals
+    limits = vit.limits_for("bed-1")  # the only resident's bed
+    assert (limits.brady_bpm, limits.tachy_bpm, limits.no_breath_s) == (35, 130, 30)
+    assert vit.bed("bed-1").resident == "张三"
+    p = problems(text.replace("breath_pause_s = 30", "heart_rate_high_bpm = 40"))
+    assert "at least 10 above heart_rate_low_bpm" in p["home.residents[0].heart_rate_high_bpm"]
+    assert "home.residents[0].breath_pause_s" in problems(text.replace("= 30", "= 5"))
