@@ -24,6 +24,7 @@ from devices.observation import Observation
 # wrong often enough that the person should get the first word; a smoke alarm or a press
 # of the SOS button is never second-guessed.
 CANCELLABLE_EVENTS = frozenset({"fall"})
+FALL_EVENTS = frozenset({"fall"})  # the same person's fall, whichever device saw it
 
 
 class Change(StrEnum):
@@ -46,10 +47,17 @@ class ManagerConfig:
     fall_cancel_window_s: float = 30.0
     dedupe_window_s: float = 120.0
     policy: Policy = field(default_factory=Policy)
+    # One resident at home: every fall within the dedupe window is theirs, whichever device
+    # saw it (a radar in the bathroom and the pendant they wear): one alert, not two.
+    single_occupant: bool = False
 
 
-def _cause(f: Finding) -> tuple[str, str, str | None, bool]:
-    """What makes two findings the same emergency: home, event, and room (else device)."""
+def _cause(f: Finding, single_occupant: bool = False) -> tuple[str, str, str | None, bool]:
+    """What makes two findings the same emergency: home, event, and room (else device) —
+    or, for a fall where one person lives, the home (a fall radar's room and a wearable's
+    configured room need not agree: the wearable goes where its wearer goes)."""
+    if single_occupant and f.event in FALL_EVENTS:
+        return (f.home, "fall", "resident", f.test)
     where = f"room:{f.room}" if f.room else f"device:{f.device}"
     return (f.home, f.event, where, f.test)
 
@@ -81,7 +89,7 @@ class Manager:
                 a.tier_at = a.notified_at = a.raised_at
             self._watch(a)
             if a.is_open:
-                self._recent[_cause(a.finding)] = (a, a.finding.at)
+                self._recent[_cause(a.finding, self.cfg.single_occupant)] = (a, a.finding.at)
         return self.tick(now)
 
     def on_finding(self, f: Finding, now: float) -> list[tuple[Alert, Change]]:
@@ -93,7 +101,7 @@ class Manager:
         reported it are recorded — so two smoke detectors in one kitchen, or an SOS button
         pressed five times, page the centre once.
         """
-        key = _cause(f)
+        key = _cause(f, self.cfg.single_occupant)
         seen = self._recent.get(key)
         if seen is not None:
             alert, last = seen

@@ -105,7 +105,8 @@ class Gateway:
         self.policy = cfg.policy()
         self.manager = Manager(ManagerConfig(
             fall_cancel_window_s=cfg.alerts.fall_cancel_window_s,
-            dedupe_window_s=cfg.alerts.dedupe_window_s, policy=self.policy))
+            dedupe_window_s=cfg.alerts.dedupe_window_s, policy=self.policy,
+            single_occupant=len(cfg.home.residents) == 1))
         self.cancel_devices = frozenset(cfg.alerts.cancel_devices)
         self.residents = [asdict(r) for r in cfg.home.residents]
         self.bridge_prefix = cfg.mqtt.zigbee2mqtt_base_topic + "/bridge/"

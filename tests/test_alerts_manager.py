@@ -101,3 +101,18 @@ def test_one_cause_one_alert_two_smoke_detectors_in_one_kitchen():
     # the fire reaching another room is news: a second alert
     ((other, change3),) = m.on_finding(finding(device="smoke-3", room="living_room"), 104.0)
     assert other is not alert and change3 is Change.RAISED
+
+
+def test_one_resident_one_fall_the_radar_and_the_pendant_page_once():
+    m = manager(fall_cancel_window_s=30, single_occupant=True)
+    ((alert, change),) = m.on_finding(finding("fall", 100, device="radar-bath",
+                                              room="bathroom"), 100.0)
+    ((same, change2),) = m.on_finding(finding("fall", 100, device="pendant",
+                                              room="living_room"), 103.0)
+    assert same is alert and (change, change2) == (Change.PENDING, Change.REPEATED)
+    assert alert.finding.evidence["devices"] == ["radar-bath", "pendant"]
+    # a couple: two people may fall at once; each fall in its own room is its own alert
+    m = manager(fall_cancel_window_s=30)
+    ((a, _),) = m.on_finding(finding("fall", 100, device="radar-bath", room="bathroom"), 100.0)
+    ((b, _),) = m.on_finding(finding("fall", 100, device="pendant", room="living_room"), 103.0)
+    assert a is not b
