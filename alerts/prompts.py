@@ -82,3 +82,25 @@ def path_prompt(down_for_s: float | None, announced: bool, local_hour: int) -> P
     if down_for_s is None and announced:
         return PATH_BACK
     return None
+
+
+# The away key (外出/回家): the resident hears that the press was taken, since a button that
+# answers nothing gets pressed again and again — or never trusted.
+AWAY_SET = Prompt("好的，外出模式。出门请关好门，回家后按两下按钮。")
+AWAY_NOT_TAKEN = Prompt("没有检测到出门，外出模式已取消。")
+WELCOME_HOME = Prompt("欢迎回家。")
+
+
+def away_prompt(before: tuple[str, bool, bool], after: tuple[str, bool, bool]
+                ) -> Prompt | None:
+    """What to say when the home's mode changed from `before` to `after`, each
+    (mode, away by the key, "away" pressed and waiting for the door); None: nothing."""
+    mode0, key0, waiting0 = before
+    mode1, key1, waiting1 = after
+    if (waiting1 and not waiting0) or (key1 and mode1 == "away" and not key0 and not waiting0):
+        return AWAY_SET  # pressed: waiting for the door (or away at once, with no door)
+    if waiting0 and not waiting1 and mode1 != "away":
+        return AWAY_NOT_TAKEN  # nobody went out: watching as before
+    if key0 and mode0 == "away" and mode1 != "away":
+        return WELCOME_HOME
+    return None

@@ -32,7 +32,15 @@ from alerts import selftest, wire
 from alerts.alert import Alert, AlertState
 from alerts.maintenance import DIGEST_ONLY, ITEM_TEXT, digest, digest_day, is_technical
 from alerts.manager import Change, FeedbackError, Manager, ManagerConfig
-from alerts.prompts import LANG, PATH_BACK, PATH_DOWN, Prompt, path_prompt, prompt_for
+from alerts.prompts import (
+    LANG,
+    PATH_BACK,
+    PATH_DOWN,
+    Prompt,
+    away_prompt,
+    path_prompt,
+    prompt_for,
+)
 from detectors import activity, baseline, routine
 from detectors.core import Core
 from detectors.finding import Finding
@@ -533,7 +541,9 @@ class Gateway:
             if obs.kind not in RAW_KINDS:  # samples stream past: too many for an SD card
                 self._obs_buffer.append(obs)
             changes = [] if prime else self.manager.on_observation(obs, now)
+            mode = self._home_mode()
             found = self.core.step(obs, now, prime=prime)
+            await self._mode_changed(mode)
             if obs.kind == "sos" and self.self_test.run is not None and not prime:
                 found = await self._self_test_press(obs, found, now)
             if found:
@@ -781,6 +791,17 @@ class Gateway:
         if prompt is not None:
             await self._speak(prompt, None, "path")
 
+    def _home_mode(self) -> tuple[str, bool, bool]:
+        a = self.core.activity
+        return a.mode, a.away_by_key, a.away_pressed_at is not None
+
+    async def _mode_changed(self, before: tuple[str, bool, bool]) -> None:
+        """Tell the resident the away key was heard (or the mode it set has ended)."""
+        after = self._home_mode()
+        if after != before and (prompt := away_prompt(before, after)) is not None:
+            logger.info("home mode %s -> %s", before, after)
+            await self._speak(prompt, None, "away_mode")
+
     async def _say(self, alert: Alert, change: Change) -> None:
         """Speak to the resident through the home's speaker, if there is one."""
         prompt = prompt_for(alert, change, cancel_window_s=self.cfg.alerts.fall_cancel_window_s,
@@ -880,7 +901,9 @@ class Gateway:
                            datetime.fromtimestamp(at, self.tz).strftime("%H:%M"))
         self.core.activity.changes.clear()
         await self.self_test_tick(now)
+        mode = self._home_mode()
         found = self.core.tick(now)
+        await self._mode_changed(mode)
         for finding in found:
             if finding.detector == "supervision":
                 logger.warning("device %s silent for %s s (expected every %.0f s): offline",

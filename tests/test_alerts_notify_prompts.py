@@ -64,3 +64,17 @@ def test_path_prompt_by_day_once_per_outage_and_on_return():
     assert path_prompt(None, True, 10) is PATH_BACK
     assert path_prompt(3600, False, 3) is None  # never at night ...
     assert path_prompt(3600, False, 7) is PATH_DOWN  # ... but in the morning if still down
+
+
+def test_the_away_key_is_answered_out_loud():
+    from alerts.prompts import AWAY_NOT_TAKEN, AWAY_SET, WELCOME_HOME, away_prompt  # noqa: PLC0415
+
+    home, waiting = ("occupied", False, False), ("occupied", False, True)
+    away = ("away", True, False)
+    assert away_prompt(home, waiting) is AWAY_SET  # pressed: go, close the door
+    assert away_prompt(waiting, away) is None  # gone: nobody inside to hear
+    assert away_prompt(home, away) is AWAY_SET  # no door watched: away at the press
+    assert away_prompt(waiting, home) is AWAY_NOT_TAKEN  # nobody went out
+    assert away_prompt(away, home) is WELCOME_HOME
+    assert away_prompt(("away", False, False), home) is None  # back from a walk: no fuss
+    assert away_prompt(home, home) is None

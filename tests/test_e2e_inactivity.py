@@ -261,3 +261,59 @@ use = "away_key"
             await gw.handle_message(f"{gid}/door_key", b'{"action":"double","battery":100}',
                                     False, now + 25 * HOUR)
             assert gw.core.activity.mode == "occupied"
+
+
+async def test_the_away_key_is_answered_on_the_speaker(tmp_path, mosquitto):
+    import json  # noqa: PLC0415
+
+    import aiomqtt  # noqa: PLC0415
+
+    host, port = mosquitto
+    hport, gid = free_port(), "gw-awaysay"
+    path = write(tmp_path, port, hport, gid)
+    text = path.read_text(encoding="utf-8").replace(
+        'address = "测试路 5 号"', f'address = "测试路 5 号"\nspeaker_topic = "{gid}/speaker"')
+    path.write_text(text + DOOR.format(gid=gid) + f"""
+[[devices]]
+id = "key-door"
+source = "zigbee2mqtt"
+topic = "{gid}/door_key"
+model = "WXKG11LM"
+room = "entrance"
+use = "away_key"
+""", encoding="utf-8")
+    said: list[str] = []
+    closed = b'{"battery":91,"contact":true,"linkquality":63,"voltage":3005}'
+    opened = b'{"battery":91,"contact":false,"linkquality":63,"voltage":3005}'
+    day = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    async with hotline(hport, tmp_path / "hotline.db"), gateway(path) as gw, \
+            aiomqtt.Client(host, port) as speaker:
+        await speaker.subscribe(f"{gid}/speaker", qos=1)
+
+        async def listen():
+            async for m in speaker.messages:
+                said.append(json.loads(m.payload)["say"])
+
+        async def heard(n: int) -> list[str]:
+            for _ in range(100):
+                if len(said) >= n:
+                    break
+                await asyncio.sleep(0.05)
+            return said
+
+        listener = asyncio.create_task(listen())
+        try:
+            key, door = f"{gid}/door_key", f"{gid}/front_door"
+            await gw.handle_message(door, closed, False, day - 600)
+            await gw.handle_message(key, b'{"action":"single"}', False, day)
+            assert (await heard(1))[0].startswith("好的，外出模式")
+            await gw.tick(day + 31 * 60)  # nobody went out
+            assert (await heard(2))[1].startswith("没有检测到出门")
+            await gw.handle_message(key, b'{"action":"single"}', False, day + 3600)
+            await gw.handle_message(door, opened, False, day + 3660)
+            await gw.handle_message(door, closed, False, day + 3680)
+            assert gw.core.activity.away_by_key
+            await gw.handle_message(key, b'{"action":"double"}', False, day + 8 * 3600)
+            assert (await heard(4))[2:] == [said[0], "欢迎回家。"]
+        finally:
+            listener.cancel()
