@@ -67,6 +67,17 @@ room = "entrance"
 """
 
 
+AWAY_KEY = """
+[[devices]]
+id = "key-door"
+source = "zigbee2mqtt"
+topic = "{gid}/door_key"
+model = "WXKG11LM"
+room = "entrance"
+use = "away_key"
+"""
+
+
 async def test_an_offline_pir_is_reported_and_named_by_the_inactivity_alert(tmp_path,
                                                                              mosquitto):
     _, port = mosquitto
@@ -230,15 +241,8 @@ async def test_away_by_the_key_survives_a_restart(tmp_path, mosquitto):
     _, port = mosquitto
     hport, gid = free_port(), "gw-awaykey"
     path = write(tmp_path, port, hport, gid)
-    path.write_text(path.read_text(encoding="utf-8") + DOOR.format(gid=gid) + f"""
-[[devices]]
-id = "key-door"
-source = "zigbee2mqtt"
-topic = "{gid}/door_key"
-model = "WXKG11LM"
-room = "entrance"
-use = "away_key"
-""", encoding="utf-8")
+    path.write_text(path.read_text(encoding="utf-8") + DOOR.format(gid=gid)
+                    + AWAY_KEY.format(gid=gid), encoding="utf-8")
     home, now = f"home-{gid}", time.time()
     left = now - 5 * HOUR
     history = [Observation(home, "door-entrance", "contact", "closed", left - 3600, "entrance"),
@@ -273,15 +277,7 @@ async def test_the_away_key_is_answered_on_the_speaker(tmp_path, mosquitto):
     path = write(tmp_path, port, hport, gid)
     text = path.read_text(encoding="utf-8").replace(
         'address = "测试路 5 号"', f'address = "测试路 5 号"\nspeaker_topic = "{gid}/speaker"')
-    path.write_text(text + DOOR.format(gid=gid) + f"""
-[[devices]]
-id = "key-door"
-source = "zigbee2mqtt"
-topic = "{gid}/door_key"
-model = "WXKG11LM"
-room = "entrance"
-use = "away_key"
-""", encoding="utf-8")
+    path.write_text(text + DOOR.format(gid=gid) + AWAY_KEY.format(gid=gid), encoding="utf-8")
     said: list[str] = []
     closed = b'{"battery":91,"contact":true,"linkquality":63,"voltage":3005}'
     opened = b'{"battery":91,"contact":false,"linkquality":63,"voltage":3005}'
