@@ -104,6 +104,17 @@ async def test_technician_logs_in_sees_the_home_and_starts_test_mode(tmp_path, m
                 assert "gw-web" in text and "已连接 connected" in text
                 assert "sos-bedside" in text and "TS0215A_sos" in text
                 assert "紧急呼叫" in text  # the SOS in the recent alerts
+                assert "家中 Home: 在家 at home" in text
+                assert "作息 routine: 学习中 still learning" in text  # no month of history
+                gw.routine = {"days": [{"day": "2026-11-22", "movements": 120,
+                                        "expected": 250, "ratio": 0.48, "score": 4.1}]}
+                gw.core.activity.mode, gw.core.activity.away_by_key = "away", True
+                gw.core.activity.mode_since = time.time() - 7200
+                await page.reload()
+                text = await page.inner_text("body")
+                assert "外出 away（外出键 away key） · 自 since" in text
+                assert "2026-11-22: 活动 120 / 平常 usual 250（48%），偏离分 score 4.1" in text
+                gw.core.activity.mode, gw.core.activity.away_by_key = "occupied", False
                 await page.fill("input[name=minutes]", "30")
                 await page.click("text=开始 Start")
                 await page.wait_for_selector("text=测试/维护模式 开启")

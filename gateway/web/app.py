@@ -224,6 +224,14 @@ async def status_page(request: web.Request) -> web.Response:
         f"<td>{b['false_alarms']}</td><td>{_ago(now, b['last_press'])}</td><td>"
         + (" ".join("✓" if t["passed"] else "✗" for t in b["self_tests"][:8]) or "—")
         + "</td></tr>" for b in buttons)
+    hs, day = st["home_state"], st["routine"]
+    mode = ("外出 away" + ("（外出键 away key）" if hs["away_key"] else "")
+            if hs["mode"] == "away" else "在家 at home")
+    home_line = (f"<p>家中 Home: {mode}"
+                 + (f" · 自 since {_ago(now, hs['since'])}" if hs["since"] else "")
+                 + (f" · 作息 routine {e(day['day'])}: 活动 {day['movements']} / 平常 usual "
+                    f"{day['expected']}（{day['ratio']:.0%}），偏离分 score {day['score']}"
+                    if day else " · 作息 routine: 学习中 still learning") + "</p>")
     mm = st["maintenance_until"]
     maint = (f'<p class="warn">测试/维护模式 开启，至 '
              f'{datetime.fromtimestamp(mm, gw.tz):%H:%M}：所有报警按测试发送 / test mode ON</p>'
@@ -242,6 +250,7 @@ async def status_page(request: web.Request) -> web.Response:
 {mark(down is None)} 服务中心链路 path to the centre:
 {'正常 up' if down is None else '中断 DOWN since ' + _ago(now, down) + '（报警会保存并重发）'}
 · 磁盘剩余 disk free {st['disk_free_mb']} MB</p>
+{home_line}
 <h2>服务中心 Delivery targets</h2>
 <table><tr><th>目标 target</th><th>状态 state</th><th>已送达 sent</th><th>待发 waiting</th></tr>
 {targets}</table>
