@@ -285,7 +285,8 @@ class Gateway:
         """Once a day, at night (03:00 local), learn the baseline again."""
         local = datetime.fromtimestamp(now, self.tz)
         day = local.date().isoformat()
-        if local.hour >= BASELINE_HOUR and day != self._baseline_day:
+        if local.hour >= BASELINE_HOUR and (self._baseline_day is None
+                                            or day > self._baseline_day):  # only forward
             self._baseline_day = day
             await self.learn_baseline(now)
 
@@ -653,7 +654,9 @@ class Gateway:
 
     async def _maybe_digest(self, now: float) -> None:
         day = digest_day(now, self.tz, self.cfg.maintenance.digest_hour)
-        if day is None or day == self._digest_day:
+        # Only ever forward: a clock stepped back (NTP on a board without a real-time clock)
+        # must not send yesterday's digest again.
+        if day is None or (self._digest_day is not None and day <= self._digest_day):
             return
         self._digest_day = day
         await self.store.call(Store.set_setting, DIGEST_DAY_SETTING, day, now)
