@@ -207,6 +207,9 @@ class Gateway:
         added = sorted(d.id for t, (d, _) in devices.items() if t not in self.devices)
         self.devices = devices
         self.cfg = replace(self.cfg, devices=cfg.devices)
+        for sender in getattr(self, "senders", {}).values():  # (none yet at the first call)
+            if isinstance(sender.transport, DC09Transport):
+                sender.transport.zones = self.cfg.zones()  # a device added on site: its zone
         if added and self.ready.is_set():
             logger.warning("devices now watched: %s", ", ".join(added))
 

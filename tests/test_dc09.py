@@ -231,12 +231,28 @@ timeout_s = 2
             async with asyncio.timeout(10):
                 while not got:
                     await asyncio.sleep(0.05)
+            # a technician adds a button on site (anxin devices add), zone 9 at the centre:
+            # its alarms carry zone 9 at once, no restart
+            text = cfg.read_text(encoding="utf-8").replace("[[hotline]]", """[[devices]]
+id = "sos-bathroom"
+source = "zigbee2mqtt"
+topic = "gw-dc09/bathroom_sos"
+model = "TS0215A_sos"
+zone = 9
+[[hotline]]""")
+            cfg.write_text(text, encoding="utf-8")
+            gw.apply_devices(load(cfg))
+            await publish(mqtt_port, ("gw-dc09/bathroom_sos", TS0215A_PRESS))
+            async with asyncio.timeout(10):
+                while len(got) < 2:
+                    await asyncio.sleep(0.05)
         finally:
             await gw.stop()
-    (event,) = got
+    first, added = got
     # zone 2: the SOS button is the second device in the config
-    assert (event.account, event.event_type, event.ri, event.encrypted) == (
+    assert (first.account, first.event_type, first.ri, first.encrypted) == (
         "C0FFEE", "101", "002", True)
+    assert (added.event_type, added.ri) == ("101", "009")
 
 
 def test_dc09_config_problems_are_named(tmp_path):
