@@ -152,6 +152,7 @@ class Gateway:
         self.self_test = selftest.SelfTestState()
         self._baseline_day: str | None = None
         self.routine: dict[str, Any] = {}  # ROUTINE_SETTING: the last days' scores
+        self._saved_sequences: dict[str, int] = {}  # DC-09 target -> sequence in the store
         ha = cfg.home_assistant
         self.ha_topics = homeassistant.Topics.of(ha.discovery_prefix, ha.state_prefix,
                                                  cfg.gateway.id) if ha.enabled else None
@@ -335,6 +336,9 @@ class Gateway:
             self.baseline = baseline.Baseline(**{**data, "limits_s": tuple(data["limits_s"])})
             self._apply_baseline(self.cfg)
         self.routine = json.loads(await self.store.call(Store.setting, ROUTINE_SETTING) or "{}")
+        for name, t in self._dc09().items():  # DC-09 sequence numbers carry on
+            t.resume_sequence(int(await self.store.call(Store.setting, f"dc09_sequence:{name}")
+                                  or 0))
         await self._restore_activity(now)
         if not self._digest_day:  # a new install: the first digest is tomorrow's
             self._digest_day = datetime.fromtimestamp(now, self.tz).date().isoformat()
@@ -439,6 +443,7 @@ class Gateway:
             self._web = None
         if self.store.store is not None:
             await self._flush()
+            await self._save_sequences()
         await self.store.close()
         if self.embedded is not None:
             await self.embedded.stop()
@@ -961,13 +966,26 @@ class Gateway:
                 logger.info("Home Assistant state not published (%s); retrying", e)
 
     async def _status_writer(self) -> None:
-        """Keep `status.json` in the data directory current for `anxin status`."""
+        """Keep `status.json` in the data directory current for `anxin status` (and the
+        DC-09 sequence numbers in the store)."""
         path = self.cfg.data_path() / "status.json"
         while True:
+            await self._save_sequences()
             status = await self.status()
             await asyncio.to_thread(_write_atomically, path,
                                     json.dumps(status, ensure_ascii=False, indent=1))
             await asyncio.sleep(STATUS_EVERY_S)
+
+    def _dc09(self) -> dict[str, DC09Transport]:
+        return {n: s.transport for n, s in self.senders.items()
+                if isinstance(s.transport, DC09Transport)}
+
+    async def _save_sequences(self) -> None:
+        for name, t in self._dc09().items():
+            if t.sequence and self._saved_sequences.get(name) != t.sequence:
+                await self.store.call(Store.set_setting, f"dc09_sequence:{name}",
+                                      str(t.sequence), self.clock.now())
+                self._saved_sequences[name] = t.sequence
 
     async def status(self) -> dict[str, Any]:
         """Health at a glance: broker, the path to the centre, devices, outbox, disk.

@@ -32,6 +32,9 @@ class _Datagram(asyncio.DatagramProtocol):
         self.replies.put_nowait(data)
 
 
+SEQUENCE_SKIP = 100  # more than could be sent between two saves of the sequence
+
+
 class DC09Transport(Transport):
     """One alarm receiver account."""
 
@@ -66,6 +69,17 @@ class DC09Transport(Transport):
     def _next_sequence(self) -> int:
         self._sequence = self._sequence % 9999 + 1
         return self._sequence
+
+    @property
+    def sequence(self) -> int:
+        """The last sequence number sent (0001-9999, then round again)."""
+        return self._sequence
+
+    def resume_sequence(self, last: int, skip: int = SEQUENCE_SKIP) -> None:
+        """Carry on after a restart from `last` (kept in the store) plus `skip`: numbers sent
+        after the last save are not reused, so a receiver that remembers recent sequence
+        numbers never takes a new alarm for a repeat of an old one."""
+        self._sequence = (last + skip - 1) % 9999 + 1 if last > 0 else 0
 
     async def start(self) -> None:
         """Start link supervision (NULL messages), if configured."""
