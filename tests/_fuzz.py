@@ -87,6 +87,16 @@ def _dump(rng: random.Random, value: Any) -> bytes:
     return data
 
 
+def _corrupt(rng: random.Random, payload: bytes) -> bytes:
+    """A binary block with a few bytes changed (header or samples), sometimes cut short."""
+    data = bytearray(payload)
+    for _ in range(rng.randint(0, 4)):
+        data[rng.randrange(len(data))] = rng.randrange(256)
+    if rng.random() < 0.3:
+        data = data[:rng.randrange(len(data) + 1)]
+    return bytes(data)
+
+
 def _block_payload(rng: random.Random) -> tuple[str, bytes]:
     """A mutated raw block: ("imu" | "bcg", payload)."""
     if rng.random() < 0.5:
@@ -94,23 +104,13 @@ def _block_payload(rng: random.Random) -> tuple[str, bytes]:
         block = imu.make_block(rng.choice([25, 50, 100, 200]), 1.79e9 + rng.random(),
                                np.ones((n, 3)) * rng.uniform(-2, 2))
         if rng.random() < 0.5:
-            data = bytearray(imu.encode_binary(block))
-            for _ in range(rng.randint(0, 4)):
-                data[rng.randrange(len(data))] = rng.randrange(256)
-            if rng.random() < 0.3:
-                data = data[:rng.randrange(len(data) + 1)]
-            return "imu", bytes(data)
+            return "imu", _corrupt(rng, imu.encode_binary(block))
         msg = imu.to_mapping(block)
         return "imu", _dump(rng, _mutate_mapping(rng, msg, [*msg, "gx", "gy", "gz"]))
     n = rng.randint(1, 300)
     block = bcg.BcgBlock(rng.choice([50, 100, 128, 250]), 1.79e9, np.full(n, 2048.0))
     if rng.random() < 0.5:
-        data = bytearray(bcg.encode_binary(block))
-        for _ in range(rng.randint(0, 4)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        if rng.random() < 0.3:
-            data = data[:rng.randrange(len(data) + 1)]
-        return "bcg", bytes(data)
+        return "bcg", _corrupt(rng, bcg.encode_binary(block))
     msg = json.loads(bcg.encode_json(block))
     return "bcg", _dump(rng, _mutate_mapping(rng, msg, [*msg, "channels"]))
 
