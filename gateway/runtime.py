@@ -48,7 +48,7 @@ from devices.adapters import ADAPTERS
 from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
-from gateway import homeassistant
+from gateway import homeassistant, sdnotify
 from gateway.broker import EmbeddedBroker
 from gateway.clock import Clock, WallClock
 from gateway.commissioning import BRIDGE_DEVICES_SETTING, TEST_ALARM_SETTING
@@ -153,6 +153,9 @@ class Gateway:
         self._baseline_day: str | None = None
         self.routine: dict[str, Any] = {}  # ROUTINE_SETTING: the last days' scores
         self._saved_sequences: dict[str, int] = {}  # DC-09 target -> sequence in the store
+        self._watchdog_s = sdnotify.watchdog_interval()  # None: no systemd watchdog
+        self._watchdog_at = 0.0
+        self._watchdog_warned = False
         ha = cfg.home_assistant
         self.ha_topics = homeassistant.Topics.of(ha.discovery_prefix, ha.state_prefix,
                                                  cfg.gateway.id) if ha.enabled else None
@@ -382,6 +385,8 @@ class Gateway:
             await self._start_web()
         await self._wait_connected()
         self.ready.set()
+        sdnotify.notify(f"READY=1\nSTATUS=watching {len(self.devices)} devices, "
+                        f"{len(self.senders)} hotline target(s)")
         logger.info("gateway %s ready in %.2f s: %d devices, %d hotline target(s)",
                     self.cfg.gateway.id, time.monotonic() - started, len(self.devices),
                     len(self.senders))
@@ -887,6 +892,23 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
             await self.tick(self.clock.now())
+            self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        """The systemd watchdog's heartbeat, sent from the ticker (so a hung event loop
+        stops it) and only while every long-running task (ingest, outbox senders,
+        pollers) is alive: a task that died is a gateway to restart, not to keep."""
+        interval = self._watchdog_s
+        if interval is None or time.monotonic() - self._watchdog_at < interval:
+            return
+        dead = [t.get_name() for t in self._tasks if t.done()]
+        if dead:
+            if not self._watchdog_warned:
+                logger.error("watchdog heartbeat withheld: %s stopped", ", ".join(dead))
+                self._watchdog_warned = True
+            return
+        self._watchdog_at = time.monotonic()
+        sdnotify.notify("WATCHDOG=1")
 
     async def tick(self, now: float) -> None:
         """Time has passed: timers, supervision, inactivity, schedules (the ticker calls this
