@@ -448,6 +448,18 @@ async def _read_retained(url: str, topic: str, wait: float) -> bytes | None:
     return None
 
 
+def cmd_broker_acl(args: argparse.Namespace) -> int:
+    """Print Mosquitto's acl_file for this home (or, with --users, the users it needs)."""
+    cfg = _load_or_explain(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    from gateway import broker_acl  # noqa: PLC0415
+
+    print("\n".join(broker_acl.users(cfg)) if args.users else broker_acl.acl_text(cfg),
+          end="\n" if args.users else "")
+    return 0
+
+
 def cmd_technician_code(args: argparse.Namespace) -> int:
     """Make a new technician code (the old one stops working at once) and print it."""
     cfg = _load_or_explain(args.config)
@@ -651,6 +663,13 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_commission import register  # noqa: PLC0415
 
     register(dsub, sub)
+
+    s = sub.add_parser("broker-acl", help="Mosquitto's access list for this home: each "
+                       "device may publish only its own topic (install as acl_file)")
+    s.add_argument("--config", required=True)
+    s.add_argument("--users", action="store_true",
+                   help="list the broker users it names instead (for mosquitto_passwd)")
+    s.set_defaults(fn=cmd_broker_acl)
 
     s = sub.add_parser("technician-code", help="make a new technician code and print it")
     s.add_argument("--config", required=True)

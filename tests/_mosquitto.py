@@ -22,8 +22,8 @@ max_inflight_messages 100
 """
 CONF = """\
 listener {port} 127.0.0.1
-{listener_options}
 allow_anonymous true
+{listener_options}
 {persistence}
 {tuning}
 log_dest stderr
@@ -83,7 +83,8 @@ def running_mosquitto(port: int | None = None, persist_dir: Path | None = None, 
     With `persist_dir`, sessions and queued messages are kept there, as on a Pi, and a
     broker started again with the same port and directory carries on where it stopped.
     `tuned=False` runs Mosquitto's defaults instead of anxin's settings (for comparison).
-    `listener_options` go under the listener (TLS files, require_certificate, ...).
+    `listener_options` go under the listener (TLS files, require_certificate, or
+    `allow_anonymous false` with a password and an ACL file, which win over the defaults).
     """
     binary = mosquitto_binary()
     if binary is None:
