@@ -98,6 +98,16 @@ class Receiver:
         self.event.set()
         return web.json_response({"status": "accepted"})
 
+    async def serve(self) -> tuple[web.AppRunner, int]:
+        """Listen on a free loopback port for POST /alerts; (runner to clean up, port)."""
+        app = web.Application()
+        app.router.add_post("/alerts", self.handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner, port
+
     def note(self, t: float, body: dict) -> None:
         """A verified alert arrived at `t` (perf_counter)."""
         self.arrived.setdefault(body["device_id"], t)
@@ -166,12 +176,7 @@ def rss_mb(pid: int) -> float:
 async def bench(args: argparse.Namespace) -> dict[str, object]:
     """Run both measurements; return the figures."""
     rx = Receiver()
-    app = web.Application()
-    app.router.add_post("/alerts", rx.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    hook_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    runner, hook_port = await rx.serve()
     results: dict[str, object] = {}
     with running_mosquitto(tuned=not args.mosquitto_defaults) as (_, port), \
             tempfile.TemporaryDirectory() as tmp:

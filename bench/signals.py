@@ -39,14 +39,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiohttp import web  # noqa: E402
 
 from bench import e2e  # noqa: E402
 from bench.e2e import cpu_seconds, percentile, publisher, rss_mb  # noqa: E402
 from devices import bcg, imu  # noqa: E402
 from simulator import bcg as bed_sim  # noqa: E402
 from simulator import wearable  # noqa: E402
-from tests._mosquitto import free_port, running_mosquitto  # noqa: E402
+from tests._mosquitto import running_mosquitto  # noqa: E402
 
 IMU_HZ, BED_HZ = 50, 100
 
@@ -127,12 +126,7 @@ def publish_loop(port: int, streams: list[tuple[str, str]], seconds: int, t0: fl
 
 async def bench(args: argparse.Namespace) -> dict[str, object]:
     rx = Receiver()
-    app = web.Application()
-    app.router.add_post("/alerts", rx.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    hook = free_port()
-    await web.TCPSite(runner, "127.0.0.1", hook).start()
+    runner, hook = await rx.serve()
     imu_loops = [movement(s) for s in range(3)]
     bed_loops = [bed_sim.simulate(s, 600.0, BED_HZ, plan=bed_sim.Plan(movements_per_h=6.0)
                                   ).signal for s in range(3)]

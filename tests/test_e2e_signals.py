@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from detectors import fall_imu
 from devices import imu
 from simulator import wearable
 from tests._config import write_home
@@ -48,12 +49,9 @@ def blocks(code: str, seed: int, t0: float, binary: bool) -> list[bytes]:
     rng = np.random.default_rng(seed)
     acc, _ = wearable.recording(code, rng)
     acc = wearable.at_rate(acc, RATE)
-    out = []
-    for k in range(0, len(acc) - RATE + 1, RATE):
-        block = imu.make_block(RATE, t0 + k / RATE, acc[k:k + RATE], seq=k // RATE)
-        out.append(imu.encode_binary(block) if binary else
-                   json.dumps(imu.to_mapping(block)).encode())
-    return out
+    whole = acc[:len(acc) // RATE * RATE]
+    return [imu.encode_binary(b) if binary else json.dumps(imu.to_mapping(b)).encode()
+            for b in fall_imu.blocks_of(whole, RATE, 1.0, t0)]
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
