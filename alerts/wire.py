@@ -54,6 +54,7 @@ TITLES: dict[str, dict[str, str]] = {
     "self_test_failed": {"zh": "按钮每周测试失败", "en": "Button failed its weekly test"},
     "weak_link": {"zh": "设备信号弱", "en": "Weak radio link"},
     "stuck_contact": {"zh": "门磁状态长时间不变", "en": "Contact sensor stuck"},
+    "call_request": {"zh": "呼叫请求", "en": "Call request"},
 }
 
 # Fields every message carries, with the JSON types they must have.
@@ -62,6 +63,17 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
     "code": int, "event": str, "severity": int, "title": dict, "room": (str, type(None)),
     "device_id": (str, type(None)), "detector": str, "occurred_at": str, "raised_at": str,
     "test": bool, "residents": list, "evidence": dict,
+}
+
+# What an alert may carry besides (issue 6), each optional so older receivers and older
+# gateways keep working: checked when present.
+TIMELINE_WINDOW_S = 3 * 3600  # how far back the home's timeline reaches before the alert
+TIMELINE_MAX = 300  # entries at most (the newest kept): a busy home stays one small body
+TIMELINE_SEVERITIES = frozenset({1, 2, 3})  # technical faults need no history of the home
+SNAPSHOT_EVENTS = frozenset({"fall", "sos", "long_lie"})
+OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "address": str, "district": str, "contacts": list, "timeline": list, "snapshot": dict,
+    "escalation": dict,
 }
 
 
@@ -85,11 +97,17 @@ def title(event: str) -> dict[str, str]:
 
 def encode_alert(alert: Alert, *, gateway_id: str, sequence: int,
                  residents: list[dict[str, Any]], tz: ZoneInfo,
-                 escalation: dict[str, Any] | None = None, address: str = "") -> bytes:
+                 escalation: dict[str, Any] | None = None, address: str = "",
+                 district: str = "", contacts: list[dict[str, str]] | None = None,
+                 timeline: list[dict[str, Any]] | None = None,
+                 snapshot: dict[str, str] | None = None) -> bytes:
     """The `anxin.alert/1` JSON body for an alert that has been raised.
 
     `escalation` ({"tier": 1, "tier_name": "backup", "reminder": 0}) is added when the
-    message is an escalation or a reminder of an alert nobody has accepted yet.
+    message is an escalation or a reminder of an alert nobody has accepted yet. `timeline`
+    (see `timeline_entry`) is sent for severities 1-3 only and cut to the newest
+    `TIMELINE_MAX`; `snapshot` ({"ref", "taken_at"}) only on a fall or SOS - the caller
+    passes it only where the residents consented.
     """
     f = alert.finding
     raised_at = alert.raised_at
@@ -114,10 +132,22 @@ def encode_alert(alert: Alert, *, gateway_id: str, sequence: int,
         "residents": residents,
         "evidence": f.evidence,
         "address": address,
+        "district": district,
+        "contacts": list(contacts or []),
     }
+    if timeline is not None and f.severity in TIMELINE_SEVERITIES:
+        body["timeline"] = timeline[-TIMELINE_MAX:]
+    if snapshot is not None and f.event in SNAPSHOT_EVENTS:
+        body["snapshot"] = {"ref": snapshot["ref"], "taken_at": snapshot["taken_at"]}
     if escalation is not None:
         body["escalation"] = escalation
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def timeline_entry(at: float, room: str | None, device: str, kind: str, value: Any,
+                   tz: ZoneInfo) -> dict[str, Any]:
+    """One entry of an alert's `timeline`: an observation as the operator reads it."""
+    return {"at": iso(at, tz), "room": room, "device": device, "kind": kind, "value": value}
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -167,26 +197,64 @@ def check_signature(secret: bytes, timestamp: str | None, signature: str | None,
     return ts
 
 
-def decode(body: bytes) -> dict[str, Any]:
-    """Parse and check an `anxin.alert/1` body; raise WireError naming the first problem."""
+def _parse(body: bytes, schema: str, required: dict[str, type | tuple[type, ...]],
+           what: str) -> dict[str, Any]:
+    """A JSON object of `schema` with every `required` field of its type, or WireError."""
     try:
         msg = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WireError("bad_json", f"body is not JSON: {e}") from None
+        raise WireError("bad_json", f"{what} is not JSON: {e}") from None
     if not isinstance(msg, dict):
-        raise WireError("bad_schema", "body is not a JSON object")
-    if msg.get("schema") != SCHEMA:
-        raise WireError("bad_schema", f"schema is {msg.get('schema')!r}, expected {SCHEMA!r}")
-    for key, typ in REQUIRED.items():
+        raise WireError("bad_schema", f"{what} is not a JSON object")
+    if msg.get("schema") != schema:
+        raise WireError("bad_schema", f"schema is {msg.get('schema')!r}, expected {schema!r}")
+    for key, typ in required.items():
         if key not in msg:
             raise WireError("bad_schema", f"missing field {key!r}")
         value = msg[key]
         # bool is an int in Python; a true where a number belongs is still wrong.
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise WireError("bad_schema", f"field {key!r} has the wrong type")
+    return msg
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """Parse and check an `anxin.alert/1` body; raise WireError naming the first problem."""
+    msg = _parse(body, SCHEMA, REQUIRED, "body")
     if not 1 <= msg["severity"] <= 4:
         raise WireError("bad_schema", "severity must be 1..4")
+    for key, typ in OPTIONAL.items():
+        if key in msg and not isinstance(msg[key], typ):
+            raise WireError("bad_schema", f"field {key!r} has the wrong type")
+    _check_profile(msg)
     return msg
+
+
+def _check_profile(msg: dict[str, Any]) -> None:
+    """The optional resident-profile additions a console shows; raise naming the problem."""
+    for i, c in enumerate(msg.get("contacts", ())):
+        if not isinstance(c, dict) or not all(isinstance(c.get(k), str)
+                                              for k in ("name", "relation", "phone")):
+            raise WireError("bad_schema", f"contacts[{i}] needs name, relation and phone "
+                                          "strings")
+    timeline = msg.get("timeline", ())
+    if len(timeline) > TIMELINE_MAX:
+        raise WireError("bad_schema", f"timeline has {len(timeline)} entries (at most "
+                                      f"{TIMELINE_MAX})")
+    for i, e in enumerate(timeline):
+        if not (isinstance(e, dict) and isinstance(e.get("at"), str)
+                and isinstance(e.get("device"), str) and isinstance(e.get("kind"), str)
+                and isinstance(e.get("room"), (str, type(None)))
+                and isinstance(e.get("value"), (str, int, float, bool, type(None)))):
+            raise WireError("bad_schema", f"timeline[{i}] needs at, room, device, kind and a "
+                                          "scalar value")
+    snap = msg.get("snapshot")
+    if snap is not None and not (isinstance(snap.get("ref"), str) and snap["ref"]
+                                 and isinstance(snap.get("taken_at"), str)):
+        raise WireError("bad_schema", "snapshot needs a ref and a taken_at string")
+    for i, r in enumerate(msg["residents"]):
+        if isinstance(r, dict) and not isinstance(r.get("medication", ""), str):
+            raise WireError("bad_schema", f"residents[{i}].medication is not a string")
 
 
 # --- feedback: what the hotline tells the gateway back ---------------------------------------
@@ -197,7 +265,7 @@ def decode(body: bytes) -> dict[str, Any]:
 # stop an escalation, so the gateway trusts only what carries the shared secret.
 
 FEEDBACK_SCHEMA = "anxin.feedback/1"
-FEEDBACK_ACTIONS = frozenset({"accepted", "resolved"})
+FEEDBACK_ACTIONS = frozenset({"accepted", "resolved", "look_in"})
 RESOLUTION_OUTCOMES = OUTCOMES  # how an operator closes an alert, {code: "中文 / English"}
 
 
@@ -225,6 +293,50 @@ def decode_feedback(body: bytes) -> dict[str, Any]:
         if ev["action"] not in FEEDBACK_ACTIONS:
             raise WireError("bad_schema", f"events[{i}].action {ev['action']!r} is not one of "
                                           f"{', '.join(sorted(FEEDBACK_ACTIONS))}")
+        # A look-in may be about no alert (alert_id ""), but must name the call it starts:
+        # the intercom's answer comes back under that request_id.
+        if ev["action"] == "look_in" and not (isinstance(ev.get("request_id"), str)
+                                              and ev["request_id"]):
+            raise WireError("bad_schema", f"events[{i}] is a look_in without a request_id")
+    return msg
+
+
+# --- intercom events: what the home's video intercom did (gateway -> hotline) ---------------
+#
+# POST <hotline base>/intercom, signed exactly like /alerts, or the uplink topic
+# `<prefix>/<gateway_id>/intercom` in an envelope. The media (SIP/WebRTC) goes from the device
+# to the centre; these records are the signalling: who rang, who answered, when.
+
+INTERCOM_SCHEMA = "anxin.intercom/1"
+INTERCOM_EVENTS = frozenset({"ringing", "answered", "auto_answered", "missed", "declined",
+                             "ended", "call", "checkin"})
+INTERCOM_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "schema": str, "event_id": str, "gateway_id": str, "home_id": str, "device_id": str,
+    "event": str, "request_id": (str, type(None)), "at": str, "detail": dict,
+}
+
+
+def encode_intercom(*, event_id: str, gateway_id: str, home_id: str, device_id: str,
+                    event: str, request_id: str | None, at: float, tz: ZoneInfo,
+                    detail: dict[str, Any] | None = None) -> bytes:
+    """The `anxin.intercom/1` JSON body for one thing the home's intercom did."""
+    if event not in INTERCOM_EVENTS:
+        raise ValueError(f"intercom event {event!r} is not one of "
+                         f"{', '.join(sorted(INTERCOM_EVENTS))}")
+    body = {"schema": INTERCOM_SCHEMA, "event_id": event_id, "gateway_id": gateway_id,
+            "home_id": home_id, "device_id": device_id, "event": event,
+            "request_id": request_id, "at": iso(at, tz), "detail": dict(detail or {})}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_intercom(body: bytes) -> dict[str, Any]:
+    """Parse and check an `anxin.intercom/1` body; raise WireError naming the first problem."""
+    msg = _parse(body, INTERCOM_SCHEMA, INTERCOM_REQUIRED, "intercom event")
+    if not msg["event_id"]:
+        raise WireError("bad_schema", "event_id is empty")
+    if msg["event"] not in INTERCOM_EVENTS:
+        raise WireError("bad_schema", f"event {msg['event']!r} is not one of "
+                                      f"{', '.join(sorted(INTERCOM_EVENTS))}")
     return msg
 
 
