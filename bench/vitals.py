@@ -72,7 +72,7 @@ def live(beds: int, seconds: int, binary: bool, repeats: int) -> dict:
     recs = [sim.simulate(100 + i, seconds, 100.0, plan=sim.Plan(apnoeas=1), t0=1.79e9 + i * 0.37)
             for i in range(beds)]
     enc = encode_binary if binary else encode_json
-    streams = [[(b.t_end, enc(b)) for b in r.blocks(1.0)] for r in recs]
+    streams = [[(b.end, enc(b)) for b in r.blocks(1.0)] for r in recs]
     runs = []
     for _ in range(repeats):
         state, cfg = vitals.VitalsState(), vitals.VitalsConfig(home="bench")

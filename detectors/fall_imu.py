@@ -48,7 +48,7 @@ Thresholds come from the literature above and from the physics of the synthetic 
 in simulator/wearable.py; they have not been fitted to real recordings - run `anxin
 eval-fall --sisfall` on the real dataset before trusting a figure.
 
-**Streaming**: each device's blocks go through `devices.imu.BlockAssembler` (late, duplicated
+**Streaming**: each device's blocks go through `devices.blocks.BlockAssembler` (late, duplicated
 and reordered blocks; holes); the filter state (`sosfilt`'s `zi`) and the last filtered
 sample are carried from block to block, so a stream cut into blocks yields the grid samples
 of one block (to the 0.24 µs a float64 unix time resolves). At a discontinuity the filter
@@ -76,7 +76,8 @@ from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from detectors.finding import Finding
 from detectors.instant import FALL_CODE
-from devices.imu import BlockAssembler, ImuBlock, Run, block_from_value
+from devices.blocks import BlockAssembler, Run
+from devices.imu import ImuBlock, block_from_value
 from devices.observation import Observation, PayloadError
 
 NAME = "fall_imu"
@@ -187,7 +188,7 @@ class Where:
 class DeviceFall:
     """One wearable's detector state: reassembly, filter, 50 Hz history, the person's state."""
 
-    assembler: BlockAssembler
+    assembler: BlockAssembler[ImuBlock]
     epoch: float | None = None  # whole seconds subtracted from device time (precision)
     filt: _Filter | None = None
     k0: int = 0  # grid index of buf[0] (k = (t - epoch) * FS)
@@ -262,7 +263,7 @@ def finish(dev: DeviceFall, now: float, cfg: FallImuConfig, where: Where) -> lis
     return found
 
 
-def _runs(dev: DeviceFall, runs: list[Run], cfg: FallImuConfig, where: Where,
+def _runs(dev: DeviceFall, runs: list[Run[ImuBlock]], cfg: FallImuConfig, where: Where,
           at: float) -> list[Finding]:
     found: list[Finding] = []
     for run in runs:
@@ -270,7 +271,7 @@ def _runs(dev: DeviceFall, runs: list[Run], cfg: FallImuConfig, where: Where,
     return found
 
 
-def _run(dev: DeviceFall, run: Run, cfg: FallImuConfig, where: Where,
+def _run(dev: DeviceFall, run: Run[ImuBlock], cfg: FallImuConfig, where: Where,
          at: float) -> list[Finding]:
     block = run.block
     dev.counters.samples_in += block.n

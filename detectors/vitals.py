@@ -1,7 +1,7 @@
 """Vital signs from bed sensors: heart and breathing rate from a raw bed signal, and findings.
 
 **From a raw signal** (devices/bcg.py blocks: a ballistocardiogram or pressure signal at
-50-250 Hz). Each device's blocks are put back in order (`devices.bcg.Assembler`); a hole is
+50-250 Hz). Each device's blocks are put back in order (`devices.blocks.BlockAssembler`); a hole is
 a discontinuity and the analysis restarts its filters there. Per contiguous run, streaming,
 with the filter state carried from block to block (`sosfilt` with `zi`, so feeding a night
 in 1 s blocks gives what feeding it in one piece gives):
@@ -84,7 +84,8 @@ from scipy import fft as sfft
 from scipy import signal as sps
 
 from detectors.finding import Finding
-from devices.bcg import Assembler, BcgBlock, block_from_value
+from devices.bcg import BcgBlock, block_from_value
+from devices.blocks import BlockAssembler, Run
 from devices.observation import Observation, PayloadError
 
 NAME = "vitals"
@@ -547,7 +548,7 @@ class Episode:
 class BedState:
     """One bed sensor: ordering, analysis, episodes, recent assessments."""
 
-    assembler: Assembler
+    assembler: BlockAssembler[BcgBlock]
     analyser: Analyser = field(default_factory=Analyser)
     episodes: dict[str, Episode] = field(default_factory=dict)
     history: deque[Assessment] = field(default_factory=deque)
@@ -569,7 +570,7 @@ class VitalsState:
 def _bed(state: VitalsState, device: str, obs: Observation, cfg: VitalsConfig) -> BedState:
     bed = state.beds.get(device)
     if bed is None:
-        bed = state.beds[device] = BedState(Assembler(reorder_s=cfg.signal.reorder_s))
+        bed = state.beds[device] = BedState(BlockAssembler(reorder_s=cfg.signal.reorder_s))
     bed.home = obs.home
     if device == obs.device:
         bed.room = obs.room
@@ -604,16 +605,16 @@ def tick(state: VitalsState, now: float, cfg: VitalsConfig) -> list[Finding]:
     """Release raw blocks held too long for a missing one (the hole becomes a discontinuity)."""
     found: list[Finding] = []
     for device, bed in state.beds.items():
-        if bed.assembler.held:
-            found += _pieces(bed, device, bed.assembler.flush(now), now, cfg)
+        if bed.assembler.waiting:
+            found += _pieces(bed, device, bed.assembler.poll(now), now, cfg)
     return found
 
 
-def _pieces(bed: BedState, device: str, pieces: list[Any], now: float, cfg: VitalsConfig
-            ) -> list[Finding]:
+def _pieces(bed: BedState, device: str, runs: list[Run[BcgBlock]], now: float,
+            cfg: VitalsConfig) -> list[Finding]:
     found: list[Finding] = []
-    for piece in pieces:
-        for a in feed(bed.analyser, piece.block, piece.continues, cfg.signal, bed.in_bed):
+    for run in runs:
+        for a in feed(bed.analyser, run.block, not run.discontinuity, cfg.signal, bed.in_bed):
             found += _judge(bed, device, a, now, cfg)
     return found
 

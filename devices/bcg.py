@@ -53,9 +53,8 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -89,9 +88,14 @@ class BcgBlock:
         return int(self.signal.shape[0])
 
     @property
-    def t_end(self) -> float:
+    def end(self) -> float:
         """The time just after the last sample: where the next block should start."""
         return self.t0 + self.n / self.rate_hz
+
+    def tail(self, start: int) -> BcgBlock:
+        """The block without its first `start` samples (t0 moved on accordingly)."""
+        return BcgBlock(self.rate_hz, self.t0 + start / self.rate_hz, self.signal[start:],
+                        self.seq, tuple(c[start:] for c in self.channels))
 
 
 def parse_block(payload: bytes) -> BcgBlock:
@@ -343,94 +347,3 @@ def _in_bed(name: str, raw: Any) -> bool:
     if isinstance(raw, str) and raw.strip().lower() in IN_BED_WORDS:
         return IN_BED_WORDS[raw.strip().lower()]
     raise PayloadError(f"{name}: expected true/false, 0/1 or in/out/on/off, got {raw!r}")
-
-
-# --- Ordering ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """A block released in order; `continues` is False after a discontinuity (a hole that
-    was not filled, a rate change, the first block)."""
-
-    block: BcgBlock
-    continues: bool
-
-
-@dataclass(slots=True)
-class Assembler:
-    """Puts one device's blocks back in sample order.
-
-    A block that starts where the last released one ended (within `tolerance_s`) is released
-    at once, with any held blocks it makes contiguous: in-order streams add no latency. A
-    block after a hole is held until the hole is filled, or until `reorder_s` of data after
-    the hole has come (or it has waited `reorder_s` of the caller's clock, see `flush`);
-    then it is released with `continues=False`. A block wholly inside what was
-    already released is a duplicate or came too late, and is dropped; a partial overlap is
-    trimmed to its new samples. A block more than `restart_s` behind is the device's clock
-    gone back (restarted without a clock): a new run starts there rather than the stream
-    being dropped until the clock catches up.
-    """
-
-    reorder_s: float = 2.0
-    tolerance_s: float = 0.015
-    expected: float | None = None  # t_end of the last released block
-    rate_hz: float | None = None
-    held: list[tuple[BcgBlock, float]] = field(default_factory=list)  # (block, arrived at)
-    released: deque[float] = field(default_factory=lambda: deque(maxlen=64))  # recent t0s
-    duplicates: int = 0  # a block seen before (a QoS 1 redelivery)
-    late: int = 0  # a block for a hole already passed on as a discontinuity
-    gaps: int = 0
-    restart_s: float = 60.0
-    restarts: int = 0  # the device's clock went back by more than restart_s
-
-    def push(self, block: BcgBlock, now: float) -> list[Piece]:
-        """Take a block that arrived at `now`; return the pieces it releases, in order."""
-        tol = self.tolerance_s
-        if any(abs(t0 - block.t0) <= tol for t0 in self.released) or \
-                any(abs(h.t0 - block.t0) <= tol for h, _ in self.held):
-            self.duplicates += 1
-            return []
-        if self.expected is not None and block.rate_hz == self.rate_hz:
-            if block.t0 < self.expected - self.restart_s:
-                # Far behind what was released: the device's clock went back (a restart
-                # without a clock), not a late block. A new run from here.
-                self.restarts += 1
-                self.held.clear()
-                self.released.clear()
-                self.expected = None
-            elif block.t_end <= self.expected + tol:
-                self.late += 1
-                return []
-            elif block.t0 < self.expected - tol:
-                block = _trim(block, self.expected)
-        self.held.append((block, now))
-        self.held.sort(key=lambda p: p[0].t0)
-        return self.flush(now)
-
-    def flush(self, now: float) -> list[Piece]:
-        """Release what can go: contiguous blocks, and blocks after a hole once the data has
-        moved `reorder_s` past it or they have waited `reorder_s` since arriving at `now`."""
-        out: list[Piece] = []
-        while self.held:
-            block, arrived = self.held[0]
-            same = self.expected is not None and block.rate_hz == self.rate_hz
-            contiguous = same and abs(block.t0 - self.expected) <= self.tolerance_s
-            if same and not contiguous:
-                # The missing data was due by the time `block` starts; give it `reorder_s`
-                # more of the device's data, or of the caller's clock.
-                newest = max(b.t_end for b, _ in self.held)
-                if newest - block.t0 < self.reorder_s and now - arrived < self.reorder_s:
-                    break
-                self.gaps += 1
-            self.held.pop(0)
-            self.expected, self.rate_hz = block.t_end, block.rate_hz
-            self.released.append(block.t0)
-            out.append(Piece(block, contiguous))
-        return out
-
-
-def _trim(block: BcgBlock, start: float) -> BcgBlock:
-    skip = round((start - block.t0) * block.rate_hz)
-    return BcgBlock(block.rate_hz, block.t0 + skip / block.rate_hz, block.signal[skip:],
-                    block.seq, tuple(c[skip:] for c in block.channels))

@@ -3,7 +3,8 @@
 A wearable that leaves the deciding to the gateway streams its accelerometer (and optionally
 its gyroscope) as *blocks*: a run of samples at a fixed rate, stamped with the time of the
 first sample. This module reads one block (`parse_block`) and reassembles a device's blocks
-into a gap-aware, time-ordered stream (`BlockAssembler`). Both are pure.
+into a gap-aware, time-ordered stream (`devices.blocks.BlockAssembler`, shared with the bed
+sensor's blocks). Both are pure.
 
 **JSON block** (UTF-8, one object; an unknown key is an error, the format is ours):
 
@@ -47,17 +48,15 @@ seconds, a gyroscope with only some axes, acceleration beyond ±`MAX_ABS_G` g or
 second or more whose median magnitude exceeds `MAX_MEDIAN_G` (m/s² or raw counts sent as g),
 gyroscope beyond ±`MAX_ABS_DPS` deg/s, a binary block of the wrong length, version or flags.
 
-**Reassembly**: see `BlockAssembler`.
+**Reassembly**: see `devices.blocks.BlockAssembler`.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import struct
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -318,153 +317,3 @@ def block_from_value(value: Mapping[str, Any]) -> ImuBlock:
     if block is not None or "x" not in value:
         raise PayloadError("accel: the value holds no samples (a stored summary?)")
     return from_mapping(value)
-
-
-# --- reassembly ------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """Samples released in time order. `discontinuity`: they do not continue what was
-    released before (the stream's start, a gap, a rate change): filters must restart."""
-
-    block: ImuBlock
-    discontinuity: bool
-    gap_s: float | None = None  # the hole before it (None at the start or a rate change)
-
-
-@dataclass(slots=True)
-class AssemblerStats:
-    """What the assembler did with a device's blocks (counted, never silent)."""
-
-    received: int = 0
-    released: int = 0
-    duplicates: int = 0  # the same block again: dropped
-    late: int = 0  # older than what was already released: dropped
-    trimmed_samples: int = 0  # samples of partly overlapping blocks already released
-    gaps: int = 0  # holes that never filled: released as discontinuities
-    gap_s: float = 0.0  # their total length
-    overflow: int = 0  # holes given up early because too many blocks were waiting
-
-
-@dataclass(slots=True)
-class BlockAssembler:
-    """Puts one device's blocks back in time order (pure; `now` is the gateway's clock).
-
-    - A block that continues the released stream (its `t0` within half a sample of where the
-      last one ended) is released at once, and with it any waiting blocks it joins up with.
-    - A block after a hole waits for the hole to fill, at most `reorder_s`: it is released
-      (marked a discontinuity, the hole counted in `stats.gaps`) once blocks reaching
-      `reorder_s` past its start have arrived (a missing block would now be more than
-      `reorder_s` late), or `reorder_s` of the gateway's time has passed since it arrived
-      (`push` or `poll` with a later `now`), or more than `max_waiting` blocks wait.
-      The stream's first block waits the same way, for an earlier one still on its way.
-    - A block whose samples were all released already is dropped: counted as a duplicate
-      when it is one of the last `recent` blocks released (same start and length), else as
-      late. One that overlaps the released stream in part loses the overlapping samples.
-      A block equal to one already waiting is a duplicate.
-    - A change of rate is a discontinuity (filters are rate-specific).
-
-    Times are the device's (`t0`), so reordering does not depend on network delays; devices
-    must stamp `t0` to better than half a sample or their stream is cut into pieces
-    (discontinuities, never wrong data).
-    """
-
-    reorder_s: float = 2.0
-    max_waiting: int = 64
-    recent: int = 32
-    stats: AssemblerStats = field(default_factory=AssemblerStats)
-    # (t0, arrival order, block, arrived at, key of the block as it arrived), sorted by t0
-    _waiting: list[tuple[float, int, ImuBlock, float, tuple[int, int]]] = field(
-        default_factory=list)
-    _counter: int = 0  # tie-breaker for equal t0 in the sorted list
-    _end: float | None = None  # device time just past the last released sample
-    _rate: float | None = None
-    _newest: float = -math.inf  # the latest `end` of any block seen
-    _released: deque[tuple[float, int]] = field(default_factory=deque)
-
-    def push(self, block: ImuBlock, now: float) -> list[Run]:
-        """Take a block that arrived at `now`; return the runs it lets out, in time order."""
-        self.stats.received += 1
-        tol = 0.5 / block.rate_hz
-        if self._end is not None and block.end <= self._end + tol:
-            if self._is_recent(block):
-                self.stats.duplicates += 1
-            else:
-                self.stats.late += 1
-            return self.poll(now)
-        i = bisect.bisect_left(self._waiting, block.t0 - tol, key=lambda w: w[0])
-        for t0, _, other, _, _ in self._waiting[i:]:
-            if t0 > block.t0 + tol:
-                break
-            if other.n == block.n and other.rate_hz == block.rate_hz:
-                self.stats.duplicates += 1
-                return self.poll(now)
-        self._counter += 1
-        bisect.insort(self._waiting, (block.t0, self._counter, block, now, _key(block)),
-                      key=lambda w: w[0])
-        self._newest = max(self._newest, block.end)
-        return self.poll(now)
-
-    def poll(self, now: float) -> list[Run]:
-        """Runs due by `now` without a new block (call it from the detector's tick)."""
-        out: list[Run] = []
-        while self._waiting:
-            t0, _, block, arrived, _ = self._waiting[0]
-            tol = 0.5 / block.rate_hz
-            if self._end is not None:
-                if block.end <= self._end + tol:  # released meanwhile by an overlapping block
-                    self._waiting.pop(0)
-                    self.stats.late += 1
-                    continue
-                if t0 < self._end - tol:
-                    skip = round((self._end - t0) * block.rate_hz)
-                    self.stats.trimmed_samples += skip
-                    block = block.tail(skip)
-                    t0 = block.t0
-                if abs(t0 - self._end) <= tol and block.rate_hz == self._rate:
-                    out.append(self._release(Run(block, False)))
-                    continue
-                if abs(t0 - self._end) <= tol:  # contiguous, but the rate changed
-                    out.append(self._release(Run(block, True)))
-                    continue
-            # A block missing before this one would now be more than `reorder_s` late.
-            due = self._newest - t0 >= self.reorder_s or now - arrived >= self.reorder_s
-            crowded = len(self._waiting) > self.max_waiting
-            if not (due or crowded):
-                break
-            if not due:
-                self.stats.overflow += 1
-            gap = None
-            if self._end is not None:
-                gap = t0 - self._end
-                self.stats.gaps += 1
-                self.stats.gap_s += gap
-            out.append(self._release(Run(block, True, gap)))
-        return out
-
-    def flush(self) -> list[Run]:
-        """Release everything still waiting (the end of a recording)."""
-        return self.poll(math.inf)
-
-    @property
-    def waiting(self) -> int:
-        """Blocks held back, waiting for a hole to fill."""
-        return len(self._waiting)
-
-    def _release(self, run: Run) -> Run:
-        key = self._waiting.pop(0)[4]
-        b = run.block
-        self._end, self._rate = b.end, b.rate_hz
-        self.stats.released += 1
-        self._released.append(key)
-        if len(self._released) > self.recent:
-            self._released.popleft()
-        return run
-
-    def _is_recent(self, block: ImuBlock) -> bool:
-        return _key(block) in self._released
-
-
-def _key(block: ImuBlock) -> tuple[int, int]:
-    """What makes two blocks the same: start (to the sample) and length."""
-    return (round(block.t0 * block.rate_hz), block.n)

@@ -95,7 +95,7 @@ def bed(hours: int) -> dict[str, Any]:
         state, cfg = vitals.VitalsState(), vitals.VitalsConfig(home="eval")
         block = BcgBlock(rec.rate_hz, rec.t0, rec.signal)
         findings = vitals.step(state, Observation("eval", "bed", vitals.RAW_KIND, block,
-                                                  block.t_end), block.t_end, cfg)
+                                                  block.end), block.end, cfg)
         s = vitals.analyse(block, settings)
         rel = s.t - rec.t0
         for name, rates, window, tol in (("hr", s.hr, settings.hr_window_s, 5.0),

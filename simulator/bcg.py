@@ -97,7 +97,7 @@ class Recording:
                  ) -> list[tuple[float, bytes]]:
         """(publish time = the block's last sample, payload) as the device would send them."""
         enc = encode_binary if binary else encode_json
-        return [(b.t_end, enc(b)) for b in self.blocks(block_s)]
+        return [(b.end, enc(b)) for b in self.blocks(block_s)]
 
 
 @dataclass(frozen=True, slots=True)

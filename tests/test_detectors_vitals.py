@@ -170,8 +170,8 @@ def test_late_and_duplicated_blocks_change_nothing():
     b, state = feed_night(rec, order=shuffle)
     assert [(f.event, f.evidence["device_time"]) for f in a] == \
         [(f.event, f.evidence["device_time"]) for f in b] != []
-    assert state.beds["bed-1"].assembler.duplicates == 10
-    assert state.beds["bed-1"].assembler.gaps == 0
+    assert state.beds["bed-1"].assembler.stats.duplicates == 10
+    assert state.beds["bed-1"].assembler.stats.gaps == 0
 
 
 def test_binary_blocks_give_what_json_blocks_give():
@@ -190,11 +190,11 @@ def test_a_hole_in_the_stream_restarts_the_analysis_without_findings():
     for k, block in enumerate(rec.blocks(1.0)):
         if 400 <= k < 460:
             continue  # a minute lost on the way
-        obs = Observation("h1", "bed-1", vitals.RAW_KIND, block, block.t_end)
-        found += vitals.step(state, obs, block.t_end, cfg)
+        obs = Observation("h1", "bed-1", vitals.RAW_KIND, block, block.end)
+        found += vitals.step(state, obs, block.end, cfg)
     found += vitals.tick(state, rec.t0 + 1300, cfg)
     bed = state.beds["bed-1"]
-    assert bed.assembler.gaps == 1 and found == []
+    assert bed.assembler.stats.gaps == 1 and found == []
     assert bed.analyser.t0 == pytest.approx(rec.t0 + 460)  # the run restarted after the hole
     assert bed.analyser.last_t >= rec.t0 + 1190
 

@@ -8,7 +8,6 @@ import pytest
 
 from devices.bcg import (
     MAGIC,
-    Assembler,
     BcgBlock,
     block_from_mapping,
     block_from_value,
@@ -18,6 +17,7 @@ from devices.bcg import (
     parse_block,
     vendor_vitals,
 )
+from devices.blocks import BlockAssembler
 from devices.observation import PayloadError
 
 T0 = 1_790_000_000.0
@@ -34,7 +34,7 @@ def test_json_block_reads_rate_time_samples_and_channels():
     assert (b.rate_hz, b.t0, b.seq, b.n) == (100.0, T0, 3, 4)
     assert b.signal.tolist() == [2048, 2050, 2047, 2049]
     assert b.channels[0].tolist() == [1, 2, 3, 4.5]
-    assert b.t_end == pytest.approx(T0 + 0.04)
+    assert b.end == pytest.approx(T0 + 0.04)
     assert not b.signal.flags.writeable
 
 
@@ -186,81 +186,44 @@ def test_agreeing_aliases_are_one_reading():
     assert vendor_vitals({"heart_rate": 62, "hr": 62.0}) == {"heart_rate": 62.0}
 
 
-# --- assembler ------------------------------------------------------------------------------
+# --- ordering (devices.blocks.BlockAssembler, shared with the wearable) ---------------------
 
 
 def blocks(n, rate=100.0, size=100):
     return [BcgBlock(rate, T0 + i * size / rate, np.full(size, float(i)), i) for i in range(n)]
 
 
-def released(pieces):
-    return [(p.block.seq, p.continues) for p in pieces]
+def released(runs):
+    return [(r.block.seq, not r.discontinuity) for r in runs]
 
 
-def test_in_order_blocks_are_released_at_once_and_contiguous():
-    a = Assembler()
+def test_in_order_bed_blocks_come_out_contiguous():
+    a = BlockAssembler()
     out = []
     for b in blocks(4):
-        out += released(a.push(b, b.t_end))
+        out += released(a.push(b, b.end))
+    out += released(a.flush())
     assert out == [(0, False), (1, True), (2, True), (3, True)]
-    assert a.gaps == a.duplicates == a.late == 0
+    assert a.stats.gaps == a.stats.duplicates == a.stats.late == 0
 
 
-def test_out_of_order_blocks_within_the_window_are_reordered():
+def test_a_redelivered_bed_block_is_dropped():
     bs = blocks(4)
-    a = Assembler(reorder_s=2.0)
-    assert released(a.push(bs[0], 1.0)) == [(0, False)]
-    assert released(a.push(bs[2], 3.0)) == []  # held: block 1 may still come
-    assert released(a.push(bs[1], 3.1)) == [(1, True), (2, True)]
-    assert released(a.push(bs[3], 4.0)) == [(3, True)]
-    assert a.gaps == 0
-
-
-def test_duplicates_are_dropped():
-    bs = blocks(3)
-    a = Assembler()
-    a.push(bs[0], 1.0)
-    a.push(bs[1], 2.0)
-    assert a.push(bs[1], 2.5) == []  # a QoS 1 redelivery
-    assert a.push(bs[0], 2.6) == []
-    assert a.duplicates == 2
-    assert released(a.push(bs[2], 3.0)) == [(2, True)]
-
-
-def test_a_hole_that_stays_open_is_an_explicit_discontinuity():
-    bs = blocks(5)
-    a = Assembler(reorder_s=2.0)
-    a.push(bs[0], 1.0)
-    assert a.push(bs[2], 3.0) == []  # 1 s of data after the hole: block 1 may still come
-    # 2 s of data after the hole: block 1 is given up, the run restarts at block 2
-    assert released(a.push(bs[3], 4.0)) == [(2, False), (3, True)]
-    assert a.gaps == 1
-    assert a.push(bs[1], 4.5) == [] and a.late == 1  # too late: the hole was passed on
-    assert released(a.push(bs[4], 5.0)) == [(4, True)]
-
-
-def test_a_held_block_is_released_by_the_clock_when_nothing_else_comes():
-    bs = blocks(3)
-    a = Assembler(reorder_s=2.0)
-    a.push(bs[0], 1.0)
-    assert a.push(bs[2], 3.0) == []
-    assert a.flush(4.0) == []
-    assert released(a.flush(5.0)) == [(2, False)]
+    a = BlockAssembler()
+    got = []
+    for b in (bs[0], bs[1], bs[2], bs[1], bs[3]):
+        got += released(a.push(b, b.end))
+    assert got == [(0, False), (1, True), (2, True), (3, True)]
+    assert a.stats.duplicates == 1 and a.flush() == []
 
 
 def test_a_partial_overlap_is_trimmed_to_its_new_samples():
-    a = Assembler()
+    a = BlockAssembler()
     a.push(BcgBlock(100.0, T0, np.zeros(100)), 1.0)
-    (p,) = a.push(BcgBlock(100.0, T0 + 0.5, np.arange(100.0)), 2.0)
-    assert p.continues and p.block.t0 == pytest.approx(T0 + 1.0) and p.block.n == 50
-    assert p.block.signal[0] == 50.0
-
-
-def test_a_rate_change_restarts_the_run():
-    a = Assembler()
-    a.push(BcgBlock(100.0, T0, np.zeros(100)), 1.0)
-    (p,) = a.push(BcgBlock(50.0, T0 + 1.0, np.zeros(50)), 2.0)
-    assert not p.continues
+    a.poll(10.0)
+    (r,) = a.push(BcgBlock(100.0, T0 + 0.5, np.arange(100.0)), 11.0)
+    assert not r.discontinuity and r.block.t0 == pytest.approx(T0 + 1.0) and r.block.n == 50
+    assert r.block.signal[0] == 50.0 and a.stats.trimmed_samples == 50
 
 
 def test_a_payload_over_the_message_limit_is_refused_unread():
@@ -269,11 +232,12 @@ def test_a_payload_over_the_message_limit_is_refused_unread():
 
 
 def test_a_clock_gone_back_starts_a_new_run_instead_of_dropping_the_stream():
-    a = Assembler()
+    a = BlockAssembler()
     for b in blocks(3):
-        a.push(b, b.t_end)
+        a.push(b, b.end)
+    a.flush()
     back = BcgBlock(100.0, T0 - 3600, np.zeros(100), 0)  # restarted with its clock an hour off
-    assert released(a.push(back, 10.0)) == [(0, False)]
     nxt = BcgBlock(100.0, T0 - 3599, np.zeros(100), 1)
-    assert released(a.push(nxt, 11.0)) == [(1, True)]
-    assert a.restarts == 1 and a.late == 0
+    assert a.push(back, 10.0) == []  # a stream's first block waits for an earlier one
+    assert released(a.push(nxt, 11.0) + a.poll(12.0)) == [(0, False), (1, True)]
+    assert a.stats.restarts == 1 and a.stats.late == 0

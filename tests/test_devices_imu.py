@@ -9,10 +9,10 @@ import struct
 import numpy as np
 import pytest
 
+from devices.blocks import BlockAssembler
 from devices.imu import (
     HEADER,
     MAGIC,
-    BlockAssembler,
     ImuBlock,
     block_from_value,
     encode_binary,

@@ -101,7 +101,7 @@ def test_blocks_are_contiguous_and_parse_back_as_json_and_binary():
         assert [b.seq for b in out] == list(range(11))
         assert np.array_equal(np.concatenate([b.signal for b in out]), rec.signal)
         for a, b in itertools.pairwise(out):
-            assert b.t0 == pytest.approx(a.t_end)
+            assert b.t0 == pytest.approx(a.end)
         assert out[-1].n == 1344 - 10 * 128
     published = [t for t, _ in rec.payloads(2.0)]
     assert published[0] == pytest.approx(rec.t0 + 2.0)
