@@ -19,6 +19,12 @@ from alerts.alert import OUTCOMES, Alert
 
 SCHEMA = "anxin.alert/1"
 MAX_SKEW_S = 300
+# Optional: {"synced": false, "age_s": 12.5} when the gateway's clock was not synchronised
+# (a Pi has no real-time clock): the times may be off, but `age_s` — seconds from the event
+# to the sending, on the monotonic clock — is not, so a centre places the event at its
+# receipt less `age_s`. The gateway corrects `occurred_at` in what it has not sent yet once
+# its clock is synchronised.
+CLOCK_FIELD = "clock"
 TIMESTAMP_HEADER = "X-Anxin-Timestamp"
 SIGNATURE_HEADER = "X-Anxin-Signature"
 
@@ -100,14 +106,16 @@ def encode_alert(alert: Alert, *, gateway_id: str, sequence: int,
                  escalation: dict[str, Any] | None = None, address: str = "",
                  district: str = "", contacts: list[dict[str, str]] | None = None,
                  timeline: list[dict[str, Any]] | None = None,
-                 snapshot: dict[str, str] | None = None) -> bytes:
+                 snapshot: dict[str, str] | None = None,
+                 clock: dict[str, Any] | None = None) -> bytes:
     """The `anxin.alert/1` JSON body for an alert that has been raised.
 
     `escalation` ({"tier": 1, "tier_name": "backup", "reminder": 0}) is added when the
     message is an escalation or a reminder of an alert nobody has accepted yet. `timeline`
     (see `timeline_entry`) is sent for severities 1-3 only and cut to the newest
     `TIMELINE_MAX`; `snapshot` ({"ref", "taken_at"}) only on a fall or SOS - the caller
-    passes it only where the residents consented.
+    passes it only where the residents consented. `clock` (optional, see CLOCK_FIELD) says
+    how far the gateway's times can be trusted.
     """
     f = alert.finding
     raised_at = alert.raised_at
@@ -141,6 +149,8 @@ def encode_alert(alert: Alert, *, gateway_id: str, sequence: int,
         body["snapshot"] = {"ref": snapshot["ref"], "taken_at": snapshot["taken_at"]}
     if escalation is not None:
         body["escalation"] = escalation
+    if clock is not None:
+        body[CLOCK_FIELD] = clock
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 

@@ -1,7 +1,12 @@
-"""Where the live gateway reads the time: the wall clock, or a scaled one for simulated life.
+"""Where the live gateway reads the time: the steady wall clock, or a scaled one for simulated life.
 
 Domain code (devices/, detectors/, alerts/) never reads a clock; the runtime reads `now()`
-here and passes it in. On a Pi that is `WallClock`. `ScaledClock` runs the same live gateway
+here and passes it in. On a Pi that is `SteadyClock`: wall time, but run on the monotonic
+clock, so it moves only when the runtime says so. A Pi has no real-time clock, and its wall
+clock steps when NTP synchronises; the runtime calls `check()` every tick, and on a step it
+re-anchors (gateway/timesync.py shifts every open timer by the same step, so elapsed times
+stay true). It never starts before `floor` (see timesync.floor). `WallClock` is the plain
+wall clock, for tools that need no more. `ScaledClock` runs the same live gateway
 (MQTT, store, outbox, hotline) through hours of simulated life in seconds: its time starts at
 `start` and runs `speed` times faster than the monotonic clock, so a long lie that takes
 hours to become an alarm takes seconds (`anxin run --clock-speed`, the simulated-life test).
@@ -19,7 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Clock", "ScaledClock", "WallClock"]
+__all__ = ["STEP_S", "Clock", "ScaledClock", "SteadyClock", "WallClock"]
+
+# The wall clock moving this far against the monotonic one is a step (NTP, a technician
+# setting the date). NTP slews smaller errors, and slewing moves both clocks alike.
+STEP_S = 1.0
 
 
 class Clock(Protocol):
@@ -55,6 +64,52 @@ class WallClock:
 
     def __repr__(self) -> str:
         return "WallClock()"
+
+
+class SteadyClock:
+    """Wall time on the monotonic clock: `now()` moves only with `ticks`, and follows a step
+    of the wall clock only when `check()` is called (and the stepped time is not before
+    `floor`). `wall` and `ticks` are injectable, so a test can step the wall clock."""
+
+    __slots__ = ("_base", "_ticks", "_wall", "floor")
+
+    def __init__(self, *, floor: float = 0.0, wall: Callable[[], float] = time.time,
+                 ticks: Callable[[], float] = time.monotonic) -> None:
+        self._wall = wall
+        self._ticks = ticks
+        self.floor = floor
+        # A clock behind the floor (a Pi booted at 1970 or at a stale saved time) is known
+        # to be wrong: start at the floor, the earliest the time can be.
+        self._base = max(wall(), floor) - ticks()
+
+    def now(self) -> float:
+        """The gateway's time: the anchored wall time, moved on by the monotonic clock."""
+        return self._ticks() + self._base
+
+    def real(self, virtual_s: float) -> float:
+        """A second is a second."""
+        return virtual_s
+
+    def from_wall(self, t: float) -> float:
+        """The wall clock's `t` on this clock (they differ only between a step and check())."""
+        return t + self.now() - self._wall()
+
+    def wall_offset(self) -> float:
+        """How far the wall clock is ahead of this clock now."""
+        return self._wall() - self.now()
+
+    def check(self) -> float:
+        """Follow a step of the wall clock: the step in seconds (+ forward), or 0.0 if there
+        was none, or if the wall clock now reads earlier than the floor (still unset)."""
+        wall, ticks = self._wall(), self._ticks()
+        step = wall - (ticks + self._base)
+        if abs(step) <= STEP_S or wall < self.floor:
+            return 0.0
+        self._base = wall - ticks
+        return step
+
+    def __repr__(self) -> str:
+        return f"SteadyClock(floor={self.floor!r})"
 
 
 class ScaledClock:
