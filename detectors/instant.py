@@ -34,6 +34,10 @@ _LATCHING: dict[str, tuple[int, int, str]] = {
     "battery_low": (384, 4, "low_battery"),
 }
 SOS = (101, 1, "sos")
+# The intercom's call key: the resident asks the centre to call back (呼叫请求). Contact ID
+# 101 is the assistance request a receiver calls back on; severity 3 puts it in the care
+# lane, apart from the SOS key beside it (101, severity 1).
+CALL_REQUEST = (101, 3, "call_request")
 FALL = (FALL_CODE, 1, "fall")
 LOW_BATTERY = _LATCHING["battery_low"]
 OFFLINE = (381, 4, "offline")
@@ -94,6 +98,10 @@ def step(state: InstantState, obs: Observation, now: float, cfg: InstantConfig,
         return []
     if kind == "sos":
         return [] if prime else [_finding(SOS, obs, now)]
+    if kind == "intercom":
+        # Only the call key asks for someone; answered/missed/ended are the signalling of a
+        # call the centre started (gateway/intercom.py reports those).
+        return [_finding(CALL_REQUEST, obs, now)] if value == "call" and not prime else []
     if kind == "fall":
         if value == "suspected":
             # A radar's maybe_fall / fall_warning is a pre-alarm, not an alarm.

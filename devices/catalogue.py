@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devices import bcg, imu
-from devices.observation import PayloadError, check_value
+from devices.observation import INTERCOM_SIGNALS, PayloadError, check_value
 
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
 
@@ -564,10 +564,22 @@ CATALOGUE: tuple[Model, ...] = (
           ("in_bed",),
           (bcg_stream(), binary("in_bed", "in_bed", "someone is in bed")),
           source="anxin", supervision_s=NATIVE_HEARTBEAT_S, power="mains"),
+    # The 爱的眼睛 video intercom. The media (SIP/WebRTC) goes from the device to the centre;
+    # over MQTT it reports its keys and the signalling of calls, and takes the gateway's
+    # commands on `<topic>/set` (a ring for a look-in, a snapshot after a fall or SOS):
+    # devices/adapters/native.py documents both directions.
     Model(("anxin-intercom",), "anxin", "爱的眼睛 video intercom: call, check-in, SOS keys",
           ("intercom", "sos"),
-          (enum("intercom", "intercom", {v: v for v in ("call", "answered", "missed", "ended")},
-                "intercom signalling"),
+          (enum("intercom", "intercom", {v: v for v in INTERCOM_SIGNALS},
+                "call key (call); a look-in's answered, missed, declined, ended"),
+           Expose("request_id", ("intercom_request",),
+                  _null_is_unknown(lambda v: ("intercom_request",
+                                              check_value("intercom_request", v))),
+                  lambda _k, v: v, "the look-in (ring request) an intercom event answers"),
+           Expose("snapshot", ("snapshot",),
+                  _null_is_unknown(lambda v: ("snapshot", check_value("snapshot", v))),
+                  lambda _k, v: v, "a still taken when the gateway asked: {ref, taken_at, "
+                                   "request_id}"),
            event("sos", "sos", "SOS key pressed"),
            event("checkin", "checkin", "平安打卡 key pressed"),
            event("cancel", "cancel", "cancel key pressed"),

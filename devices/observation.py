@@ -60,6 +60,40 @@ def _event(v: Any) -> bool:
     return v
 
 
+INTERCOM_SIGNALS = ("call", "answered", "missed", "declined", "ended")
+REQUEST_ID_MAX = 64
+SNAPSHOT_REF_MAX = 1024
+
+
+def _request_id(v: Any) -> str:
+    if not isinstance(v, str) or not 0 < len(v) <= REQUEST_ID_MAX or not v.isprintable():
+        raise PayloadError(f"expected a request id (1-{REQUEST_ID_MAX} printable characters), "
+                           f"got {v!r}")
+    return v
+
+
+def _snapshot(v: Any) -> dict[str, Any]:
+    # A reference, never the image: the picture stays on the media server the centre runs,
+    # and the gateway passes only where it is, and only where the resident consented.
+    if not isinstance(v, dict):
+        raise PayloadError(f"expected an object {{ref, taken_at}}, got {v!r}")
+    unknown = set(v) - {"ref", "taken_at", "request_id"}
+    if unknown:
+        raise PayloadError(f"unknown key(s) {', '.join(sorted(unknown))} (expected ref, "
+                           "taken_at, request_id)")
+    ref = v.get("ref")
+    if not isinstance(ref, str) or not 0 < len(ref) <= SNAPSHOT_REF_MAX or not ref.isprintable():
+        raise PayloadError(f"ref: expected a reference of 1-{SNAPSHOT_REF_MAX} printable "
+                           f"characters, got {ref!r}")
+    taken_at = _number(0, None)(v.get("taken_at")) if "taken_at" in v else None
+    if taken_at is None:
+        raise PayloadError("taken_at: expected unix seconds")
+    out: dict[str, Any] = {"ref": ref, "taken_at": float(taken_at)}
+    if v.get("request_id") is not None:
+        out["request_id"] = _request_id(v["request_id"])
+    return out
+
+
 def _mapping(v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise PayloadError(f"expected an object, got {v!r}")
@@ -106,8 +140,13 @@ KINDS: dict[str, Kind] = {
         Kind("checkin", "the resident checked in (平安打卡, event)", _event),
         Kind("away_mode", "the resident set the home 'away' (going out, 外出) or 'home' "
              "(back, 回家) on an away key or the intercom", _one_of("away", "home")),
-        Kind("intercom", "intercom signalling: 'call', 'answered', 'missed', 'ended'",
-             _one_of("call", "answered", "missed", "ended")),
+        Kind("intercom", "intercom signalling: 'call' (the resident's call key), and of a "
+             "call the centre or family started: 'answered', 'missed', 'declined', 'ended'",
+             _one_of(*INTERCOM_SIGNALS)),
+        Kind("intercom_request", "the look-in request an intercom event answers (its "
+             "request_id, as the gateway rang it)", _request_id),
+        Kind("snapshot", "a still the intercom took when asked: {'ref': opaque reference on "
+             "the centre's media server, 'taken_at': unix s, 'request_id'}", _snapshot),
         Kind("temperature", "temperature in °C", _number(-60, 150)),
     )
 }

@@ -91,7 +91,10 @@ CANONICAL_SAMPLES = {
     "link_quality": [0, 255], "tamper": [True, False], "test": [True, False],
     "trouble": [True, False], "vibration": [True], "temperature": [-5, 21.5], "heart_rate": [62],
     "respiration_rate": [15], "fall": ["fall", "suspected", "none"], "sos": [True],
-    "cancel": [True], "checkin": [True], "intercom": ["call", "answered", "missed", "ended"],
+    "cancel": [True], "checkin": [True],
+    "intercom": ["call", "answered", "missed", "declined", "ended"],
+    "intercom_request": ["01JDLOOKIN00000000000000AA"],
+    "snapshot": [{"ref": "media/7f3a9c", "taken_at": 1795423447.5, "request_id": "R1"}],
     "away_mode": ["away", "home"],
 }
 

@@ -15,7 +15,7 @@ __all__ = ["MAX_PAYLOAD_BYTES", "QUALIFIERS", "availability", "decode_properties
 # Kinds that qualify the state kinds of the same message. They are emitted first so that a
 # detector reading `smoke: true, test: true` already knows the test is on when it sees smoke.
 QUALIFIERS = ("availability", "test", "tamper", "trouble", "battery", "battery_low",
-              "link_quality", "temperature")
+              "link_quality", "temperature", "intercom_request")
 
 
 def availability(device: Device, payload: bytes, received_at: float) -> list[Observation]:

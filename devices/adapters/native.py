@@ -9,12 +9,27 @@ exposes, plus an optional `ts`, the device's own clock in unix seconds:
     anxin/sensor/bed-1              {"in_bed": true, "heart_rate": 62, "respiration_rate": 15}
     anxin/sensor/intercom           {"intercom": "call"}
     anxin/sensor/intercom           {"away_mode": "away"}
+    anxin/sensor/intercom           {"intercom": "answered", "request_id": "01JD…"}
 
 Properties and values (`anxin devices catalog --json` lists each model's):
 - `fall`: "fall" | "suspected" | "none"; `sos`, `cancel`, `checkin`: true for a press
   (false is no event); `battery`: 0..100; `battery_low`, `in_bed`: true/false;
-  `heart_rate` bpm, `respiration_rate` breaths/min; `intercom`: call|answered|missed|ended;
-  `away_mode`: "away" (the resident going out pressed 外出) | "home" (回家).
+  `heart_rate` bpm, `respiration_rate` breaths/min; `away_mode`: "away" (the resident going
+  out pressed 外出) | "home" (回家).
+- The 爱的眼睛 video intercom (`anxin-intercom`). Device -> gateway, on its topic:
+  `{"intercom": "call"}` the resident's call key (a care call to the centre);
+  `{"sos": true}` its SOS key; `{"checkin": true}` its 平安打卡 key; `{"away_mode": …}`;
+  `{"intercom": "answered"|"missed"|"declined"|"ended", "request_id": "<id>"}` what became
+  of a ring the gateway asked for (answered: the resident took it, or it answered itself
+  where asked to; missed: it rang out; declined: the resident refused it; ended: hung up);
+  `{"snapshot": {"ref": "<where the still is>", "taken_at": <unix s>, "request_id": "<id>"}}`
+  the still it took when asked: a reference on the centre's media server, never image bytes.
+  Gateway -> device, on `<topic>/set` (QoS 1, not retained; only the gateway may publish
+  there, gateway/broker_acl.py): `{"ring": {"request_id": "<id>", "from": "centre"|"family",
+  "auto_answer": true|false}}` ring for a look-in (auto_answer only where every resident
+  consented, `look_in_auto_answer`); `{"snapshot": {"request_id": "<id>"}}` take a still now
+  (sent only after a fall or SOS, and only where the residents consented, `snapshot_consent`).
+  The media itself (SIP/WebRTC) goes from the device to the centre, not through anxin.
 - `null` means unknown and is skipped. Every other key is an error: the format is ours, so
   an unknown key is a typo to fix, not a newer firmware to tolerate.
 - Availability: `<topic>/availability` with `{"state": "online"|"offline"}` (or the plain
@@ -38,6 +53,9 @@ from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
 
+# Commands to a device (the intercom's ring and snapshot) go one level below its topic.
+COMMAND_SUFFIX = "/set"
+
 # Raw signal streams, one level below the device's topic: subtopic -> (kind, block reader)
 STREAMS = {"imu": ("accel", imu), "bcg": ("bcg", bcg)}
 
@@ -56,6 +74,8 @@ def adapt(device: Device, model: Model, topic: str, payload: bytes,
         block = reader.parse_block(payload)
         return [Observation(device.home, device.id, kind, reader.observation_value(block),
                             received_at, device.room, block.t0)]
+    if topic == device.topic + COMMAND_SUFFIX:
+        return []  # the gateway's own command to the device, heard back: not an observation
     if topic != device.topic:
         raise PayloadError(f"unexpected topic {topic!r} for native device {device.id} "
                            f"(expected {device.topic!r}, its /availability, /imu or /bcg)")
