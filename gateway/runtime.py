@@ -48,20 +48,18 @@ from devices.adapters import ADAPTERS
 from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
-from gateway import homeassistant, sdnotify, timesync
+from gateway import homeassistant, sdnotify
 from gateway.broker import EmbeddedBroker
-from gateway.clock import Clock, SteadyClock
+from gateway.clock import Clock, WallClock
 from gateway.commissioning import BRIDGE_DEVICES_SETTING, TEST_ALARM_SETTING
 from gateway.config import Config, ConfigError, dc09_key
 from gateway.config import load as load_config
 from gateway.config_edit import assign_device
 from gateway.coreconfig import core_config, watched_devices
 from gateway.discover import BridgeEvent, DiscoveryError, parse_bridge_event
-from gateway.episodes import Episodes
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, FloodReport, Ingest, device_classifier, read_password
 from gateway.outbox import OutboxSender
-from gateway.retention import Policy, Retention
 from gateway.store import AsyncStore, Store, read_observations
 from gateway.transports import SmsTransport, Transport, WebhookTransport
 from gateway.transports.dc09 import DC09Transport
@@ -102,13 +100,7 @@ class Gateway:
     def __init__(self, cfg: Config, *, broker_url: str | None = None,
                  config_path: Path | None = None, clock: Clock | None = None) -> None:
         self.cfg = cfg
-        # Wall time run on the monotonic clock: a step of the wall clock (NTP on a board
-        # without a real-time clock) is followed at a tick, with every timer moved along.
-        self.clock: Clock = clock or SteadyClock()
-        self.clock_steps: list[tuple[float, float]] = []  # (gateway time after, step s)
-        self._stored_before: dict[str, int] = {}  # row ids written before this process
-        self._os_synced: bool | None = None
-        self._wall = self.clock.wall if isinstance(self.clock, SteadyClock) else time.time
+        self.clock: Clock = clock or WallClock()
         self.config_path = config_path  # watched: devices assigned by a technician apply
         self.tz = ZoneInfo(cfg.gateway.timezone)
         self.broker_url = broker_url
@@ -130,11 +122,6 @@ class Gateway:
         self.bridge_events: deque[tuple[float, BridgeEvent]] = deque(maxlen=BRIDGE_EVENTS_KEPT)
         self.metrics: Counter[str] = Counter()
         self.store = AsyncStore(cfg.data_path() / "anxin.db")
-        self.retention = Retention(self.store, Policy.of(cfg.storage), self.tz, self.clock.now,
-                                   from_wall=self.clock.from_wall)
-        # a device sending garbage, or a bug hit by every message: logged once per episode
-        self.bad_payloads = Episodes(logger, "payloads quarantined")
-        self.internal_errors = Episodes(logger, "internal errors", level=logging.ERROR)
         self.uplinks: list[MqttUplink] = []
         # Senders, pollers and transports keep the wall clock even under a simulated one: the
         # hotline checks a webhook's HMAC timestamp (and DC-09's) against its own real clock
@@ -142,7 +129,7 @@ class Gateway:
         # are read through `_since`.
         self.senders = {
             cfg.target_name(i): OutboxSender(self.store, self._transport(i), self._delivered,
-                                             backoff_max_s=t.retry_max_s, clock=self._wall)
+                                             backoff_max_s=t.retry_max_s)
             for i, t in enumerate(cfg.hotline)}
         self.feedback = [
             FeedbackPoller(cfg.target_name(i), t.feedback_url, cfg.secret(i), cfg.gateway.id,
@@ -206,8 +193,7 @@ class Gateway:
             assert t.to is not None  # checked when the config was loaded
             return SmsTransport(name, t.url, secret, to=t.to, channel=t.channel,
                                 address=self.cfg.home.address, timeout_s=t.timeout_s)
-        return WebhookTransport(name, t.url, secret, t.timeout_s, clock=self.clock.now,
-                                peer=timesync.PeerClock(name, wall=self._wall))
+        return WebhookTransport(name, t.url, secret, t.timeout_s)
 
     def apply_devices(self, cfg: Config) -> None:
         """Take the devices of `cfg` (at start, and when a technician assigns one).
@@ -260,23 +246,17 @@ class Gateway:
                    await self.store.call(Store.troubles, open_only=False)
                    if i.event == "offline" and (i.cleared_at or now) >= since]
         last_care = self.routine.get("last_raised")
-        # the routine detector's older days, kept as hourly totals beyond the observations'
-        # retention window (gateway/retention.py)
-        known = await self.store.call(Store.activity_hours, since)
 
-        def work() -> tuple[baseline.Baseline, list[routine.DayScore], Finding | None,
-                            routine.HourTotals]:
+        def work() -> tuple[baseline.Baseline, list[routine.DayScore], Finding | None]:
             h = baseline.history(read_observations(db, since), act)
             h.outages = outages
             b = baseline.learn(h, act.limits_s, act.wake_by_h, now, self.tz,
                                act.bathroom_limit_s)
             if not act.sensors:
-                return b, [], None, {}
-            return (b, *routine.assess(h, now, self.tz, self.cfg.home.id, last_care, known),
-                    routine.hourly(h, now, self.tz))
+                return b, [], None
+            return b, *routine.assess(h, now, self.tz, self.cfg.home.id, last_care)
 
-        b, days, care, hours = await asyncio.to_thread(work)
-        await self.store.call(Store.save_activity_hours, hours)
+        b, days, care = await asyncio.to_thread(work)
         self.baseline = b
         await self.store.call(Store.set_setting, BASELINE_SETTING,
                               json.dumps({**asdict(b), "updated_at": now}), now)
@@ -301,14 +281,6 @@ class Gateway:
         the first tick, from the real last activity."""
         db = self.cfg.data_path() / "anxin.db"
         history = await asyncio.to_thread(read_observations, db, now - RESTORE_S)
-        # Rows stamped later than now were written while the clock ran ahead (set wrong,
-        # then stepped back): replayed, they would hold a quiet spell open until then.
-        future = [o for o in history if o.at > now + 1.0]
-        if future:
-            logger.warning("%d stored observation(s) are later than the clock (%s): not "
-                           "replayed", len(future), datetime.fromtimestamp(
-                               future[-1].at, self.tz).isoformat(timespec="seconds"))
-            history = [o for o in history if o.at <= now + 1.0]
         state, cfg = self.core.activity, self.core.cfg.activity
         for obs in history:
             activity.step(state, obs, obs.at, cfg)
@@ -356,10 +328,6 @@ class Gateway:
         """Open the store, resume unfinished alerts, connect to the broker, start sending."""
         started = time.monotonic()
         await self.store.open()
-        self._stored_before = await self.store.call(timesync.high_water)
-        if isinstance(self.clock, SteadyClock):  # never before the newest time stored
-            self.clock.raise_floor(timesync.floor(await self.store.call(timesync.newest_stamp)))
-        self._os_synced = self._synced()
         now = self.clock.now()
         self.maintenance_until = await self.store.call(Store.maintenance_until)
         self._troubles = {(i.device, i.event) for i in await self.store.call(Store.troubles)}
@@ -405,7 +373,6 @@ class Gateway:
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._flusher(), "observations")
-        self._spawn(self.retention.run(), "retention")
         self._spawn(self._status_writer(), "status")
         if self.ha_topics is not None:
             self._spawn(self._ha_publisher(), "home-assistant")
@@ -518,10 +485,7 @@ class Gateway:
             # A bug on one message must not stop ingest: every other sensor still needs
             # hearing. Keep the message and the error for a developer, loudly, and go on.
             self.metrics["internal_errors"] += 1
-            reason = f"{type(e).__name__}: {e}"
-            if self.internal_errors.failed(topic, reason, now):
-                logger.exception("internal error on a message from %s; kept in quarantine",
-                                 topic)
+            logger.exception("internal error on a message from %s; kept in quarantine", topic)
             with contextlib.suppress(Exception):
                 await self.store.call(Store.quarantine, topic, "internal_error",
                                       f"{type(e).__name__}: {e}", payload, now)
@@ -542,13 +506,11 @@ class Gateway:
             observations = ADAPTERS[device.source](device, model, topic, payload, now)
         except PayloadError as e:
             self.metrics["quarantined_bad_payload"] += 1
-            self.bad_payloads.failed(device.id, str(e), now)
+            logger.warning("device %s: payload quarantined: %s", device.id, e)
             await self.store.call(Store.quarantine, topic, "bad_payload", str(e), payload, now)
             # What could be read is still acted on: a garbled battery field must not
             # swallow the smoke alarm beside it.
             observations = list(e.partial)
-        else:
-            self.bad_payloads.ok(device.id, now)
         await self.process(observations, now, prime=retained)
 
     async def _on_flood(self, report: FloodReport) -> None:
@@ -771,13 +733,11 @@ class Gateway:
         escalation = None if purpose == "raise" else {
             "tier": alert.tier, "tier_name": self.policy.tiers[alert.tier].name,
             "reminder": alert.reminders}
-        trusted = self.clock_status().trusted
 
         def encode(seq: int) -> bytes:
             return wire.encode_alert(alert, gateway_id=self.cfg.gateway.id, sequence=seq,
                                      residents=self.residents, tz=self.tz,
-                                     escalation=escalation, address=self.cfg.home.address,
-                                     clock=None if trusted else {"synced": False})
+                                     escalation=escalation, address=self.cfg.home.address)
 
         seq = await self.store.call(Store.notify, alert, targets, encode, now, purpose)
         for t in targets:
@@ -947,51 +907,8 @@ class Gateway:
             self._tick_wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
-            await self.check_clock()
             await self.tick(self.clock.now())
             self._heartbeat()
-
-    def clock_status(self) -> timesync.ClockStatus:
-        """What the gateway knows about its clock (trusted, synchronised, steps seen)."""
-        now = self.clock.now()
-        fl = self.clock.floor if isinstance(self.clock, SteadyClock) else timesync.RELEASE_FLOOR
-        return timesync.ClockStatus(
-            synchronized=self._os_synced, plausible=now >= fl, floor=fl,
-            steps=len(self.clock_steps),
-            last_step_s=self.clock_steps[-1][1] if self.clock_steps else None)
-
-    def _synced(self) -> bool | None:
-        synced = getattr(self.clock, "synced", None) or timesync.os_synchronized
-        return synced()
-
-    async def check_clock(self) -> float:
-        """Follow a step of the wall clock (see gateway/timesync.py): every remembered time
-        and open timer moves with it, so elapsed times stay true. The step, or 0.0."""
-        if not isinstance(self.clock, SteadyClock):
-            return 0.0
-        self._os_synced = self._synced()
-        step = self.clock.check()
-        if step:
-            await self._rebase(step)
-        return step
-
-    async def _rebase(self, step: float) -> None:
-        now = self.clock.now()
-        self.clock_steps.append((now, step))
-        self._obs_buffer = [replace(o, at=o.at + step) for o in self._obs_buffer]
-        moved = timesync.shift_state(step, self.core, self.manager, self.self_test)
-        self.last_seen = {d: t + step for d, t in self.last_seen.items()}
-        self._scheduled_at += step
-        self.bridge_events = deque(((t + step, e) for t, e in self.bridge_events),
-                                   maxlen=BRIDGE_EVENTS_KEPT)
-        synced = self.clock_status().trusted
-        fixed = await self.store.call(
-            timesync.shift_stored, step, self._stored_before, moved, now,
-            lambda body, dt: timesync.shift_body(body, dt, synced))
-        logger.warning("the wall clock stepped by %+.1f s (%s): open timers and %d alert(s) "
-                       "moved with it, %d unsent message(s) corrected", step,
-                       "synchronised" if synced else "not synchronised", len(moved), fixed)
-        self._tick_wake.set()
 
     def _heartbeat(self) -> None:
         """The systemd watchdog's heartbeat, sent from the ticker (so a hung event loop
@@ -1025,8 +942,6 @@ class Gateway:
             await self._maybe_digest(now)
             await self._maybe_learn(now)
         await self._watch_path(now)
-        self.bad_payloads.expire(now)
-        self.internal_errors.expire(now)
         changes = self.manager.tick(now)
         if self.core.supervision.back or self.core.health.cleared:
             await self._troubles_over(None, now)
@@ -1124,11 +1039,7 @@ class Gateway:
         return {
             "gateway_id": self.cfg.gateway.id, "home_id": self.cfg.home.id, "pid": os.getpid(),
             "started_at": self.started_at, "updated_at": wall,
-            "clock": {"now": now, "speed": 1.0 / self.clock.real(1.0),
-                      **self.clock_status().summary(),
-                      "receivers_skew_s": {n: round(sd.transport.peer.skew_s, 1)
-                                           for n, sd in self.senders.items()
-                                           if hasattr(sd.transport, "peer")}},
+            "clock": {"now": now, "speed": 1.0 / self.clock.real(1.0)},
             "broker_connected": bool(self.ingest and self.ingest.connected.is_set()),
             "path_down_since": self.path_down_since(),
             "targets": [{"name": n, "failures": sd.failures,
@@ -1140,10 +1051,6 @@ class Gateway:
             else None,
             "devices": {
                 "configured": len(configured),
-                "online": sum(d in self.last_seen and d not in self.core.supervision.offline
-                              and (d not in memory
-                                   or memory[d].last.get("availability") != "offline")
-                              for d in configured),
                 "never_seen": sorted(d for d in configured if d not in self.last_seen),
                 "offline": sorted(d for d in configured if d in memory
                                   and memory[d].last.get("availability") == "offline"),
@@ -1158,7 +1065,6 @@ class Gateway:
             "outbox_depth": await self.store.call(Store.outbox_depth),
             "last_alert": await self.store.call(Store.last_alert),
             "disk_free_mb": round(usage.free / 2**20),
-            "storage": await self.retention.status(),
             "metrics": dict(self.metrics),
             "ingest": self.ingest.status() if self.ingest is not None else None,
         }
