@@ -71,13 +71,16 @@ class SteadyClock:
     of the wall clock only when `check()` is called (and the stepped time is not before
     `floor`). `wall` and `ticks` are injectable, so a test can step the wall clock."""
 
-    __slots__ = ("_base", "_ticks", "_wall", "floor")
+    __slots__ = ("_base", "_ticks", "_wall", "floor", "synced")
 
     def __init__(self, *, floor: float = 0.0, wall: Callable[[], float] = time.time,
-                 ticks: Callable[[], float] = time.monotonic) -> None:
+                 ticks: Callable[[], float] = time.monotonic,
+                 synced: Callable[[], bool | None] | None = None) -> None:
         self._wall = wall
         self._ticks = ticks
         self.floor = floor
+        # Whether the OS says the wall clock is synchronised (None: gateway/timesync.py asks).
+        self.synced = synced
         # A clock behind the floor (a Pi booted at 1970 or at a stale saved time) is known
         # to be wrong: start at the floor, the earliest the time can be.
         self._base = max(wall(), floor) - ticks()
@@ -94,9 +97,19 @@ class SteadyClock:
         """The wall clock's `t` on this clock (they differ only between a step and check())."""
         return t + self.now() - self._wall()
 
+    def wall(self) -> float:
+        """The wall clock itself (what signatures and backoff run on)."""
+        return self._wall()
+
     def wall_offset(self) -> float:
         """How far the wall clock is ahead of this clock now."""
         return self._wall() - self.now()
+
+    def raise_floor(self, floor: float) -> None:
+        """The time cannot be earlier than `floor` (known once the store is open): if this
+        clock reads earlier, it moves on to it. Call before anything has read the time."""
+        self.floor = max(self.floor, floor)
+        self._base += max(0.0, self.floor - self.now())
 
     def check(self) -> float:
         """Follow a step of the wall clock: the step in seconds (+ forward), or 0.0 if there

@@ -48,9 +48,9 @@ from devices.adapters import ADAPTERS
 from devices.catalogue import Model
 from devices.observation import Observation, PayloadError
 from devices.registry import Device
-from gateway import homeassistant, sdnotify
+from gateway import homeassistant, sdnotify, timesync
 from gateway.broker import EmbeddedBroker
-from gateway.clock import Clock, WallClock
+from gateway.clock import Clock, SteadyClock
 from gateway.commissioning import BRIDGE_DEVICES_SETTING, TEST_ALARM_SETTING
 from gateway.config import Config, ConfigError, dc09_key
 from gateway.config import load as load_config
@@ -58,7 +58,7 @@ from gateway.config_edit import assign_device
 from gateway.coreconfig import core_config, watched_devices
 from gateway.discover import BridgeEvent, DiscoveryError, parse_bridge_event
 from gateway.feedback import FeedbackPoller
-from gateway.ingest import BrokerAddress, FloodReport, Ingest, device_classifier, read_password
+from gateway.ingest import BrokerAddress, Ingest, read_password
 from gateway.outbox import OutboxSender
 from gateway.store import AsyncStore, Store, read_observations
 from gateway.transports import SmsTransport, Transport, WebhookTransport
@@ -100,7 +100,13 @@ class Gateway:
     def __init__(self, cfg: Config, *, broker_url: str | None = None,
                  config_path: Path | None = None, clock: Clock | None = None) -> None:
         self.cfg = cfg
-        self.clock: Clock = clock or WallClock()
+        # Wall time run on the monotonic clock: a step of the wall clock (NTP on a board
+        # without a real-time clock) is followed at a tick, with every timer moved along.
+        self.clock: Clock = clock or SteadyClock()
+        self.clock_steps: list[tuple[float, float]] = []  # (gateway time after, step s)
+        self._stored_before: dict[str, int] = {}  # row ids written before this process
+        self._os_synced: bool | None = None
+        self._wall = self.clock.wall if isinstance(self.clock, SteadyClock) else time.time
         self.config_path = config_path  # watched: devices assigned by a technician apply
         self.tz = ZoneInfo(cfg.gateway.timezone)
         self.broker_url = broker_url
@@ -129,7 +135,7 @@ class Gateway:
         # are read through `_since`.
         self.senders = {
             cfg.target_name(i): OutboxSender(self.store, self._transport(i), self._delivered,
-                                             backoff_max_s=t.retry_max_s)
+                                             backoff_max_s=t.retry_max_s, clock=self._wall)
             for i, t in enumerate(cfg.hotline)}
         self.feedback = [
             FeedbackPoller(cfg.target_name(i), t.feedback_url, cfg.secret(i), cfg.gateway.id,
@@ -193,7 +199,8 @@ class Gateway:
             assert t.to is not None  # checked when the config was loaded
             return SmsTransport(name, t.url, secret, to=t.to, channel=t.channel,
                                 address=self.cfg.home.address, timeout_s=t.timeout_s)
-        return WebhookTransport(name, t.url, secret, t.timeout_s)
+        return WebhookTransport(name, t.url, secret, t.timeout_s, clock=self.clock.now,
+                                peer=timesync.PeerClock(name, wall=self._wall))
 
     def apply_devices(self, cfg: Config) -> None:
         """Take the devices of `cfg` (at start, and when a technician assigns one).
@@ -216,8 +223,6 @@ class Gateway:
                 sender.transport.zones = self.cfg.zones()  # a device added on site: its zone
         if added and self.ready.is_set():
             logger.warning("devices now watched: %s", ", ".join(added))
-        if getattr(self, "ingest", None) is not None:
-            self.ingest.admission.forget_topics()  # type: ignore[union-attr]
 
     def _apply_baseline(self, cfg: Config) -> None:
         """Use the learned limits, unless the config sets them."""
@@ -281,6 +286,14 @@ class Gateway:
         the first tick, from the real last activity."""
         db = self.cfg.data_path() / "anxin.db"
         history = await asyncio.to_thread(read_observations, db, now - RESTORE_S)
+        # Rows stamped later than now were written while the clock ran ahead (set wrong,
+        # then stepped back): replayed, they would hold a quiet spell open until then.
+        future = [o for o in history if o.at > now + 1.0]
+        if future:
+            logger.warning("%d stored observation(s) are later than the clock (%s): not "
+                           "replayed", len(future), datetime.fromtimestamp(
+                               future[-1].at, self.tz).isoformat(timespec="seconds"))
+            history = [o for o in history if o.at <= now + 1.0]
         state, cfg = self.core.activity, self.core.cfg.activity
         for obs in history:
             activity.step(state, obs, obs.at, cfg)
@@ -328,6 +341,10 @@ class Gateway:
         """Open the store, resume unfinished alerts, connect to the broker, start sending."""
         started = time.monotonic()
         await self.store.open()
+        self._stored_before = await self.store.call(timesync.high_water)
+        if isinstance(self.clock, SteadyClock):  # never before the newest time stored
+            self.clock.raise_floor(timesync.floor(await self.store.call(timesync.newest_stamp)))
+        self._os_synced = self._synced()
         now = self.clock.now()
         self.maintenance_until = await self.store.call(Store.maintenance_until)
         self._troubles = {(i.device, i.event) for i in await self.store.call(Store.troubles)}
@@ -367,9 +384,7 @@ class Gateway:
                              will=None if ha is None else aiomqtt.Will(
                                  ha.availability, b"offline", qos=1, retain=True),
                              on_connect=None if ha is None else self._ha_announce,
-                             clock=self.clock.now,
-                             classify=device_classifier(self.route, self.bridge_prefix),
-                             on_flood=self._on_flood)
+                             clock=self.clock.now)
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._flusher(), "observations")
@@ -512,18 +527,6 @@ class Gateway:
             # swallow the smoke alarm beside it.
             observations = list(e.partial)
         await self.process(observations, now, prime=retained)
-
-    async def _on_flood(self, report: FloodReport) -> None:
-        """A device began or stopped flooding: one quarantine entry each, for the technician."""
-        if report.ended:
-            reason = (f"flood over: {report.shed} message(s) shed in {report.duration_s:.0f} s "
-                      f"above {report.limit_per_s:g} msg/s")
-        else:
-            self.metrics["floods"] += 1
-            reason = (f"flooding ({report.key}): over {report.limit_per_s:g} msg/s; messages "
-                      "beyond that are shed and counted until it stops")
-        await self.store.call(Store.quarantine, report.topic, "flood", reason, report.sample,
-                              self.clock.now())
 
     async def _on_bridge(self, what: str, payload: bytes, now: float) -> None:
         """Keep what commissioning reads: the paired devices and the latest pairing events."""
@@ -733,11 +736,13 @@ class Gateway:
         escalation = None if purpose == "raise" else {
             "tier": alert.tier, "tier_name": self.policy.tiers[alert.tier].name,
             "reminder": alert.reminders}
+        trusted = self.clock_status().trusted
 
         def encode(seq: int) -> bytes:
             return wire.encode_alert(alert, gateway_id=self.cfg.gateway.id, sequence=seq,
                                      residents=self.residents, tz=self.tz,
-                                     escalation=escalation, address=self.cfg.home.address)
+                                     escalation=escalation, address=self.cfg.home.address,
+                                     clock=None if trusted else {"synced": False})
 
         seq = await self.store.call(Store.notify, alert, targets, encode, now, purpose)
         for t in targets:
@@ -907,8 +912,51 @@ class Gateway:
             self._tick_wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
+            await self.check_clock()
             await self.tick(self.clock.now())
             self._heartbeat()
+
+    def clock_status(self) -> timesync.ClockStatus:
+        """What the gateway knows about its clock (trusted, synchronised, steps seen)."""
+        now = self.clock.now()
+        fl = self.clock.floor if isinstance(self.clock, SteadyClock) else timesync.RELEASE_FLOOR
+        return timesync.ClockStatus(
+            synchronized=self._os_synced, plausible=now >= fl, floor=fl,
+            steps=len(self.clock_steps),
+            last_step_s=self.clock_steps[-1][1] if self.clock_steps else None)
+
+    def _synced(self) -> bool | None:
+        synced = getattr(self.clock, "synced", None) or timesync.os_synchronized
+        return synced()
+
+    async def check_clock(self) -> float:
+        """Follow a step of the wall clock (see gateway/timesync.py): every remembered time
+        and open timer moves with it, so elapsed times stay true. The step, or 0.0."""
+        if not isinstance(self.clock, SteadyClock):
+            return 0.0
+        self._os_synced = self._synced()
+        step = self.clock.check()
+        if step:
+            await self._rebase(step)
+        return step
+
+    async def _rebase(self, step: float) -> None:
+        now = self.clock.now()
+        self.clock_steps.append((now, step))
+        self._obs_buffer = [replace(o, at=o.at + step) for o in self._obs_buffer]
+        moved = timesync.shift_state(step, self.core, self.manager, self.self_test)
+        self.last_seen = {d: t + step for d, t in self.last_seen.items()}
+        self._scheduled_at += step
+        self.bridge_events = deque(((t + step, e) for t, e in self.bridge_events),
+                                   maxlen=BRIDGE_EVENTS_KEPT)
+        synced = self.clock_status().trusted
+        fixed = await self.store.call(
+            timesync.shift_stored, step, self._stored_before, moved, now,
+            lambda body, dt: timesync.shift_body(body, dt, synced))
+        logger.warning("the wall clock stepped by %+.1f s (%s): open timers and %d alert(s) "
+                       "moved with it, %d unsent message(s) corrected", step,
+                       "synchronised" if synced else "not synchronised", len(moved), fixed)
+        self._tick_wake.set()
 
     def _heartbeat(self) -> None:
         """The systemd watchdog's heartbeat, sent from the ticker (so a hung event loop
@@ -1039,7 +1087,11 @@ class Gateway:
         return {
             "gateway_id": self.cfg.gateway.id, "home_id": self.cfg.home.id, "pid": os.getpid(),
             "started_at": self.started_at, "updated_at": wall,
-            "clock": {"now": now, "speed": 1.0 / self.clock.real(1.0)},
+            "clock": {"now": now, "speed": 1.0 / self.clock.real(1.0),
+                      **self.clock_status().summary(),
+                      "receivers_skew_s": {n: round(sd.transport.peer.skew_s, 1)
+                                           for n, sd in self.senders.items()
+                                           if hasattr(sd.transport, "peer")}},
             "broker_connected": bool(self.ingest and self.ingest.connected.is_set()),
             "path_down_since": self.path_down_since(),
             "targets": [{"name": n, "failures": sd.failures,
@@ -1066,7 +1118,6 @@ class Gateway:
             "last_alert": await self.store.call(Store.last_alert),
             "disk_free_mb": round(usage.free / 2**20),
             "metrics": dict(self.metrics),
-            "ingest": self.ingest.status() if self.ingest is not None else None,
         }
 
     async def _flusher(self) -> None:

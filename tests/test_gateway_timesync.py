@@ -1,0 +1,281 @@
+"""A Pi without a real-time clock: trust, the steady clock, re-basing on a step, receivers' clocks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from alerts.escalation import Policy, Tier
+from alerts.manager import Change, Manager, ManagerConfig
+from alerts.selftest import Run, SelfTestState
+from detectors import activity, fall_imu, health, instant, supervision, vitals
+from detectors.activity import ActivityConfig, cold_start_limits
+from detectors.core import Core, CoreConfig
+from detectors.finding import Finding
+from devices import blocks
+from devices.observation import Observation
+from gateway import timesync
+from gateway.clock import STEP_S, SteadyClock
+
+TZ = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=TZ).timestamp()  # a Monday morning
+DAY = 86400.0
+SENSORS = {"pir-living": "living_room", "sos": "bedroom"}
+ACT = ActivityConfig(home="h1", sensors=SENSORS, passive=frozenset({"pir-living"}),
+                     limits_s=cold_start_limits(2), limits_source="cold start", tz=TZ)
+
+
+class Hand:
+    """A clock a test moves by hand."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def steady(wall: float, *, floor: float = 0.0) -> tuple[SteadyClock, Hand, Hand]:
+    w, m = Hand(wall), Hand(1000.0)
+    return SteadyClock(floor=floor, wall=w, ticks=m), w, m
+
+
+# --- the steady clock -----------------------------------------------------------------------
+
+def test_the_steady_clock_runs_on_the_monotonic_clock_and_follows_a_step_only_when_checked():
+    clock, wall, mono = steady(T0 - 3 * DAY)
+    assert clock.now() == T0 - 3 * DAY
+    mono.t += 60
+    wall.t += 60
+    assert clock.now() == T0 - 3 * DAY + 60 and clock.check() == 0.0
+    wall.t += 3 * DAY  # NTP steps the wall clock
+    assert clock.now() == T0 - 3 * DAY + 60  # not until checked
+    assert clock.check() == pytest.approx(3 * DAY)
+    assert clock.now() == T0 + 60 and clock.wall_offset() == 0.0
+    assert clock.check() == 0.0  # once
+
+
+def test_less_than_a_step_is_not_followed_and_a_step_back_is():
+    clock, wall, _ = steady(T0)
+    wall.t += STEP_S * 0.9
+    assert clock.check() == 0.0 and clock.now() == T0
+    wall.t -= 3600 + STEP_S * 0.9
+    assert clock.check() == pytest.approx(-3600)
+    assert clock.now() == T0 - 3600
+
+
+def test_a_clock_behind_the_floor_starts_at_the_floor_and_waits_for_a_real_time():
+    floor = T0 - DAY  # e.g. the newest row in the store
+    clock, wall, mono = steady(0.0, floor=floor)  # a Pi booted at 1970
+    assert clock.now() == floor
+    wall.t = 12345.0  # still nonsense: not followed
+    mono.t += 10
+    assert clock.check() == 0.0 and clock.now() == floor + 10
+    wall.t = T0
+    assert clock.check() == pytest.approx(T0 - floor - 10)
+    assert clock.now() == T0
+
+
+def test_raising_the_floor_moves_an_early_clock_on():
+    clock, _, _ = steady(T0 - DAY)
+    clock.raise_floor(T0)
+    assert clock.now() == T0 and clock.floor == T0
+    clock.raise_floor(T0 - 10 * DAY)  # a lower floor changes nothing
+    assert clock.now() == T0 and clock.floor == T0
+
+
+def test_the_floor_is_the_newest_known_time_and_never_before_the_release(tmp_path):
+    saved = tmp_path / "clock"
+    assert timesync.floor(None, saved_clock=saved) == timesync.RELEASE_FLOOR
+    assert timesync.floor(T0, float("nan"), saved_clock=saved) == T0
+    saved.touch()
+    import os
+    os.utime(saved, (T0 + 5, T0 + 5))
+    assert timesync.floor(T0, saved_clock=saved) == T0 + 5
+
+
+def test_whether_the_os_says_the_clock_is_synchronised(tmp_path):
+    flag = tmp_path / "timesync" / "synchronized"
+    assert timesync.os_synchronized(adjtimex=lambda: 0, flag=flag) is True  # TIME_OK
+    assert timesync.os_synchronized(adjtimex=lambda: 5, flag=flag) is False  # TIME_ERROR
+    # adjtimex forbidden (ProtectClock=): the timesyncd flag file decides
+    assert timesync.os_synchronized(adjtimex=lambda: None, flag=flag) is None  # no timesyncd
+    flag.parent.mkdir()
+    assert timesync.os_synchronized(adjtimex=lambda: None, flag=flag) is False
+    flag.touch()
+    assert timesync.os_synchronized(adjtimex=lambda: None, flag=flag) is True
+
+
+def test_a_clock_the_os_calls_unsynchronised_is_not_trusted_however_plausible():
+    st = timesync.ClockStatus(synchronized=False, plausible=True, floor=T0, steps=0,
+                              last_step_s=None)
+    assert not st.trusted
+    assert dataclasses.replace(st, synchronized=None).trusted  # no OS word: the floor
+    assert not dataclasses.replace(st, synchronized=None, plausible=False).trusted
+    assert st.summary()["trusted"] is False
+
+
+# --- re-basing the domain state -----------------------------------------------------------------
+
+
+def fresh() -> tuple[Core, Manager, SelfTestState]:
+    core = Core(CoreConfig(activity=ACT, supervision=(
+        supervision.Expectation("h1", "sos", 3600.0, "bedroom"),)))
+    policy = Policy(tiers=(Tier("centre", ("primary",)),
+                           Tier("backup", ("backup",), (600.0, 600.0, 0.0, 0.0))))
+    return core, Manager(ManagerConfig(policy=policy)), SelfTestState()
+
+
+def moved_about(core: Core, t: float) -> None:
+    core.step(Observation("h1", "sos", "battery", 90, t, "bedroom"), t)  # heard from
+    for dt in (0.0, 90.0):
+        obs = Observation("h1", "pir-living", "motion", True, t + dt, "living_room")
+        core.step(obs, t + dt)
+
+
+def sos(manager: Manager, t: float):
+    f = Finding(detector="instant", home="h1", code=101, event="sos", severity=1, at=t,
+                evidence={}, room="bedroom", device="sos")
+    ((alert, change),) = manager.on_finding(f, t)
+    assert change is Change.RAISED
+    return alert
+
+
+@pytest.mark.parametrize("jump", [90 * DAY, -90 * DAY])
+def test_without_re_basing_a_jump_is_a_false_alarm_or_a_frozen_timer(jump):
+    """What the re-basing prevents, shown on the same detectors: a forward jump of months
+    looks like months without activity (or not up this morning) and a device silent; a backward one freezes the
+    escalation that is due."""
+    core, manager, _ = fresh()
+    moved_about(core, T0)
+    core.tick(T0 + 60)
+    alert = sos(manager, T0 + 120)
+    later = T0 + 1200 + jump
+    if jump > 0:
+        events = {f.event for f in core.tick(later)}
+        assert "offline" in events and events & {"inactivity", "not_up"}
+    else:
+        assert manager.tick(T0 + 1200 + 600 + jump) == []  # the escalation would wait months
+        assert alert.tier == 0
+
+
+@pytest.mark.parametrize("jump", [90 * DAY, -90 * DAY])
+def test_re_basing_keeps_every_elapsed_time_true_across_a_jump(jump):
+    core, manager, self_test = fresh()
+    moved_about(core, T0)
+    assert core.tick(T0 + 60) == []
+    alert = sos(manager, T0 + 120)
+    self_test.run = Run(started_at=T0 + 100, buttons=("sos",), pressed={"sos": T0 + 110})
+    moved = timesync.shift_state(jump, core, manager, self_test)
+    assert [a.id for a in moved] == [alert.id]
+    assert alert.finding.at == T0 + 120 + jump
+    assert {h[1] for h in alert.history} == {T0 + 120 + jump}
+    assert self_test.run.started_at == T0 + 100 + jump
+    assert self_test.run.pressed == {"sos": T0 + 110 + jump}
+    # the escalation comes ten minutes after the SOS, on the new clock, not sooner or later
+    assert manager.tick(T0 + 120 + 599 + jump) == []
+    ((escalated, change),) = manager.tick(T0 + 120 + 600 + jump)
+    assert change is Change.ESCALATED and escalated.id == alert.id
+    # twenty minutes after the movement, on the new clock: nothing is due
+    assert core.tick(T0 + 1200 + jump) == []
+    # and the quiet spell still ends in an inactivity finding when its real limit is spent
+    found: list[Finding] = []
+    t = T0 + 1200
+    while not found and t < T0 + 2 * DAY:
+        t += 600
+        found = [f for f in core.tick(t + jump) if f.event == "inactivity"]
+    no_jump, *_ = fresh()
+    moved_about(no_jump, T0)
+    u = T0 + 1200
+    expected: list[Finding] = []
+    while not expected and u < T0 + 2 * DAY:
+        u += 600
+        expected = [f for f in no_jump.tick(u) if f.event == "inactivity"]
+    assert found and t == u  # the same moment of the same quiet spell
+
+
+def test_blocks_waiting_to_be_put_in_order_are_not_held_by_a_step_back():
+    asm = blocks.BlockAssembler(reorder_s=2.0)
+    asm._waiting = [(5.0, 0, object(), T0, (0, 0))]
+    core, manager, self_test = fresh()
+    core.fall_imu.devices["w"] = fall_imu.device_state(fall_imu.FallImuConfig())
+    core.fall_imu.devices["w"].assembler = asm
+    timesync.shift_state(-DAY, core, manager, self_test)
+    assert asm._waiting[0][3] == T0 - DAY
+
+
+# Every float field of the domain's state classes is either a time on the gateway's clock
+# (timesync.TIMES: moved on a step) or declared not one (timesync.NOT_TIMES).
+STATE_CLASSES = [activity.ActivityState, activity._Blip, supervision.SupervisionState,
+                 health._Device, instant.DeviceMemory, vitals.BedState, vitals.Analyser,
+                 vitals.Episode, fall_imu.DeviceFall, blocks.BlockAssembler, Run,
+                 __import__("alerts.alert", fromlist=["Alert"]).Alert]
+
+
+@pytest.mark.parametrize("cls", STATE_CLASSES, ids=lambda c: c.__name__)
+def test_every_time_in_the_domain_state_is_classified(cls):
+    hints = typing.get_type_hints(cls)
+    floats = {f.name for f in dataclasses.fields(cls)
+              if "float" in str(hints[f.name]) and "tuple" not in str(hints[f.name])
+              and "dict" not in str(hints[f.name]) and "list" not in str(hints[f.name])
+              and "deque" not in str(hints[f.name])}
+    declared = set(timesync.TIMES.get(cls.__name__, ())) | set(
+        timesync.NOT_TIMES.get(cls.__name__, ()))
+    assert floats <= declared, (f"{cls.__name__}: {sorted(floats - declared)} not in "
+                                "gateway/timesync.py TIMES or NOT_TIMES")
+    assert declared <= {f.name for f in dataclasses.fields(cls)}  # no stale names
+
+
+# --- receivers' clocks and the alert body -------------------------------------------------------
+
+
+def test_a_receiver_clock_is_learned_from_a_date_header_and_kept_on_the_monotonic_clock():
+    wall, mono = Hand(T0 - 3 * DAY), Hand(500.0)
+    peer = timesync.PeerClock("primary", wall=wall, ticks=mono)
+    assert peer.now() == wall.t and peer.skew_s == 0.0
+    sent = peer.mark()
+    mono.t += 0.2
+    date = format_datetime(datetime.fromtimestamp(T0, UTC), usegmt=True)
+    assert peer.learn_http_date(date, sent)
+    assert peer.now() == pytest.approx(T0 + 0.5 + 0.1, abs=0.01)
+    assert peer.skew_s == pytest.approx(3 * DAY + 0.6, abs=0.01)
+    assert not peer.learn_http_date(date, peer.mark())  # the same again: nothing new
+    assert not peer.learn_http_date("not a date", peer.mark())
+    assert not peer.learn_http_date(None, peer.mark())
+    wall.t += 3 * DAY  # our wall clock is stepped: what we sign with does not move
+    assert peer.now() == pytest.approx(T0 + 0.6, abs=0.01)
+    # the receiver agrees with our (now right) wall clock: back to it
+    assert peer.learn_http_date(date, peer.mark())
+    assert peer.now() == wall.t and peer.skew_s == 0.0
+
+
+def body(occurred: float, synced: bool | None) -> bytes:
+    msg = {"alert_id": "A1", "occurred_at": datetime.fromtimestamp(occurred, TZ).isoformat(
+        timespec="milliseconds"), "raised_at": datetime.fromtimestamp(occurred + 1, TZ)
+        .isoformat(timespec="milliseconds"), "timeline": [{"at": datetime.fromtimestamp(
+            occurred - 60, TZ).isoformat(timespec="milliseconds")}]}
+    if synced is not None:
+        msg["clock"] = {"synced": synced}
+    return json.dumps(msg, separators=(",", ":")).encode()
+
+
+def test_an_unsynchronised_body_carries_the_age_of_its_event_when_sent():
+    stamped = json.loads(timesync.stamp_age(body(T0, False), T0 + 42.5))
+    assert stamped["clock"] == {"synced": False, "age_s": 42.5}
+    assert timesync.stamp_age(body(T0, None), T0 + 42.5) == body(T0, None)
+    assert timesync.stamp_age(b"not json", T0) == b"not json"
+
+
+def test_an_unsent_body_is_corrected_by_the_step():
+    fixed = json.loads(timesync.shift_body(body(T0 - 3 * DAY, False), 3 * DAY, True))
+    assert datetime.fromisoformat(fixed["occurred_at"]).timestamp() == T0
+    assert datetime.fromisoformat(fixed["raised_at"]).timestamp() == T0 + 1
+    assert datetime.fromisoformat(fixed["timeline"][0]["at"]).timestamp() == T0 - 60
+    assert fixed["occurred_at"].endswith("+08:00") and fixed["clock"] == {"synced": True}
+    assert timesync.shift_body(b"\x00garbage", 5.0, True) == b"\x00garbage"
