@@ -1,9 +1,10 @@
-"""A Pi without a real-time clock: trust, the steady clock, re-basing on a step, receivers' clocks."""
+"""A Pi without a real-time clock: trust, the steady clock, re-basing on a step, peer clocks."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -95,7 +96,6 @@ def test_the_floor_is_the_newest_known_time_and_never_before_the_release(tmp_pat
     assert timesync.floor(None, saved_clock=saved) == timesync.RELEASE_FLOOR
     assert timesync.floor(T0, float("nan"), saved_clock=saved) == T0
     saved.touch()
-    import os
     os.utime(saved, (T0 + 5, T0 + 5))
     assert timesync.floor(T0, saved_clock=saved) == T0 + 5
 
@@ -150,8 +150,8 @@ def sos(manager: Manager, t: float):
 @pytest.mark.parametrize("jump", [90 * DAY, -90 * DAY])
 def test_without_re_basing_a_jump_is_a_false_alarm_or_a_frozen_timer(jump):
     """What the re-basing prevents, shown on the same detectors: a forward jump of months
-    looks like months without activity (or not up this morning) and a device silent; a backward one freezes the
-    escalation that is due."""
+    looks like months without activity (or not up this morning) and a device silent; a
+    backward one freezes the escalation that is due."""
     core, manager, _ = fresh()
     moved_about(core, T0)
     core.tick(T0 + 60)

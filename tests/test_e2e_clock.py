@@ -1,0 +1,164 @@
+"""A Pi booted without network and without a real-time clock, end to end on real parts.
+
+The gateway's wall clock (injected: the machine's is never touched) starts three days behind
+the hotline's. An SOS press still reaches the hotline and is accepted, marked unsynchronised
+with the event's age; then NTP "arrives" (the wall clock jumps three days forward): no false
+inactivity alarm follows, and the unaccepted SOS escalates when its real wait is up, with
+its corrected time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.clock import SteadyClock
+from tests._config import SECRET
+from tests._mosquitto import free_port
+from tests.test_e2e_gateway import TS0215A_PRESS, TS0215A_RESET, gateway, hotline, publish
+
+pytestmark = pytest.mark.mosquitto
+
+DAY = 86400.0
+ESCALATE_S = 4.0
+MOTION = b'{"battery":100,"illuminance":30,"linkquality":90,"occupancy":true,"voltage":3055}'
+
+
+def write_config(tmp: Path, broker: int, primary: int, backup: int, gid: str) -> Path:
+    """An SOS button and a motion sensor; tiers: primary -> backup after ESCALATE_S."""
+    text = f"""
+[gateway]
+id = "{gid}"
+data_dir = "./data"
+
+[mqtt]
+url = "mqtt://127.0.0.1:{broker}"
+zigbee2mqtt_base_topic = "{gid}"
+native_base_topic = "{gid}-native"
+
+[home]
+id = "home-{gid}"
+address = "测试路 9 号"
+
+[[home.residents]]
+name = "孙秀英"
+age = 84
+
+[activity]
+day_limit_h = 3
+night_limit_h = 3
+
+[[devices]]
+id = "sos-bedside"
+source = "zigbee2mqtt"
+topic = "{gid}/bedside_sos"
+model = "TS0215A_sos"
+room = "bedroom"
+
+[[devices]]
+id = "motion-living"
+source = "zigbee2mqtt"
+topic = "{gid}/living_pir"
+model = "RTCGQ11LM"
+room = "living_room"
+
+[[hotline]]
+name = "primary"
+url = "http://127.0.0.1:{primary}/alerts"
+secret = "{SECRET}"
+retry_max_s = 0.5
+
+[[hotline]]
+name = "backup"
+url = "http://127.0.0.1:{backup}/alerts"
+secret = "{SECRET}"
+retry_max_s = 0.5
+
+[escalation]
+renotify_s = [0, 0, 0, 0]
+
+[[escalation.tiers]]
+name = "centre"
+targets = ["primary"]
+
+[[escalation.tiers]]
+name = "backup-centre"
+targets = ["backup"]
+after_s = [{ESCALATE_S}, {ESCALATE_S}, 0, 0]
+"""
+    path = tmp / "anxin.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class FakeWall:
+    """The gateway's wall clock: the machine's, `offset` seconds off, until NTP sets it."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def synced(self) -> bool:
+        return self.offset == 0.0
+
+
+def at(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+async def test_a_gateway_days_behind_is_heard_and_a_later_ntp_jump_raises_nothing_false(
+        tmp_path, mosquitto):
+    _, port = mosquitto
+    p_port, b_port = free_port(), free_port()
+    gid = "gw-clock"
+    cfg = write_config(tmp_path, port, p_port, b_port, gid)
+    wall = FakeWall(-3 * DAY)
+    clock = SteadyClock(wall=wall, synced=wall.synced)
+    async with hotline(p_port, tmp_path / "primary.db") as primary, \
+            hotline(b_port, tmp_path / "backup.db") as backup, \
+            gateway(cfg, clock=clock) as gw:
+        assert not gw.clock_status().trusted
+        await publish(port, (f"{gid}/living_pir", MOTION), (f"{gid}/living_pir", MOTION),
+                      gap=0.2)
+        pressed = time.time()
+        await publish(port, (f"{gid}/bedside_sos", TS0215A_PRESS),
+                      (f"{gid}/bedside_sos", TS0215A_RESET))
+        # The hotline refuses the first try as stale (three days off), its Date header
+        # gives the gateway the centre's time, and the second try is accepted.
+        (alert,) = await primary.wait_for(1, timeout=20)
+        assert alert["event"] == "sos"
+        body = alert["body"]
+        assert body["clock"]["synced"] is False
+        assert 0.0 <= body["clock"]["age_s"] < 15.0  # the monotonic age, not three days
+        assert at(body["occurred_at"]) == pytest.approx(pressed - 3 * DAY, abs=15)
+        assert gw.senders["primary"].transport.peer.skew_s == pytest.approx(3 * DAY, abs=5)
+        raised = time.monotonic()
+        quiet_before = wall() - gw.core.activity.last_at
+
+        wall.offset = 0.0  # NTP arrives: the wall clock jumps three days forward
+        deadline = time.monotonic() + 15
+        while not gw.clock_steps and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        ((_, step),) = gw.clock_steps
+        assert step == pytest.approx(3 * DAY, abs=5)
+        assert gw.clock_status().trusted
+        # the quiet spell is what it was (seconds), not three days
+        assert time.time() - gw.core.activity.last_at == pytest.approx(quiet_before, abs=10)
+
+        # The SOS escalates when its real wait is up: not at once on the jump, not never,
+        # and the escalation carries the corrected time of the press.
+        (escalated,) = await backup.wait_for(1, timeout=20)
+        assert time.monotonic() - raised >= ESCALATE_S - 1.0
+        assert escalated["alert_id"] == alert["alert_id"]
+        assert at(escalated["body"]["occurred_at"]) == pytest.approx(pressed, abs=15)
+        assert "clock" not in escalated["body"]  # synchronised now
+        await asyncio.sleep(2.5)  # several ticks after the jump
+        events = [a["event"] for a in await primary.alerts() + await backup.alerts()]
+        assert events == ["sos", "sos"]  # no inactivity, not-up or offline from the jump
+        assert not gw.core.supervision.offline
