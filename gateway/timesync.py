@@ -75,10 +75,23 @@ def _adjtimex_call() -> Callable[[Any], int] | None:
         return None
 
 
+@functools.cache
+def _seccomp_filtered() -> bool:
+    """Whether a seccomp filter confines this process (systemd's SystemCallFilter=)."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True  # cannot tell: assume confined
+    return any(line.split()[1:2] == ["2"] for line in status.splitlines()
+               if line.startswith("Seccomp:"))
+
+
 def _adjtimex_state() -> int | None:
-    """adjtimex(2) with no changes: the kernel's clock state, or None if it cannot be read
-    (not Linux; or a unit with ProtectClock=, where the call returns EPERM)."""
-    adjtimex = _adjtimex_call()
+    """adjtimex(2) with no changes: the kernel's clock state, or None if it cannot be read.
+
+    Under a seccomp filter it is not called at all: ProtectClock= blocks adjtimex even to
+    read, and without SystemCallErrorNumber= a blocked call kills the process."""
+    adjtimex = None if _seccomp_filtered() else _adjtimex_call()
     if adjtimex is None:
         return None
     buf = ctypes.create_string_buffer(512)  # struct timex; modes = 0 (the first field): read
@@ -162,9 +175,10 @@ class PeerClock:
         """The monotonic time now: take it before a request, give it to `learn`."""
         return self._ticks()
 
-    def learn(self, peer_time: float, sent: float) -> bool:
+    def learn(self, peer_time: float, sent: float, *, quiet: bool = False) -> bool:
         """The receiver said its time was `peer_time` during the exchange that began at
-        monotonic `sent`; True if what we sign with changed."""
+        monotonic `sent`; True if what we sign with changed (logged unless `quiet`: the
+        caller says it its own way)."""
         mid = (sent + self._ticks()) / 2
         offset = peer_time - mid
         wall_offset = self._wall() - self._ticks()
@@ -174,7 +188,9 @@ class PeerClock:
         if new is not None and self._offset is not None and \
                 abs(new - self._offset) <= PEER_TOLERANCE_S:
             return False
-        if new is None:
+        if quiet:
+            pass
+        elif new is None:
             logger.warning("receiver %s agrees with our clock again", self.name)
         else:
             logger.warning("receiver %s's clock is %+.0f s from ours: signing with its time",

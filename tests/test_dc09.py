@@ -167,12 +167,24 @@ async def test_receiver_down_is_a_delivery_error_after_retries():
     await t.close()
 
 
-async def test_wrong_clock_is_refused_by_the_receiver():
+async def test_a_wrong_clock_is_refused_once_and_corrected_from_the_receivers_nak():
+    # A Pi without a real-time clock, ten minutes behind: the receiver's NAK carries its
+    # time (SIA DC-09), the next try is stamped with it and accepted.
     async with receiver("A1B2", None) as (port, got):
         t = DC09Transport("centre", "127.0.0.1", port, account="A1B2", timeout_s=1,
                           retries=2, clock=lambda: __import__("time").time() - 600)
+        await t.send(alert_body("sos", 101))
+        await t.close()
+    assert len(got) == 1
+    assert t.peer.skew_s == pytest.approx(600, abs=5)
+
+
+async def test_a_wrong_clock_without_a_receiver_time_stays_refused():
+    async with receiver("A1B2", None) as (port, got):
+        t = DC09Transport("centre", "127.0.0.1", port, account="A1B2", timeout_s=1,
+                          retries=1, clock=lambda: __import__("time").time() - 600)
         with pytest.raises(DeliveryError, match="NAK"):
-            await t.send(alert_body("sos", 101))
+            await t.send(alert_body("sos", 101))  # one try: nothing learned before it
         await t.close()
     assert got == []
 

@@ -2,7 +2,9 @@
 
 One frame is sent, then the receiver's reply is awaited (receivers read one frame per read):
 ACK = delivered; NAK (usually a timestamp outside the receiver's window: its clock is in the
-reply and is logged) or no reply in time (a receiver answers a bad CRC with nothing) = sent
+reply — SIA DC-09 puts it there so a transmitter can correct its own — and is learned, so the
+next try carries the receiver's time: a Pi whose clock is not yet set is still heard) or no
+reply in time (a receiver answers a bad CRC with nothing) = sent
 again with a fresh timestamp and the same sequence number, up to `retries` times; then the
 attempt has failed and the outbox backs off and tries again later. With `supervision_s`, a
 NULL message keeps the path supervised while there is nothing to report.
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from alerts import dc09
+from gateway.timesync import PeerClock
 from gateway.transports.base import DeliveryError, Transport
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ class DC09Transport(Transport):
         self.supervision_s = supervision_s
         self.zones = zones or {}
         self.clock = clock
+        self.peer = PeerClock(name, wall=clock)  # what the frames' timestamps are read from
         self._sequence = 0
         self._lock = asyncio.Lock()  # one frame in flight at a time
         self._reader: asyncio.StreamReader | None = None
@@ -108,8 +112,10 @@ class DC09Transport(Transport):
     async def _supervise(self) -> None:
         down = False
         while True:
-            await asyncio.sleep(max(0.05, self._last_sent + self.supervision_s - self.clock()))
-            if self.clock() - self._last_sent < self.supervision_s:
+            # intervals on the monotonic clock: a step of the wall clock must not stall them
+            await asyncio.sleep(max(0.05, self._last_sent + self.supervision_s
+                                    - time.monotonic()))
+            if time.monotonic() - self._last_sent < self.supervision_s:
                 continue
             try:
                 # One try only: a NULL holds the line that an alert may be waiting for.
@@ -123,7 +129,7 @@ class DC09Transport(Transport):
                     logger.warning("DC-09 receiver %s: link supervision failed (%s)",
                                    self.name, e)
                 down = True
-                self._last_sent = self.clock()  # try again after a full interval
+                self._last_sent = time.monotonic()  # try again after a full interval
 
     async def _exchange(self, message_id: str, data: str, tries: int | None = None) -> None:
         async with self._lock:
@@ -132,7 +138,8 @@ class DC09Transport(Transport):
             for _ in range(max(1, tries or self.retries)):
                 raw = dc09.frame(message_id=message_id, sequence=sequence,
                                  account=self.account, line=self.line, receiver=self.receiver,
-                                 data=data, ts=self.clock(), key=self.key)
+                                 data=data, ts=self.peer.now(), key=self.key)
+                sent = self.peer.mark()
                 try:
                     reply = await self._round_trip(raw)
                 except (OSError, TimeoutError, asyncio.IncompleteReadError) as e:
@@ -142,7 +149,7 @@ class DC09Transport(Transport):
                 except dc09.DC09Error as e:
                     problem = f"unreadable reply: {e}"
                     continue
-                self._last_sent = self.clock()
+                self._last_sent = time.monotonic()
                 if reply.kind == "ACK" and reply.sequence == sequence:
                     if self.key is None or reply.authentic:
                         return
@@ -151,6 +158,8 @@ class DC09Transport(Transport):
                     continue
                 if reply.kind == "NAK":
                     problem = "NAK"
+                    if reply.receiver_time is not None:
+                        self.peer.learn(reply.receiver_time.timestamp() + 0.5, sent, quiet=True)
                     if reply.receiver_time is not None and not self._skew_logged:
                         self._skew_logged = True
                         logger.warning("DC-09 receiver %s refused our time: its clock says "
