@@ -1,5 +1,6 @@
 """The home's broker lets nobody in without a password, and each device speak only for
-itself: a real Mosquitto with the password file and the ACL `anxin broker-acl` writes."""
+itself: a real Mosquitto with the password file and the ACL `anxin broker-acl` writes; and
+behind it, a device that is not commissioned raises no alarm."""
 
 from __future__ import annotations
 
@@ -14,7 +15,17 @@ import pytest
 from gateway import broker_acl
 from gateway.cli import main
 from gateway.config import parse
-from tests._mosquitto import running_mosquitto
+from tests._mosquitto import free_port, running_mosquitto
+from tests.test_e2e_gateway import (
+    HS1SA_ALARM,
+    TS0215A_PRESS,
+    TS0215A_RESET,
+    gateway,
+    gateway_db,
+    hotline,
+    publish,
+    write_config,
+)
 
 pytestmark = pytest.mark.mosquitto
 
@@ -101,3 +112,28 @@ async def test_each_device_may_write_only_its_own_topic(tmp_path, capsys):
                              ("anxin/sensor/pendant/availability", b"online"),
                              ("zigbee2mqtt/kitchen_smoke", b'{"smoke": false}')]
     assert said == [("anxin/home-acl/speaker", b'{"say": "ok"}')]
+
+
+async def test_a_device_that_is_not_commissioned_raises_no_alarm(tmp_path, mosquitto):
+    """Past the broker (a user with a password but no [[devices]] entry, or a broker with no
+    access list): its SOS and smoke alarms are kept for the technician and raise nothing."""
+    _, port = mosquitto
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, gateway_id="gw-uncommissioned")
+    native = "gw-uncommissioned-native"
+    async with hotline(hport, tmp_path / "hotline.db") as hl, gateway(cfg):
+        await publish(port,
+                      (f"{native}/pendant-unknown", b'{"sos": true}'),      # native, unknown
+                      (f"{native}/smoke-kitchen", b'{"smoke": true}'),      # a known id, wrong
+                      ("gw-uncommissioned/attic_smoke", HS1SA_ALARM),       # Zigbee, unknown
+                      ("gw-uncommissioned/bedside_sos", TS0215A_PRESS),     # commissioned
+                      ("gw-uncommissioned/bedside_sos", TS0215A_RESET))
+        (alert,) = await hl.wait_for(1)
+        assert alert["code"] == 101  # the commissioned button, after the others
+        await asyncio.sleep(0.5)
+        assert len(await hl.alerts()) == 1
+    with gateway_db(tmp_path) as db:
+        kept = dict(db.execute("SELECT topic, category FROM quarantine"))
+    assert kept == {f"{native}/pendant-unknown": "unknown_device",
+                    f"{native}/smoke-kitchen": "unknown_device",
+                    "gw-uncommissioned/attic_smoke": "unknown_device"}
