@@ -76,7 +76,7 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
 TIMELINE_WINDOW_S = 3 * 3600  # how far back the home's timeline reaches before the alert
 TIMELINE_MAX = 300  # entries at most (the newest kept): a busy home stays one small body
 TIMELINE_SEVERITIES = frozenset({1, 2, 3})  # technical faults need no history of the home
-SNAPSHOT_EVENTS = frozenset({"fall", "sos", "long_lie"})
+SNAPSHOT_EVENTS = frozenset({"fall", "sos"})  # the contract: a still after these only
 OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "address": str, "district": str, "contacts": list, "timeline": list, "snapshot": dict,
     "escalation": dict,

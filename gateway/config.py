@@ -111,6 +111,29 @@ class Resident:
         "Bed sensor: no breath in bed this many seconds is a severity-1 alert; unset: 20 "
         "(longer for someone whose sleep has known pauses, e.g. heart failure)", None,
         min=10, max=90)
+    medication: str = doc(
+        "Medication notes for the hotline operator (e.g. 氨氯地平 5mg 每早; 华法林 — bleeds "
+        "easily): sent only inside alerts, never shown on the technician pages", "")
+    snapshot_consent: bool = doc(
+        "This resident agreed (written consent) that after a fall or SOS the video intercom "
+        "takes one still and its reference goes with the alert. Every resident of the home "
+        "must agree; otherwise no still is ever asked for", False)
+    look_in_auto_answer: bool = doc(
+        "This resident agreed that the intercom answers a look-in from the centre or family "
+        "by itself. Every resident of the home must agree; otherwise it rings and waits for "
+        "someone to answer", False)
+
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 -]{3,22}[0-9]$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contact:
+    """[[home.contacts]]: an emergency contact, in the order the centre calls them"""
+
+    name: str = doc("Contact's name (personal data: sent only inside alerts)")
+    relation: str = doc("Relation to the resident (儿子, 女儿, 邻居, 社区网格员, …)", "")
+    phone: str = doc("Phone number the hotline dials, e.g. 13800000000 or +86 138 0000 0000")
 
 
 @dataclass(frozen=True)
@@ -119,10 +142,21 @@ class HomeSection:
 
     id: str = doc("The home's id at the service centre", pattern=_ID)
     address: str = doc("Street address, sent with alerts so help can be dispatched", "")
+    district: str = doc("区 / 街道 of the home (e.g. 徐汇区 田林街道), sent with alerts for the "
+                        "centre's statistics by district", "")
     residents: list[Resident] = doc("The people living here", [])
+    contacts: list[Contact] = doc("Emergency contacts, in call order (sent only inside alerts)",
+                                  [])
     speaker_topic: str | None = doc(
         "MQTT topic of the home's speaker/siren: spoken prompts in Mandarin during a fall "
         "pre-alarm, after an alarm and once the centre has accepted (none if unset)", None)
+
+    def everyone_consents(self, flag: str) -> bool:
+        """Whether every resident agreed to `flag` (snapshot_consent, look_in_auto_answer):
+        a camera in a shared home sees everyone, so one refusal is a refusal; a home with no
+        resident configured has no consent recorded."""
+        people = [r for r in self.residents if r is not None]
+        return bool(people) and all(getattr(r, flag) is True for r in people)
 
 
 @dataclass(frozen=True)
@@ -623,6 +657,14 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
             problems.append((f"home.residents[{j}].heart_rate_high_bpm",
                              f"must be at least 10 above heart_rate_low_bpm "
                              f"({r.heart_rate_low_bpm:g})"))
+    for j, c in enumerate(cfg.home.contacts):
+        if c is not None and not _PHONE.match(c.phone):
+            problems.append((f"home.contacts[{j}].phone", f"{c.phone!r} is not a phone number "
+                             "(digits, optionally a leading + and spaces or dashes, e.g. "
+                             "13800000000 or +86 138 0000 0000)"))
+        if c is not None and not c.name.strip():
+            problems.append((f"home.contacts[{j}].name", "empty: the operator needs a name to "
+                                                         "ask for"))
     for j, dev in enumerate(cfg.alerts.cancel_devices):
         if dev not in ids:
             problems.append((f"alerts.cancel_devices[{j}]", f"no device with id {dev!r}"))

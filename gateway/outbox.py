@@ -14,11 +14,28 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from gateway.store import AsyncStore, Store
+from gateway.store import AsyncStore, OutboxRow, Store
 from gateway.transports.base import DeliveryError, Transport
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """Where a sender's messages wait and how each goes out: alerts, or intercom events."""
+
+    what: str  # for the log: "alert", "intercom event"
+    due: Callable[[Store, str, int], list[OutboxRow]]
+    acked: Callable[[Store, int, float], str | None]
+    failed: Callable[[Store, int, str, float], None]
+    send: Callable[[Transport, bytes], Awaitable[None]]
+
+
+ALERTS = Queue("alert", Store.due, Store.acked, Store.failed, lambda t, body: t.send(body))
+INTERCOM = Queue("intercom event", Store.intercom_due, Store.intercom_acked,
+                 Store.intercom_failed, lambda t, body: t.send_intercom(body))
 
 
 class OutboxSender:
@@ -28,8 +45,10 @@ class OutboxSender:
                  on_delivered: Callable[[str], Awaitable[None]], *,
                  backoff_base_s: float = 0.5, backoff_max_s: float = 60.0,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 queue: Queue = ALERTS) -> None:
         self.store = store
+        self.queue = queue
         self.transport = transport
         self.on_delivered = on_delivered
         self.backoff_base_s = backoff_base_s
@@ -62,7 +81,7 @@ class OutboxSender:
         try:
             while True:
                 self._wake.clear()
-                rows = await self.store.call(Store.due, self.target, 1)
+                rows = await self.store.call(self.queue.due, self.target, 1)
                 if not rows:
                     await self._wake.wait()
                     continue
@@ -76,20 +95,22 @@ class OutboxSender:
 
     async def _attempt(self, row_id: int, alert_id: str, sequence: int, body: bytes) -> bool:
         """One send; True once the target acknowledged."""
+        what = self.queue.what
         try:
-            await self.transport.send(body)
+            await self.queue.send(self.transport, body)
         except Exception as e:
             # Anything a transport raises is a failed attempt, retried like an outage:
             # a sender that died here would hold every later alert until a restart.
             if not isinstance(e, DeliveryError):
-                logger.exception("transport %s failed unexpectedly on alert %s",
-                                 self.target, alert_id)
+                logger.exception("transport %s failed unexpectedly on %s %s",
+                                 self.target, what, alert_id)
             self.failures += 1
             if self.failures == 1:
                 self.down_since = self.clock()
-                logger.warning("hotline %s unreachable (%s); alert %s (seq %d) is kept and "
-                               "retried", self.target, e, alert_id, sequence)
-            await self.store.call(Store.failed, row_id, str(e), self.clock() + self._delay())
+                logger.warning("hotline %s unreachable (%s); %s %s (seq %d) is kept and "
+                               "retried", self.target, e, what, alert_id, sequence)
+            await self.store.call(self.queue.failed, row_id, str(e),
+                                  self.clock() + self._delay())
             return False
         if self.failures:
             logger.warning("hotline %s reachable again after %d failed attempts",
@@ -97,8 +118,8 @@ class OutboxSender:
             self.failures = 0
             self.down_since = None
         self.sent += 1
-        done = await self.store.call(Store.acked, row_id, self.clock())
-        logger.info("alert %s (seq %d) acknowledged by %s", alert_id, sequence, self.target)
+        done = await self.store.call(self.queue.acked, row_id, self.clock())
+        logger.info("%s %s (seq %d) acknowledged by %s", what, alert_id, sequence, self.target)
         if done is not None:
             await self.on_delivered(done)
         return True

@@ -59,8 +59,10 @@ from gateway.coreconfig import core_config, watched_devices
 from gateway.discover import BridgeEvent, DiscoveryError, parse_bridge_event
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, Ingest, read_password
-from gateway.outbox import OutboxSender
+from gateway.intercom import SNAPSHOT_EVENTS, Intercom
+from gateway.outbox import INTERCOM, OutboxSender
 from gateway.store import AsyncStore, Store, read_observations
+from gateway.timeline import Timeline
 from gateway.transports import SmsTransport, Transport, WebhookTransport
 from gateway.transports.dc09 import DC09Transport
 from gateway.transports.mqtt_uplink import MqttUplink
@@ -92,6 +94,8 @@ HA_STATE_EVERY_S = 2.0  # how often the Home Assistant state is compared and pub
 # The commissioning test alarm: Contact ID 601, manual trigger test report (as DC-09 sends
 # every test); severity 2, so it travels the way an urgent alarm does.
 TEST_ALARM_CODE, TEST_ALARM_SEVERITY = 601, 2
+CONSENT_FLAGS = frozenset({"snapshot_consent", "look_in_auto_answer"})
+INTERCOM_KINDS = frozenset({"intercom", "checkin", "snapshot"})  # what gateway/intercom.py reads
 
 
 class Gateway:
@@ -122,7 +126,11 @@ class Gateway:
             dedupe_window_s=cfg.alerts.dedupe_window_s, policy=self.policy,
             single_occupant=len(cfg.home.residents) == 1))
         self.cancel_devices = frozenset(cfg.alerts.cancel_devices)
-        self.residents = [asdict(r) for r in cfg.home.residents]
+        # consent flags decide what the gateway does; they are not sent
+        self.residents = [{k: v for k, v in asdict(r).items() if k not in CONSENT_FLAGS}
+                          for r in cfg.home.residents]
+        self.timeline = Timeline()  # the home's last hours, for an alert's body
+        self.intercom = Intercom(self)
         self.bridge_prefix = cfg.mqtt.zigbee2mqtt_base_topic + "/bridge/"
         self.bridge_devices: bytes | None = None  # retained <base>/bridge/devices
         self.bridge_events: deque[tuple[float, BridgeEvent]] = deque(maxlen=BRIDGE_EVENTS_KEPT)
@@ -137,6 +145,11 @@ class Gateway:
             cfg.target_name(i): OutboxSender(self.store, self._transport(i), self._delivered,
                                              backoff_max_s=t.retry_max_s, clock=self._wall)
             for i, t in enumerate(cfg.hotline)}
+        # intercom events (anxin.intercom/1) to the targets that carry them, queued apart
+        self.intercom_senders = {
+            name: OutboxSender(self.store, s.transport, _no_delivery_hook,
+                               backoff_max_s=s.backoff_max_s, clock=s.clock, queue=INTERCOM)
+            for name, s in self.senders.items() if s.transport.carries_intercom}
         self.feedback = [
             FeedbackPoller(cfg.target_name(i), t.feedback_url, cfg.secret(i), cfg.gateway.id,
                            cfg.home.id, self.store, self._apply_feedback,
@@ -297,6 +310,7 @@ class Gateway:
         state, cfg = self.core.activity, self.core.cfg.activity
         for obs in history:
             activity.step(state, obs, obs.at, cfg)
+        self.timeline.seed(history, now)
         if history:
             state.watching_since = history[0].at
             logger.info("home state restored from %d observations: %s since %s", len(history),
@@ -365,6 +379,7 @@ class Gateway:
         if not self._digest_day:  # a new install: the first digest is tomorrow's
             self._digest_day = datetime.fromtimestamp(now, self.tz).date().isoformat()
             await self.store.call(Store.set_setting, DIGEST_DAY_SETTING, self._digest_day, now)
+        await self.intercom.restore()
         open_alerts = await self.store.call(Store.open_alerts)
         await self._apply(self.manager.restore(open_alerts, now), now)
         mq = self.cfg.mqtt
@@ -393,6 +408,8 @@ class Gateway:
             self._spawn(self._ha_publisher(), "home-assistant")
         for name, sender in self.senders.items():
             self._spawn(sender.run(), f"outbox-{name}")
+        for name, sender in self.intercom_senders.items():
+            self._spawn(sender.run(), f"intercom-{name}")
         for poller in self.feedback:
             self._spawn(poller.run(), f"feedback-{poller.name}")
         for uplink in self.uplinks:
@@ -573,6 +590,7 @@ class Gateway:
             self.last_seen[obs.device] = now
             if obs.kind not in RAW_KINDS:  # samples stream past: too many for an SD card
                 self._obs_buffer.append(obs)
+                self.timeline.add(obs)
             changes = [] if prime else self.manager.on_observation(obs, now)
             mode = self._home_mode()
             found = self.core.step(obs, now, prime=prime)
@@ -587,6 +605,8 @@ class Gateway:
             if self.core.health.cleared or (self._troubles and obs.kind in _BATTERY_KINDS):
                 await self._troubles_over(obs.device if obs.kind in _BATTERY_KINDS else None,
                                           now)
+        if any(o.kind in INTERCOM_KINDS for o in observations):
+            await self.intercom.observe(observations, now, prime=prime)
         if len(self._obs_buffer) >= OBSERVATION_FLUSH_ROWS:
             await self._flush()
 
@@ -697,6 +717,9 @@ class Gateway:
     async def _apply(self, changes: list[tuple[Alert, Change]], now: float) -> None:
         for alert, change in changes:
             f = alert.finding
+            if change in (Change.PENDING, Change.RAISED) and f.event in SNAPSHOT_EVENTS:
+                # asked now, so a fall's still is there when its cancel window ends
+                await self.intercom.alert_opened(alert, now)
             if change is Change.RAISED:
                 targets = self.policy.targets(0)
                 seq = await self._send(alert, targets, now, "raise")
@@ -733,16 +756,30 @@ class Gateway:
     async def _send(self, alert: Alert, targets: tuple[str, ...], now: float,
                     purpose: str) -> int:
         """Store the alert and one message to each target in one transaction; wake senders."""
-        escalation = None if purpose == "raise" else {
+        escalation = None if purpose in ("raise", "update") else {
             "tier": alert.tier, "tier_name": self.policy.tiers[alert.tier].name,
             "reminder": alert.reminders}
         trusted = self.clock_status().trusted
+        home, f = self.cfg.home, alert.finding
+        # the still the intercom took travels as the body's `snapshot`, not in its evidence,
+        # and only while every resident's consent stands
+        snapshot, shown = f.evidence.get("snapshot"), alert
+        if snapshot is not None:
+            shown = replace(alert, finding=replace(f, evidence={
+                k: v for k, v in f.evidence.items() if k != "snapshot"}))
+            if not home.everyone_consents("snapshot_consent"):
+                snapshot = None
+        timeline = (self.timeline.for_alert(f.at, now, self.tz)
+                    if f.severity in wire.TIMELINE_SEVERITIES else None)
 
         def encode(seq: int) -> bytes:
-            return wire.encode_alert(alert, gateway_id=self.cfg.gateway.id, sequence=seq,
+            return wire.encode_alert(shown, gateway_id=self.cfg.gateway.id, sequence=seq,
                                      residents=self.residents, tz=self.tz,
-                                     escalation=escalation, address=self.cfg.home.address,
-                                     clock=None if trusted else {"synced": False})
+                                     escalation=escalation, address=home.address,
+                                     clock=None if trusted else {"synced": False},
+                                     district=home.district,
+                                     contacts=[asdict(c) for c in home.contacts],
+                                     timeline=timeline, snapshot=snapshot)
 
         seq = await self.store.call(Store.notify, alert, targets, encode, now, purpose)
         for t in targets:
@@ -864,10 +901,14 @@ class Gateway:
 
     async def _apply_feedback(self, target: str, events: list[dict[str, Any]],
                               cursor: str) -> None:
-        """Operators' accept/resolve from `target`, applied and stored with the cursor."""
+        """Operators' accept/resolve from `target`, applied and stored with the cursor; a
+        look-in rings the home's intercom (gateway/intercom.py)."""
         now = self.clock.now()
         changed: list[tuple[Alert, Change]] = []
         for ev in events:
+            if ev["action"] == "look_in":
+                await self.intercom.look_in(ev, target, now)
+                continue
             alert = self.manager.known(ev["alert_id"]) or await self.store.call(
                 Store.get_alert, ev["alert_id"])
             if alert is None:
@@ -891,6 +932,28 @@ class Gateway:
             self.metrics[f"alerts_{change.value}"] += 1
             await self._say(a, change)
         self._tick_wake.set()
+
+    async def attach_snapshot(self, alert_id: str, snapshot: dict[str, str],
+                              now: float) -> None:
+        """The still the intercom took after a fall or SOS: kept with the alert, sent with its
+        next message; an alert already sent is sent again with it to whoever was told (a
+        receiver keeps the first body, and takes the still from a repeat)."""
+        alert = self.manager.known(alert_id) or await self.store.call(Store.get_alert, alert_id)
+        if alert is None or not alert.is_open:
+            logger.warning("still for alert %s not attached: the alert is %s", alert_id,
+                           "unknown" if alert is None else alert.state.value)
+            return
+        f = alert.finding
+        alert.finding = replace(f, evidence={**f.evidence, "snapshot": snapshot})
+        told = tuple(t for t in self.policy.targets(alert.tier)
+                     if t in self.intercom_senders)  # the JSON transports: DC-09 has no room
+        if alert.state is AlertState.PENDING_LOCAL or not told:
+            await self.store.call(Store.save_alert, alert, now)
+        else:
+            await self._send(alert, told, now, "update")
+        logger.warning("alert %s: the intercom's still attached%s", alert_id,
+                       f", sent to {', '.join(told)}" if told and
+                       alert.state is not AlertState.PENDING_LOCAL else "")
 
     async def _delivered(self, alert_id: str) -> None:
         now = self.clock.now()
@@ -998,6 +1061,7 @@ class Gateway:
                            datetime.fromtimestamp(at, self.tz).strftime("%H:%M"))
         self.core.activity.changes.clear()
         await self.self_test_tick(now)
+        await self.intercom.tick(now)
         mode = self._home_mode()
         found = self.core.tick(now)
         await self._mode_changed(mode)
@@ -1148,3 +1212,7 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+async def _no_delivery_hook(_event_id: str) -> None:
+    """An intercom event acknowledged: nothing follows (an alert moves to delivered)."""

@@ -122,6 +122,20 @@ def _m007_availability_at_hand(db: sqlite_utils.Database) -> None:
                "WHERE kind IN ('battery', 'battery_low', 'link_quality', 'availability')")
 
 
+def _m009_intercom_events(db: sqlite_utils.Database) -> None:
+    # Issue 6: what the home's video intercom did (anxin.intercom/1), queued per hotline
+    # target until acknowledged, like alerts, but apart from them: an event is no alert,
+    # and never stands before one in a sender's queue.
+    db["intercom_outbox"].create({
+        "id": int, "event_id": str, "target": str, "body": bytes, "created_at": float,
+        "attempts": int, "next_attempt_at": float, "last_error": str, "acked_at": float,
+    }, pk="id", not_null={"event_id", "target", "body", "created_at"})
+    db.execute("CREATE UNIQUE INDEX intercom_outbox_event ON intercom_outbox "
+               "(event_id, target)")
+    db.execute("CREATE INDEX intercom_outbox_due ON intercom_outbox (target, id) "
+               "WHERE acked_at IS NULL")
+
+
 # troubles(open_only, cleared_undigested) -> its WHERE clause (fixed strings only)
 _TROUBLES_WHERE = {(True, False): "cleared_at IS NULL", (False, False): "1",
                    (True, True): "cleared_at IS NOT NULL AND digested_at IS NULL",
@@ -136,6 +150,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("005_commissioning", _m005_commissioning),
     ("006_maintenance", _m006_maintenance),
     ("007_availability_at_hand", _m007_availability_at_hand),
+    ("009_intercom_events", _m009_intercom_events),
 ]
 
 
@@ -484,6 +499,43 @@ class Store:
             self.conn.execute(
                 "UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt_at=? "
                 "WHERE id=?", (error[:500], next_attempt_at, row_id))
+
+    # --- intercom events (issue 6): queued like alerts, acknowledged per target ---------
+
+    def queue_intercom(self, event_id: str, targets: Sequence[str], body: bytes,
+                       now: float) -> None:
+        """Keep one `anxin.intercom/1` event for each target until it acknowledges it."""
+        with self._tx(durable=True):
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO intercom_outbox (event_id, target, body, created_at, "
+                "attempts, next_attempt_at) VALUES (?, ?, ?, ?, 0, ?)",
+                [(event_id, t, body, now, now) for t in targets])
+
+    def intercom_due(self, target: str, limit: int = 50) -> list[OutboxRow]:
+        """Unacknowledged intercom events for `target`, oldest first (as outbox rows)."""
+        rows = self.conn.execute(
+            "SELECT id, event_id, target, 0, body, attempts, next_attempt_at FROM "
+            "intercom_outbox WHERE target=? AND acked_at IS NULL ORDER BY id LIMIT ?",
+            (target, limit)).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def intercom_acked(self, row_id: int, now: float) -> None:
+        """Mark an intercom event acknowledged by its target."""
+        with self._tx(durable=True):
+            self.conn.execute("UPDATE intercom_outbox SET acked_at=?, attempts=attempts+1, "
+                              "last_error=NULL WHERE id=?", (now, row_id))
+
+    def intercom_failed(self, row_id: int, error: str, next_attempt_at: float) -> None:
+        """Record a failed attempt at an intercom event."""
+        with self._tx(durable=False):
+            self.conn.execute("UPDATE intercom_outbox SET attempts=attempts+1, last_error=?, "
+                              "next_attempt_at=? WHERE id=?",
+                              (error[:500], next_attempt_at, row_id))
+
+    def intercom_sent(self, event_id: str) -> dict[str, float | None]:
+        """When each target acknowledged an intercom event (None: not yet)."""
+        return dict(self.conn.execute("SELECT target, acked_at FROM intercom_outbox "
+                                      "WHERE event_id=?", (event_id,)))
 
     def outbox_depth(self) -> dict[str, int]:
         """Unacknowledged messages per target."""

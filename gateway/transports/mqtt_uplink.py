@@ -10,6 +10,8 @@ clustered broker, whose receivers share the alert subscription. Topics, with
                                                         "gateway_id": …, "home_id": …};
                                                         "offline" is also the last will
     <prefix>/<gateway_id>/feedback  centre -> gateway   signed envelope around anxin.feedback/1
+                                                        (accepted, resolved, look_in)
+    <prefix>/<gateway_id>/intercom  gateway -> centre   signed envelope around anxin.intercom/1
 
 An alert counts as delivered when the central broker has acknowledged it (PUBACK); the
 centre's own subscription is persistent, so the broker holds it until a receiver takes it.
@@ -58,6 +60,7 @@ class MqttUplink(Transport):
         self.alerts_topic = f"{base}/alerts"
         self.status_topic = f"{base}/status"
         self.feedback_topic = f"{base}/feedback"
+        self.intercom_topic = f"{base}/intercom"
         self.connected = asyncio.Event()
         self.down_since: float | None = None
         self._client: aiomqtt.Client | None = None
@@ -119,13 +122,22 @@ class MqttUplink(Transport):
             return
         await apply(self.name, msg["events"], msg["cursor"])
 
+    carries_intercom = True
+
     async def send(self, body: bytes) -> None:
         """Publish one alert (QoS 1); return when the central broker has acknowledged it."""
+        await self._publish(self.alerts_topic, body)
+
+    async def send_intercom(self, body: bytes) -> None:
+        """Publish one intercom event (QoS 1); return when the central broker has it."""
+        await self._publish(self.intercom_topic, body)
+
+    async def _publish(self, topic: str, body: bytes) -> None:
         client = self._client
         if client is None:
             raise DeliveryError("not connected to the central broker")
         payload = wire.envelope(self._secret, int(self.clock()), body)
         try:
-            await client.publish(self.alerts_topic, payload, qos=1, timeout=self.timeout_s)
+            await client.publish(topic, payload, qos=1, timeout=self.timeout_s)
         except (aiomqtt.MqttError, TimeoutError) as e:
             raise DeliveryError(f"{type(e).__name__}: {e}".rstrip(": ")) from None
