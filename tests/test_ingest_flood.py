@@ -8,6 +8,7 @@ end), then the whole gateway on a real Mosquitto with a real flood.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -246,3 +247,63 @@ async def test_a_flood_does_not_stop_a_smoke_alarm(tmp_path, mosquitto, monkeypa
         contacts = db.execute("SELECT count(*) FROM observations WHERE device = 'door-front' "
                               "AND kind = 'contact'").fetchone()[0]
     assert contacts == 10  # every one of the honest device's messages was acted on
+
+
+# --- the ingest's own socket reader: big and small packets, plain and TLS ---------------------
+
+
+def unlimited(topic: str) -> tuple[str, ingest.Limit]:
+    return topic, ingest.Limit(1e9, 1e9)
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("tls", [False, True])
+async def test_every_message_arrives_whole_and_in_order(tmp_path, tls):
+    from tests._mosquitto import running_mosquitto  # noqa: PLC0415
+    from tests._tls import make_pki  # noqa: PLC0415
+
+    options = ""
+    if tls:
+        pki = make_pki(tmp_path)
+        options = f"cafile {pki['ca']}\ncertfile {pki['server']}\nkeyfile {pki['server_key']}"
+    # small messages, and now and then one of 60 KiB (a raw block) that spans reads
+    messages = [(f"reader/dev{i % 10}", b"%d:" % i + (b"x" * 60_000 if i % 97 == 0 else MOTION))
+                for i in range(3000)]
+    got: list[tuple[str, bytes]] = []
+    done = asyncio.Event()
+
+    async def handler(topic: str, payload: bytes, retained: bool, at: float) -> None:
+        got.append((topic, payload))
+        if len(got) == len(messages):
+            done.set()
+
+    with running_mosquitto(listener_options=options) as (_, port):
+        address = ingest.BrokerAddress("127.0.0.1", port, tls=tls,
+                                       ca_file=str(pki["ca"]) if tls else None)
+        ing = ingest.Ingest(address, ["reader/#"], handler, client_id=f"reader-{tls}",
+                            classify=unlimited)
+        task = asyncio.create_task(ing.run())
+        try:
+            await asyncio.wait_for(ing.connected.wait(), 30)
+            assert isinstance(ing._paho._sock_recv.__self__, ingest._Reader)  # in use
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{tls}")
+            if tls:
+                c.tls_set(ca_certs=str(pki["ca"]))
+            c.max_inflight_messages_set(500)
+            c.connect("127.0.0.1", port)
+            c.loop_start()
+            try:
+                for topic, payload in messages:
+                    c.publish(topic, payload, qos=1)
+                await asyncio.wait_for(done.wait(), 120)
+            finally:
+                c.loop_stop()
+                c.disconnect()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    for device in range(10):  # each device's messages whole, once, in the order sent
+        sent = [m for m in messages if m[0] == f"reader/dev{device}"]
+        assert [m for m in got if m[0] == f"reader/dev{device}"] == sent
+    assert ing.admission.shed == {}

@@ -1,0 +1,122 @@
+"""The bench's other MQTT processes: the bare aiomqtt subscriber (the floor) and a flooder.
+
+Each runs as its own process, as the gateway does, so none of them shares a GIL with the
+bench or with each other:
+
+    python -m bench.peers subscriber --port P --count N   # prints one JSON line when done
+    python -m bench.peers timer --port P --prefix zigbee2mqtt/alarm_   # until SIGTERM
+    python -m bench.peers flood --port P --topic T --rate 10000 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+
+import aiomqtt
+import paho.mqtt.client as mqtt
+
+FLOOD_PAYLOAD = (b'{"battery":100,"illuminance":12,"linkquality":120,"occupancy":true,'
+                 b'"voltage":3055}')
+
+
+async def subscriber(port: int, topic: str, count: int, client_id: str) -> None:
+    """The floor: a bare aiomqtt subscriber (persistent session, QoS 1, auto-ack) that only
+    counts. Prints `ready` once subscribed, then one JSON line when `count` arrived:
+    time.monotonic() of the first and the last message (comparable across processes)."""
+    async with aiomqtt.Client("127.0.0.1", port, identifier=client_id,
+                              clean_session=False) as client:
+        await client.subscribe(topic, qos=1)
+        print("ready", flush=True)
+        n, first = 0, 0.0
+        async for _ in client.messages:
+            n += 1
+            if n == 1:
+                first = time.monotonic()
+            if n >= count:
+                break
+        print(json.dumps({"received": n, "first_at": first, "last_at": time.monotonic()}),
+              flush=True)
+
+
+def timer(port: int, prefix: str) -> None:
+    """The bare MQTT round trip: a paho subscriber of every topic (as the bare script of
+    PERFORMANCE-NOTES) noting when the first message of each topic under `prefix` arrived
+    (time.monotonic(), comparable across processes). Prints `ready` once subscribed; on
+    SIGTERM, one JSON object topic -> arrival."""
+    arrived: dict[str, float] = {}
+    ready = []
+
+    def on_message(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
+        t = time.monotonic()
+        if m.topic.startswith(prefix):
+            arrived.setdefault(m.topic, t)
+
+    def on_subscribe(*_: object) -> None:
+        if not ready:
+            ready.append(True)
+            print("ready", flush=True)
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-timer-{time.time()}")
+    c.on_message, c.on_subscribe = on_message, on_subscribe
+    c.on_connect = lambda cl, *_: cl.subscribe("#", qos=1)
+    signal.signal(signal.SIGTERM, lambda *_: c.disconnect())
+    c.connect("127.0.0.1", port)
+    c.loop_forever()
+    print(json.dumps(arrived), flush=True)
+
+
+def flood(port: int, topic: str, rate: float, seconds: float, qos: int) -> None:
+    """One device gone wild: `rate` messages per second on `topic` for `seconds`. Prints the
+    rate achieved."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-flood-{time.time()}")
+    c.max_inflight_messages_set(1000)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    t0, n = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        c.publish(topic, FLOOD_PAYLOAD, qos=qos)
+        n += 1
+        ahead = n / rate - elapsed
+        if ahead > 0.002:
+            time.sleep(ahead)
+    c.loop_stop()
+    c.disconnect()
+    print(json.dumps({"sent": n, "msgs_per_s": round(n / (time.perf_counter() - t0))}),
+          flush=True)
+
+
+def main() -> None:
+    """Run one role."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="role", required=True)
+    s = sub.add_parser("subscriber")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--topic", default="#")
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--client-id", default="bench-bare")
+    t = sub.add_parser("timer")
+    t.add_argument("--port", type=int, required=True)
+    t.add_argument("--prefix", required=True)
+    f = sub.add_parser("flood")
+    f.add_argument("--port", type=int, required=True)
+    f.add_argument("--topic", required=True)
+    f.add_argument("--rate", type=float, default=10_000.0)
+    f.add_argument("--seconds", type=float, default=10.0)
+    f.add_argument("--qos", type=int, default=0, choices=(0, 1))
+    a = p.parse_args()
+    if a.role == "subscriber":
+        asyncio.run(subscriber(a.port, a.topic, a.count, a.client_id))
+    elif a.role == "timer":
+        timer(a.port, a.prefix)
+    else:
+        flood(a.port, a.topic, a.rate, a.seconds, a.qos)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
