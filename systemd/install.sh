@@ -139,7 +139,7 @@ uninstall() {
   fi
   rm -f "$UNIT" "$MQ_CONF" "$MQ_PASSWD" "$MQ_ACL" "$JOURNALD"
   rm -rf "$OPT"
-  say "removed anxin.service, $OPT/, Mosquitto's anxin config and the journald limit"
+  say "removed anxin.service, ${OPT#"$ROOT"}/, Mosquitto's anxin config and the journald limit"
   if [ "$SYSTEMD" -eq 1 ]; then
     systemctl daemon-reload
     systemctl try-restart mosquitto.service systemd-journald.service || true
