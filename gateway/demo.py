@@ -26,6 +26,7 @@ BANNER = """
   安心 anxin — demo                                     (Ctrl-C 停止 / to stop)
   ─────────────────────────────────────────────────────────────────────────────
   接警台 Hotline page:   http://127.0.0.1:{hotline_port}/     ← open this in a browser
+                         login 登录: {operator} / {password}  (new each start)
   技术人员 Technician:   http://127.0.0.1:{web_port}/   code: {code}
   MQTT broker:           mqtt://127.0.0.1:{broker_port}  (embedded, demo only)
   Gateway store:         {db}
@@ -34,7 +35,7 @@ BANNER = """
   home goes about its day; about 20 s after start the kitchen smoke detector goes off.
   The gateway raises a smoke alarm (Contact ID 111, severity 1), signs it and sends
   it to the hotline, where it appears without a reload.
-  Then: type a name and press 接警 Accept on the page. The gateway learns it within a
+  Then: log in and press 接警 Accept in the queue. The gateway learns it within a
   second and stops escalating; leave it for 60 s instead and the daughter's phone is
   texted (see http://127.0.0.1:{hotline_port}/api/notifications).
   Try: {anxin} sim --broker mqtt://127.0.0.1:{broker_port} --config {config} --scenario sos_press
@@ -99,7 +100,7 @@ async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int
                    speed: float = 1.0) -> int:
     """Run the demo until cancelled."""
     from gateway.runtime import Gateway  # noqa: PLC0415
-    from hotline.server import serve  # noqa: PLC0415
+    from hotline.server import ensure_operator, serve  # noqa: PLC0415
     from simulator.runner import run as simulate  # noqa: PLC0415
     from simulator.scenarios import load_scenario  # noqa: PLC0415
 
@@ -113,6 +114,7 @@ async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int
     url = f"mqtt://127.0.0.1:{broker_port}"
     tasks: list[asyncio.Task[Any]] = []
     gw = Gateway(cfg, broker_url=url)
+    operator, password = ensure_operator(str(data_dir / "hotline.db"), "demo")
     try:
         tasks.append(asyncio.create_task(
             serve("127.0.0.1", hotline_port, cfg.secret(0), str(data_dir / "hotline.db")),
@@ -123,6 +125,7 @@ async def run_demo(*, data_dir: Path, broker_port: int = 1883, hotline_port: int
         code = code_file.read_text().strip() if code_file.exists() else \
             "(set earlier; `anxin technician-code` makes a new one)"
         print(BANNER.format(hotline_port=hotline_port, web_port=web_port, code=code,
+                            operator=operator, password=password,
                             broker_port=broker_port,
                             db=cfg.data_path() / "anxin.db", resident=resident.name,
                             age=resident.age, n=len(cfg.devices), config=demo_path(),

@@ -1,8 +1,9 @@
 """The centre's end of the MQTT uplink (gateway/transports/mqtt_uplink.py).
 
-Subscribes (persistent session, QoS 1) to `<prefix>/+/alerts` and `<prefix>/+/status` on the
-central broker — as `$share/<group>/…` when several receivers share the load — verifies each
-envelope, and stores alerts exactly as the webhook does. Operators' accept/resolve go back on
+Subscribes (persistent session, QoS 1) to `<prefix>/+/alerts`, `<prefix>/+/intercom` and
+`<prefix>/+/status` on the central broker — as `$share/<group>/…` when several receivers
+share the load — verifies each envelope, and stores alerts and intercom events exactly as
+the webhook does. Operators' accept/resolve/look-in go back on
 `<prefix>/<gateway>/feedback`; what has been published per gateway is remembered in the
 store, so an action taken while the broker is unreachable is sent when it is back.
 """
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 
 from alerts import wire
-from hotline.store import AsyncHotlineStore, HotlineStore
+from hotline.store import AsyncHotlineStore
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ class MqttLink:
     def __init__(self, url: str, secret: bytes, store: AsyncHotlineStore, publish: Publish,
                  status: Status, actions: asyncio.Condition, *, prefix: str = "anxin",
                  share_group: str | None = None, client_id: str = "anxin-hotline",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 intercom: Publish | None = None) -> None:
         p = urlsplit(url)
         if p.scheme not in ("mqtt", "mqtts") or not p.hostname:
             raise ValueError(f"not an MQTT URL: {url!r}")
@@ -51,7 +53,9 @@ class MqttLink:
         self.actions = actions
         self.prefix = prefix
         share = f"$share/{share_group}/" if share_group else ""
-        self.subscriptions = [f"{share}{prefix}/+/alerts", f"{share}{prefix}/+/status"]
+        self.intercom = intercom
+        self.subscriptions = [f"{share}{prefix}/+/alerts", f"{share}{prefix}/+/status",
+                              f"{share}{prefix}/+/intercom"]
         self.client_id = client_id
         self.clock = clock
         self.connected = asyncio.Event()
@@ -103,15 +107,21 @@ class MqttLink:
                     await self.status(gateway_id, str(status.get("home_id") or ""),
                                       status["state"] == "online", now)
             return
+        decode = wire.decode_intercom if kind == "intercom" else wire.decode
         try:
-            body = wire.decode(wire.open_envelope(self._secret, payload, now,
-                                                  ENVELOPE_WINDOW_S))
+            body = decode(wire.open_envelope(self._secret, payload, now, ENVELOPE_WINDOW_S))
         except wire.WireError as e:
             logger.warning("refused an uplink message on %s: %s (%s)", topic, e.reason, e)
-            await self.store.call(HotlineStore.reject, f"mqtt:{topic}", e.reason, str(e),
-                                  payload, now)
+            reason, detail = e.reason, str(e)
+            await self.store.call(lambda s: s.reject(f"mqtt:{topic}", reason, detail, payload,
+                                                     now))
             return
-        row, duplicate = await self.store.call(HotlineStore.record, body, now)
+        if kind == "intercom":
+            event, seen = await self.store.call(lambda s: s.record_intercom(body, now))
+            if not seen and self.intercom is not None:
+                self.intercom(event)
+            return
+        row, duplicate = await self.store.call(lambda s: s.record(body, now))
         if not duplicate:
             logger.info("alert %s received over MQTT: %s %s, home %s", row["alert_id"],
                         row["code"], row["event"], row["home_id"])
@@ -121,14 +131,15 @@ class MqttLink:
         """Publish operators' actions to each gateway's feedback topic, never twice."""
         while True:
             for gateway_id, events, cursor in await self.store.call(
-                    HotlineStore.unsent_feedback):
-                body = json.dumps({"schema": wire.FEEDBACK_SCHEMA, "gateway_id": gateway_id,
-                                   "cursor": str(cursor), "events": events},
-                                  ensure_ascii=False).encode()
-                await client.publish(f"{self.prefix}/{gateway_id}/feedback",
-                                     wire.envelope(self._secret, int(self.clock()), body),
-                                     qos=1, timeout=10)
-                await self.store.call(HotlineStore.feedback_sent, gateway_id, cursor)
+                    lambda s: s.unsent_feedback()):
+                if events:  # only notes or dispatches: nothing for the gateway, move on
+                    body = json.dumps({"schema": wire.FEEDBACK_SCHEMA,
+                                       "gateway_id": gateway_id, "cursor": str(cursor),
+                                       "events": events}, ensure_ascii=False).encode()
+                    await client.publish(f"{self.prefix}/{gateway_id}/feedback",
+                                         wire.envelope(self._secret, int(self.clock()), body),
+                                         qos=1, timeout=10)
+                await self.store.call(lambda s, g=gateway_id, c=cursor: s.feedback_sent(g, c))
             async with self.actions:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.actions.wait(), 5.0)

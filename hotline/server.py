@@ -1,4 +1,5 @@
-"""`anxin hotline`: run the reference receiver until Ctrl-C or SIGTERM."""
+"""`anxin hotline`: run the hotline (receiver + operator console) until Ctrl-C or SIGTERM;
+`--add-operator NAME --role R` and `--reset-password NAME` manage logins and exit."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from aiohttp import web
 
+from hotline import auth
 from hotline.app import make_app
-from hotline.store import AsyncHotlineStore
+from hotline.store import AsyncHotlineStore, HotlineStore
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +29,13 @@ async def serve(host: str, port: int, secret: bytes, db_path: str, *,
                 mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None) -> None:
     """Receive alerts on host:port (and the MQTT uplink, if given) into `db_path`."""
     store = await AsyncHotlineStore(db_path).open()
+    password = await auth.ensure_first_admin(store, time.time())
+    if password is not None:
+        # Printed once, never logged: the only copy outside the operator's head.
+        print(f"\n安心 接警台: first start, created operator 'admin' (role admin)\n"
+              f"  password / 密码: {password}\n"
+              "  shown only now: log in and add operators; "
+              "`anxin hotline --reset-password admin --db …` makes a new one\n", flush=True)
     runner = web.AppRunner(make_app(secret, store, supervision_s=supervision_s,
                                     mqtt_url=mqtt_url, mqtt_prefix=mqtt_prefix,
                                     mqtt_share_group=mqtt_share_group),
@@ -59,10 +69,51 @@ def _secret(args: argparse.Namespace) -> tuple[bytes | None, str | None]:
                   "environment variable (the same secret as the gateway's [[hotline]] entry)")
 
 
+def ensure_operator(db_path: str, username: str, role: str = "admin") -> tuple[str, str]:
+    """Create `username` (or give it a new password) in the hotline's database; returns
+    (username, generated password). For `anxin demo` (a fresh login printed in its banner
+    at each start) and for benchmarks; a real centre uses --add-operator."""
+    password = auth.new_password()
+    store = HotlineStore(db_path)
+    try:
+        hashed = auth.hash_password(password)
+        if not store.update_operator(username, password_hash=hashed):
+            store.add_operator(username, role, hashed, time.time())
+    finally:
+        store.close()
+    return username, password
+
+
+def _manage_operator(args: argparse.Namespace) -> int:
+    """--add-operator / --reset-password on the database, without starting the server."""
+    name = args.add_operator or args.reset_password
+    problem = auth.username_problem(name)
+    if problem:
+        print(f"anxin hotline: {problem}", file=sys.stderr)
+        return 2
+    password = auth.new_password()
+    store = HotlineStore(args.db)
+    try:
+        if args.add_operator:
+            try:
+                store.add_operator(name, args.role, auth.hash_password(password), time.time())
+            except ValueError as e:
+                print(f"anxin hotline: {e} (use --reset-password)", file=sys.stderr)
+                return 1
+        elif not store.update_operator(name, password_hash=auth.hash_password(password)):
+            print(f"anxin hotline: no operator {name!r} in {args.db}", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    print(f"operator {name}: password / 密码 {password}  (shown once)", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """The `anxin hotline` command; returns the exit code."""
     p = argparse.ArgumentParser(prog="anxin hotline",
-                                description="Reference hotline receiver for anxin alerts.")
+                                description="The anxin hotline: alert receiver and operator "
+                                            "console (login required).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=9000, help="port to listen on")
     p.add_argument("--secret", help="shared HMAC secret (visible in ps; prefer --secret-file)")
@@ -75,7 +126,15 @@ def main(argv: list[str]) -> int:
                    "receivers sharing the uplink)")
     p.add_argument("--supervision-s", type=float, default=120.0,
                    help="raise loss of supervision for a gateway silent this long (0 = off)")
+    p.add_argument("--add-operator", metavar="NAME", help="create an operator login, print "
+                   "its generated password once, and exit")
+    p.add_argument("--role", choices=auth.ROLES, default="operator",
+                   help="role for --add-operator (default operator)")
+    p.add_argument("--reset-password", metavar="NAME", help="give an operator a new "
+                   "generated password (printed once; their sessions end), and exit")
     args = p.parse_args(argv)
+    if args.add_operator or args.reset_password:
+        return _manage_operator(args)
     secret, problem = _secret(args)
     if secret is None:
         print(f"anxin hotline: {problem}", file=sys.stderr)

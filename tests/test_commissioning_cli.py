@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from gateway.config import load
@@ -111,7 +110,8 @@ async def test_commissioning_a_home_from_the_cli(tmp_path, mosquitto):
     path = write_config(tmp_path, port, hport, gid)
     cfg = str(path)
     await publish(port)  # broker up
-    async with hotline(hport, tmp_path / "hotline.db") as hl, running(path) as gw:
+    async with hotline(hport, tmp_path / "hotline.db", "接警员小李") as hl, \
+            running(path) as gw:
         import aiomqtt  # noqa: PLC0415
 
         async with aiomqtt.Client("127.0.0.1", port) as c:
@@ -183,10 +183,7 @@ async def test_commissioning_a_home_from_the_cli(tmp_path, mosquitto):
             await asyncio.sleep(0.1)
         newest = max(tests, key=lambda a: a["received_at"])
         assert newest["test"] in (True, 1) and newest["code"] == 601
-        async with aiohttp.ClientSession() as http:
-            r = await http.post(f"http://127.0.0.1:{hport}/api/alerts/{newest['alert_id']}"
-                                "/accept", json={"operator": "接警员小李"})
-            assert r.status == 200
+        assert await hl.act(newest["alert_id"], "accept") == 200
         rc, out, err = await waiting
         assert rc == 0, err
         assert "accepted by 接警员小李" in out

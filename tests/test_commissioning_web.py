@@ -69,8 +69,8 @@ async def test_commissioning_a_home_in_the_browser(tmp_path, mosquitto):
     hport, gid = free_port(), "gw-comm-web"
     path, port = web_config(tmp_path, broker, hport, gid)
     url = f"http://127.0.0.1:{port}"
-    async with hotline(hport, tmp_path / "hotline.db") as hl, running(path) as gw, \
-            async_playwright() as pw:
+    async with hotline(hport, tmp_path / "hotline.db", "接警员小李") as hl, \
+            running(path) as gw, async_playwright() as pw:
         async with aiomqtt.Client("127.0.0.1", broker) as c:
             await c.publish(f"{gid}/bridge/devices", BRIDGE_DEVICES, qos=1, retain=True)
             await c.publish(f"{gid}/bridge/event", JOINED, qos=1)
@@ -147,11 +147,7 @@ async def test_commissioning_a_home_in_the_browser(tmp_path, mosquitto):
             await page.click("text=发送测试报警 Send test alarm")
             await page.wait_for_selector("text=服务中心已收到", timeout=10_000)
             test_alarm = next(a for a in await hl.alerts() if a["event"] == "test_alarm")
-            async with aiohttp.ClientSession() as http:
-                r = await http.post(f"http://127.0.0.1:{hport}/api/alerts/"
-                                    f"{test_alarm['alert_id']}/accept",
-                                    json={"operator": "接警员小李"})
-                assert r.status == 200
+            assert await hl.act(test_alarm["alert_id"], "accept") == 200
             await page.wait_for_selector("text=接警员已接警：测试通过", timeout=15_000)
             assert "接警员小李" in await page.inner_text("body")
 

@@ -154,7 +154,7 @@ async def test_acceptance_travels_back_and_stops_escalation(tmp_path, mosquitto)
     cfg = write_config(tmp_path, port, p, b, gateway_id="gw-acc",
                        primary_feedback=f"http://127.0.0.1:{p}/feedback")
     said: list[dict] = []
-    async with hotline(p, tmp_path / "p.db") as primary, \
+    async with hotline(p, tmp_path / "p.db", "王接警员") as primary, \
             hotline(b, tmp_path / "b.db") as backup, gateway(cfg) as gw, \
             aiomqtt.Client(host, port) as speaker:
         await speaker.subscribe("gw-acc-speaker/say", qos=1)
@@ -167,10 +167,7 @@ async def test_acceptance_travels_back_and_stops_escalation(tmp_path, mosquitto)
         try:
             await publish(port, ("gw-acc/bedside_sos", TS0215A_PRESS))
             (alert,) = await primary.wait_for(1)
-            async with primary.http.post(
-                    f"http://127.0.0.1:{p}/api/alerts/{alert['alert_id']}/accept",
-                    json={"operator": "王接警员"}) as r:
-                assert r.status == 200
+            assert await primary.act(alert["alert_id"], "accept") == 200
             for _ in range(100):
                 if gateway_alert(tmp_path)[0] == "accepted":
                     break
@@ -179,10 +176,8 @@ async def test_acceptance_travels_back_and_stops_escalation(tmp_path, mosquitto)
             await asyncio.sleep(2.5)  # past both escalation waits
             assert await backup.alerts() == [] and await notifications(backup) == []
             assert gw.metrics["alerts_accepted"] == 1
-            async with primary.http.post(
-                    f"http://127.0.0.1:{p}/api/alerts/{alert['alert_id']}/resolve",
-                    json={"operator": "王接警员", "outcome": "real_emergency"}) as r:
-                assert r.status == 200
+            assert await primary.act(alert["alert_id"], "resolve",
+                                     outcome="real_emergency") == 200
             for _ in range(100):
                 if gateway_alert(tmp_path)[0] == "resolved":
                     break

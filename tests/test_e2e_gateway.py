@@ -25,6 +25,7 @@ from gateway.config import load
 from gateway.runtime import Gateway
 from hotline.server import serve
 from tests._config import SECRET
+from tests._hotline import add_operator, headers, login, session
 from tests._http import wait_healthy
 from tests._mosquitto import free_port
 
@@ -113,13 +114,15 @@ retry_max_s = {retry_max_s}
 
 
 @contextlib.asynccontextmanager
-async def hotline(port: int, db: Path):
-    """The reference hotline receiver on `port`."""
+async def hotline(port: int, db: Path, operator: str = "接警员"):
+    """The hotline on `port`, with `operator` logged in."""
+    add_operator(db, operator)
     task = asyncio.create_task(serve("127.0.0.1", port, SECRET.encode(), str(db)))
-    async with aiohttp.ClientSession() as http:
+    async with session() as http:
         await wait_healthy(http, f"http://127.0.0.1:{port}/healthz")
         try:
-            yield HotlineView(http, port)
+            yield HotlineView(http, port, await login(http, f"http://127.0.0.1:{port}",
+                                                      operator))
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,11 +130,18 @@ async def hotline(port: int, db: Path):
 
 
 class HotlineView:
-    """Reads what the hotline received."""
+    """Reads what the hotline received; acts as the logged-in operator."""
 
-    def __init__(self, http: aiohttp.ClientSession, port: int) -> None:
+    def __init__(self, http: aiohttp.ClientSession, port: int, csrf: str) -> None:
         self.http = http
         self.port = port
+        self.csrf = csrf
+
+    async def act(self, alert_id: str, action: str, **data) -> int:
+        """accept / resolve / note / dispatch an alert; the HTTP status."""
+        async with self.http.post(f"http://127.0.0.1:{self.port}/api/alerts/{alert_id}/"
+                                  f"{action}", json=data, headers=headers(self.csrf)) as r:
+            return r.status
 
     async def alerts(self) -> list[dict]:
         async with self.http.get(f"http://127.0.0.1:{self.port}/api/alerts") as r:

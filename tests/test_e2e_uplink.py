@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import aiomqtt
 
 from hotline.server import serve
+from tests._hotline import add_operator, login, session
 from tests._http import wait_healthy
 from tests._mosquitto import free_port
 from tests.test_e2e_gateway import SECRET, TS0215A_PRESS, HotlineView, gateway, publish
@@ -59,12 +59,14 @@ retry_max_s = 0.5
 
 @contextlib.asynccontextmanager
 async def centre(port: int, hport: int, db: Path, prefix: str):
+    add_operator(db, "陈接警员")
     task = asyncio.create_task(serve("127.0.0.1", hport, SECRET.encode(), str(db),
                                      mqtt_url=f"mqtt://127.0.0.1:{port}", mqtt_prefix=prefix))
-    async with aiohttp.ClientSession() as http:
+    async with session() as http:
         await wait_healthy(http, f"http://127.0.0.1:{hport}/healthz")
         try:
-            yield HotlineView(http, hport)
+            yield HotlineView(http, hport, await login(http, f"http://127.0.0.1:{hport}",
+                                                       "陈接警员"))
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -90,9 +92,7 @@ async def test_alert_over_the_uplink_and_acceptance_back(tmp_path, mosquitto):
         await publish(port, ("gw-up/bedside_sos", TS0215A_PRESS))
         (alert,) = await hl.wait_for(1)
         assert (alert["code"], alert["gateway_id"], alert["room"]) == (101, "gw-up", "卧室")
-        async with hl.http.post(f"http://127.0.0.1:{hport}/api/alerts/{alert['alert_id']}"
-                                "/accept", json={"operator": "陈接警员"}) as r:
-            assert r.status == 200
+        assert await hl.act(alert["alert_id"], "accept") == 200
         for _ in range(100):
             if state(tmp_path)[0] == "accepted":
                 break

@@ -14,6 +14,7 @@ from alerts import wire
 from hotline.app import MAX_BODY_BYTES, make_app
 from hotline.server import main, serve
 from hotline.store import AsyncHotlineStore, HotlineStore
+from tests._hotline import add_operator, headers, login
 from tests._http import wait_healthy
 from tests._mosquitto import free_port
 
@@ -42,9 +43,11 @@ def signed(b: dict | bytes, ts: float = NOW, secret: bytes = SECRET) -> tuple[by
 
 @pytest.fixture
 async def client(tmp_path):
+    add_operator(tmp_path / "hotline.db", "王接警员")
     store = await AsyncHotlineStore(tmp_path / "hotline.db").open()
     c = TestClient(TestServer(make_app(SECRET, store, clock=lambda: NOW)))
     await c.start_server()
+    c.csrf = await login(c, username="王接警员")
     try:
         yield c
     finally:
@@ -125,9 +128,12 @@ async def test_page_is_chinese_first_and_shows_alerts_escaped(client):
     r = await client.get("/")
     page = await r.text()
     assert r.status == 200 and r.content_type == "text/html"
-    assert "接警" in page and "烟雾报警" in page and "测试 TEST" in page
-    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "接警" in page and "烟雾报警" in page and "lane-test" in page
+    assert "<script>alert(1)</script>" not in page and "\\u003cscript>" in page
     assert 'new EventSource("/events")' in page
+    (a,) = await (await client.get("/api/alerts")).json()
+    detail = await (await client.get(f"/alerts/{a['alert_id']}")).text()
+    assert "<script>alert(1)</script>" not in detail and "&lt;script&gt;" in detail
 
 
 async def test_events_stream_pushes_new_alerts(client):
@@ -184,7 +190,9 @@ def test_main_without_a_secret_explains_and_exits_2(capsys, monkeypatch):
 # --- operator actions and the feedback the gateways read ------------------------------------
 
 async def act(client, alert_id, action, **data):
-    r = await client.post(f"/api/alerts/{alert_id}/{action}", json=data)
+    data.pop("operator", None)  # who acts is the logged-in operator, not the body
+    r = await client.post(f"/api/alerts/{alert_id}/{action}", json=data,
+                          headers=headers(client.csrf))
     return r.status, await r.json()
 
 
@@ -201,17 +209,18 @@ async def test_accept_then_resolve_with_outcome(client):
     assert (await act(client, aid, "resolve", operator="x", outcome="test"))[0] == 409
 
 
-@pytest.mark.parametrize(("data", "status", "message"), [
-    ({"operator": ""}, 400, "operator is required"),
-    ({"operator": "a", "outcome": "fine"}, 400, "outcome must be one of"),
-    ({"operator": 5}, 400, "must be strings"),
+@pytest.mark.parametrize(("action", "data", "status", "message"), [
+    ("resolve", {"outcome": "fine"}, 400, "outcome must be one of"),
+    ("resolve", {"outcome": 5}, 400, "outcome must be a string"),
+    ("resolve", {"outcome": "test", "note": 5}, 400, "note must be a string"),
+    ("note", {"note": "called her"}, 409, "accept alert 01JDTEST0000000000000000AA first"),
+    ("dispatch", {"target": "ambulance_120"}, 409, "accept alert"),
 ])
-async def test_bad_actions_are_refused(client, data, status, message):
+async def test_bad_actions_are_refused(client, action, data, status, message):
     await post(client, *signed(body()))
-    action = "resolve" if "outcome" in data else "accept"
     got_status, answer = await act(client, "01JDTEST0000000000000000AA", action, **data)
     assert got_status == status and message in answer["error"]
-    assert (await act(client, "nope", "accept", operator="a"))[0] == 404
+    assert (await act(client, "nope", "accept"))[0] == 404
 
 
 def feedback_headers(path_qs: str, ts: float = NOW, secret: bytes = SECRET) -> dict:
@@ -270,11 +279,13 @@ async def test_feedback_long_poll_answers_when_an_operator_acts(client):
 
 async def test_a_silent_gateway_becomes_loss_of_supervision_until_heard_again(tmp_path):
     now = [NOW]
+    add_operator(tmp_path / "h.db")
     store = await AsyncHotlineStore(tmp_path / "h.db").open()
     app = make_app(SECRET, store, clock=lambda: now[0], supervision_s=120,
                    supervision_check_s=0.02)
     c = TestClient(TestServer(app))
     await c.start_server()
+    await login(c)
     try:
         await post(c, *signed(body()))
         now[0] = NOW + 130
