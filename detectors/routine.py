@@ -33,6 +33,14 @@ departures in spreads (0 = a usual day, 3 = far outside what this home does).
   would miss (and not a couple of bad days).
 Evidence names the days, movements seen and expected, nights, and the rooms used much less
 than usual (the kitchen left unused is a different worry from the bathroom).
+
+**Hour totals.** An assessment reads `LOOKBACK_DAYS` (35) days, longer than the gateway keeps
+raw observations (30 by default). Days are whole local hours (the assessment's `now` is taken
+back to the start of its hour), so each hour's movements, watched seconds and room movements
+can be kept as they were first computed (`hourly`, from history with weeks of context behind
+it) and given back to `assess` / `scores` as `known`: an hour found there is taken from it,
+whatever raw history is left. The decision is then the same with or without raw data older
+than the retention window.
 """
 
 from __future__ import annotations
@@ -72,6 +80,10 @@ QUIET_DAYS = 7
 LOOKBACK_DAYS = REFERENCE_DAYS + WEEK_DAYS  # the history an assessment needs
 PSEUDO = 5.0  # movements added to both sides of a ratio: a quiet hour is not infinitely odd
 DAY_S = 86400.0
+SETTLED_S = DAY_S  # an hour's totals are kept once it is this old (later data cannot change it)
+
+# hour start (unix s) -> (movements, watched seconds, movements per room)
+HourTotals = dict[float, tuple[int, float, dict[str, int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +142,12 @@ def _blind_before(spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndar
     return np.asarray(xs), np.asarray(ys)
 
 
-def _tables(h: History, end: float, days: int, tz: ZoneInfo) -> _Days:
-    """The `days` days before `end`, hour by hour."""
-    end_local = datetime.fromtimestamp(end, tz)
+def _tables(h: History, end: float, days: int, tz: ZoneInfo,
+            known: HourTotals | None = None) -> _Days:
+    """The `days` days before `end` (taken back to the start of its local hour), hour by
+    hour; the hours in `known` from there rather than from `h`."""
+    end_local = datetime.fromtimestamp(end, tz).replace(minute=0, second=0, microsecond=0)
+    end = end_local.timestamp()
     starts = [(end_local - timedelta(days=days - d)).timestamp() for d in range(days)]
     first = np.asarray(starts)
     lo, hi = bisect.bisect_left(h.activity, starts[0]), bisect.bisect_left(h.activity, end)
@@ -158,7 +173,33 @@ def _tables(h: History, end: float, days: int, tz: ZoneInfo) -> _Days:
     heard = np.vectorize(lambda a: math.floor(a / 3600.0) in h.heard, otypes=[bool])(grid)
     watched = np.where(heard, np.clip(3600.0 - blind, 0.0, 3600.0), 0.0)
     hours = [(end_local.hour + j) % 24 for j in range(24)]
+    if known:
+        for (d, j), start in np.ndenumerate(grid):
+            cell = known.get(float(start))
+            if cell is None:
+                continue
+            moves[d, j], watched[d, j] = cell[0], cell[1]
+            for table in rooms.values():
+                table[d, j] = 0.0
+            for room, n in cell[2].items():
+                rooms.setdefault(room, np.zeros((days, 24)))[d, j] = n
     return _Days(starts, moves, watched, rooms, hours)
+
+
+def hourly(h: History, now: float, tz: ZoneInfo, *, settled_s: float = SETTLED_S
+           ) -> HourTotals:
+    """Each hour's totals over the lookback before `now`, for the hours at least
+    `settled_s` old (the hours `known` gives back to later assessments)."""
+    t = _tables(h, now, LOOKBACK_DAYS, tz)
+    out: HourTotals = {}
+    for d, start in enumerate(t.starts):
+        for j in range(24):
+            at = start + j * 3600.0
+            if at + 3600.0 > now - settled_s:
+                break
+            out[at] = (int(t.moves[d, j]), float(t.watched[d, j]),
+                       {r: int(tab[d, j]) for r, tab in t.rooms.items() if tab[d, j]})
+    return out
 
 
 def _robust(values: np.ndarray, floor: float) -> tuple[float, float]:
@@ -227,10 +268,11 @@ def _scores(t: _Days, tz: ZoneInfo, days: int) -> list[DayScore]:
     return out
 
 
-def scores(h: History, now: float, tz: ZoneInfo, days: int = WEEK_DAYS) -> list[DayScore]:
+def scores(h: History, now: float, tz: ZoneInfo, days: int = WEEK_DAYS,
+           known: HourTotals | None = None) -> list[DayScore]:
     """The last `days` days before `now` that could be scored, each against the scored days
     before it (oldest first); empty while fewer than `MIN_REFERENCE_DAYS` are known."""
-    return _scores(_tables(h, now, REFERENCE_DAYS + days, tz), tz, days)
+    return _scores(_tables(h, now, REFERENCE_DAYS + days, tz, known), tz, days)
 
 
 def _week(t: _Days) -> tuple[float, float, float, int] | None:
@@ -251,9 +293,11 @@ def _week(t: _Days) -> tuple[float, float, float, int] | None:
 
 
 def assess(h: History, now: float, tz: ZoneInfo, home: str,
-           last_raised: float | None = None) -> tuple[list[DayScore], Finding | None]:
-    """The recent days' scores, and a care call if the departure is sustained."""
-    t = _tables(h, now, LOOKBACK_DAYS, tz)
+           last_raised: float | None = None, known: HourTotals | None = None
+           ) -> tuple[list[DayScore], Finding | None]:
+    """The recent days' scores, and a care call if the departure is sustained (hours in
+    `known` taken from there: see `hourly`)."""
+    t = _tables(h, now, LOOKBACK_DAYS, tz, known)
     recent = _scores(t, tz, WEEK_DAYS)
     if last_raised is not None and now - last_raised < QUIET_DAYS * DAY_S:
         return recent, None

@@ -13,7 +13,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -360,7 +360,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                  + (", ".join(f"{n}: {k} waiting" for n, k in depth.items()) or "empty"))
     dev = st["devices"]
     lines.append(f"{ok if not (dev['offline'] or dev['low_battery']) else bad} devices: "
-                 f"{dev['configured']} configured; offline: {', '.join(dev['offline']) or '—'}; "
+                 f"{dev['configured']} configured, {dev.get('online', 0)} online; "
+                 f"offline: {', '.join(dev['offline']) or '—'}; "
                  f"low battery: {', '.join(dev['low_battery']) or '—'}; not heard from yet: "
                  f"{', '.join(dev['never_seen']) or '—'}")
     troubles = st.get("maintenance_open") or []
@@ -381,10 +382,32 @@ def cmd_status(args: argparse.Namespace) -> int:
                                      f"{last['event']} ({last['state']}) at {when(last['at'])}"))
     lines.append(f"{ok if st['disk_free_mb'] > 200 else bad} disk: "
                  f"{st['disk_free_mb']} MB free")
+    lines += _storage_lines(st.get("storage"), when)
     if not args.json:
         print("\n".join(lines))
-    healthy = running and st["broker_connected"] and st["path_down_since"] is None
+    full = bool(st.get("storage") and st["storage"]["full_since"] is not None)
+    healthy = (running and st["broker_connected"] and st["path_down_since"] is None
+               and not full)
     return 0 if healthy else 1
+
+
+def _storage_lines(s: dict[str, Any] | None, when: Callable[[float | None], str]
+                   ) -> list[str]:
+    """The store in `anxin status`: size and retention; a full disk or the ceiling, loudly."""
+    if not s:
+        return []
+    full = s["full_since"] is not None
+    lines = [f"{'✗' if full else '✓'} database: {s['db_mb']} MB of {s['max_db_mb']} MB; "
+             f"observations kept {s['observations_days']:g} days (oldest "
+             f"{when(s['oldest_observation'])})"]
+    if full:
+        lines.append(f"✗ 存储已满 STORAGE FULL since {when(s['full_since'])}: alerts still go "
+                     f"out (held in memory: {s['pending_alerts']} alert(s), "
+                     f"{s['pending_messages']} message(s)); observations dropped: "
+                     f"{s['dropped'].get('observations', 0)} — free space on the card")
+    if s["ceiling_since"] is not None:
+        lines.append("! database at its ceiling: the oldest observations make room")
+    return lines
 
 
 def cmd_devices_discover(args: argparse.Namespace) -> int:

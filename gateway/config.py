@@ -200,6 +200,36 @@ class MaintenanceSection:
 
 
 @dataclass(frozen=True)
+class StorageSection:
+    """[storage]: how much history the SD card keeps (gateway/retention.py)"""
+
+    observations_days: float = doc(
+        "Days of sensor observations kept (the nightly baseline learns from the last 28; "
+        "older days live on as hourly activity totals for the routine detector)", 30.0,
+        min=29, max=3650)
+    alerts_days: float = doc(
+        "Days resolved or cancelled alerts and their acknowledged outbox rows are kept "
+        "(an open alert or an unacknowledged message is never removed)", 400.0,
+        min=30, max=3650)
+    alerts_keep: int = doc(
+        "However old, the newest this many closed alerts are always kept", 1000,
+        min=10, max=1_000_000)
+    records_days: float = doc(
+        "Days commissioning records (walk tests, test alarms, reports, self-tests) and "
+        "closed maintenance items are kept", 730.0, min=30, max=3650)
+    records_keep: int = doc(
+        "However old, the newest this many commissioning records of each kind are kept", 50,
+        min=1, max=100_000)
+    quarantine_days: float = doc(
+        "Days a quarantined topic is kept after its last message", 30.0, min=1, max=3650)
+    max_db_mb: float = doc(
+        "Ceiling on the database size in MB: when reached, the oldest observations go first "
+        "(alerts and the outbox never do)", 512.0, min=16, max=1_000_000)
+    prune_hour: int = doc(
+        "Local hour (0-23) of the daily pruning (it also runs at start)", 4, min=0, max=23)
+
+
+@dataclass(frozen=True)
 class SelfTestSection:
     """[self_test]: the weekly test of the alarm buttons, prompted by voice"""
 
@@ -411,6 +441,7 @@ class Config:
     self_test: SelfTestSection = doc("The weekly button test", MISSING)
     home_assistant: HomeAssistantSection = doc("Home Assistant MQTT discovery", MISSING)
     activity: ActivitySection = doc("Home state and inactivity", MISSING)
+    storage: StorageSection = doc("History kept on the SD card", MISSING)
     devices: list[DeviceEntry] = doc("Commissioned devices", [])
     hotline: list[HotlineTarget] = doc("Where alerts are delivered", [])
     # Not from the file: where it was read, for resolving relative paths.

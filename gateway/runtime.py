@@ -57,10 +57,12 @@ from gateway.config import load as load_config
 from gateway.config_edit import assign_device
 from gateway.coreconfig import core_config, watched_devices
 from gateway.discover import BridgeEvent, DiscoveryError, parse_bridge_event
+from gateway.episodes import Episodes
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, Ingest, read_password
 from gateway.intercom import SNAPSHOT_EVENTS, Intercom
 from gateway.outbox import INTERCOM, OutboxSender
+from gateway.retention import Policy, Retention
 from gateway.store import AsyncStore, Store, read_observations
 from gateway.timeline import Timeline
 from gateway.transports import SmsTransport, Transport, WebhookTransport
@@ -136,6 +138,11 @@ class Gateway:
         self.bridge_events: deque[tuple[float, BridgeEvent]] = deque(maxlen=BRIDGE_EVENTS_KEPT)
         self.metrics: Counter[str] = Counter()
         self.store = AsyncStore(cfg.data_path() / "anxin.db")
+        self.retention = Retention(self.store, Policy.of(cfg.storage), self.tz, self.clock.now,
+                                   from_wall=self.clock.from_wall)
+        # a device sending garbage, or a bug hit by every message: logged once per episode
+        self.bad_payloads = Episodes(logger, "payloads quarantined")
+        self.internal_errors = Episodes(logger, "internal errors", level=logging.ERROR)
         self.uplinks: list[MqttUplink] = []
         # Senders, pollers and transports keep the wall clock even under a simulated one: the
         # hotline checks a webhook's HMAC timestamp (and DC-09's) against its own real clock
@@ -264,17 +271,23 @@ class Gateway:
                    await self.store.call(Store.troubles, open_only=False)
                    if i.event == "offline" and (i.cleared_at or now) >= since]
         last_care = self.routine.get("last_raised")
+        # the routine detector's older days, kept as hourly totals beyond the observations'
+        # retention window (gateway/retention.py)
+        known = await self.store.call(Store.activity_hours, since)
 
-        def work() -> tuple[baseline.Baseline, list[routine.DayScore], Finding | None]:
+        def work() -> tuple[baseline.Baseline, list[routine.DayScore], Finding | None,
+                            routine.HourTotals]:
             h = baseline.history(read_observations(db, since), act)
             h.outages = outages
             b = baseline.learn(h, act.limits_s, act.wake_by_h, now, self.tz,
                                act.bathroom_limit_s)
             if not act.sensors:
-                return b, [], None
-            return b, *routine.assess(h, now, self.tz, self.cfg.home.id, last_care)
+                return b, [], None, {}
+            return (b, *routine.assess(h, now, self.tz, self.cfg.home.id, last_care, known),
+                    routine.hourly(h, now, self.tz))
 
-        b, days, care = await asyncio.to_thread(work)
+        b, days, care, hours = await asyncio.to_thread(work)
+        await self.store.call(Store.save_activity_hours, hours)
         self.baseline = b
         await self.store.call(Store.set_setting, BASELINE_SETTING,
                               json.dumps({**asdict(b), "updated_at": now}), now)
@@ -403,6 +416,7 @@ class Gateway:
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._flusher(), "observations")
+        self._spawn(self.retention.run(), "retention")
         self._spawn(self._status_writer(), "status")
         if self.ha_topics is not None:
             self._spawn(self._ha_publisher(), "home-assistant")
@@ -517,7 +531,10 @@ class Gateway:
             # A bug on one message must not stop ingest: every other sensor still needs
             # hearing. Keep the message and the error for a developer, loudly, and go on.
             self.metrics["internal_errors"] += 1
-            logger.exception("internal error on a message from %s; kept in quarantine", topic)
+            reason = f"{type(e).__name__}: {e}"
+            if self.internal_errors.failed(topic, reason, now):
+                logger.exception("internal error on a message from %s; kept in quarantine",
+                                 topic)
             with contextlib.suppress(Exception):
                 await self.store.call(Store.quarantine, topic, "internal_error",
                                       f"{type(e).__name__}: {e}", payload, now)
@@ -538,11 +555,13 @@ class Gateway:
             observations = ADAPTERS[device.source](device, model, topic, payload, now)
         except PayloadError as e:
             self.metrics["quarantined_bad_payload"] += 1
-            logger.warning("device %s: payload quarantined: %s", device.id, e)
+            self.bad_payloads.failed(device.id, str(e), now)
             await self.store.call(Store.quarantine, topic, "bad_payload", str(e), payload, now)
             # What could be read is still acted on: a garbled battery field must not
             # swallow the smoke alarm beside it.
             observations = list(e.partial)
+        else:
+            self.bad_payloads.ok(device.id, now)
         await self.process(observations, now, prime=retained)
 
     async def _on_bridge(self, what: str, payload: bytes, now: float) -> None:
@@ -1053,6 +1072,8 @@ class Gateway:
             await self._maybe_digest(now)
             await self._maybe_learn(now)
         await self._watch_path(now)
+        self.bad_payloads.expire(now)
+        self.internal_errors.expire(now)
         changes = self.manager.tick(now)
         if self.core.supervision.back or self.core.health.cleared:
             await self._troubles_over(None, now)
@@ -1167,6 +1188,10 @@ class Gateway:
             else None,
             "devices": {
                 "configured": len(configured),
+                "online": sum(d in self.last_seen and d not in self.core.supervision.offline
+                              and (d not in memory
+                                   or memory[d].last.get("availability") != "offline")
+                              for d in configured),
                 "never_seen": sorted(d for d in configured if d not in self.last_seen),
                 "offline": sorted(d for d in configured if d in memory
                                   and memory[d].last.get("availability") == "offline"),
@@ -1181,6 +1206,7 @@ class Gateway:
             "outbox_depth": await self.store.call(Store.outbox_depth),
             "last_alert": await self.store.call(Store.last_alert),
             "disk_free_mb": round(usage.free / 2**20),
+            "storage": await self.retention.status(),
             "metrics": dict(self.metrics),
         }
 

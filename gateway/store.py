@@ -5,6 +5,18 @@ single worker thread by `AsyncStore`, so the event loop never waits on the disk 
 threads ever share the connection. WAL mode; an alert and its outbox rows are committed in one
 transaction with `synchronous=FULL` before anything is sent, so a power cut after the commit
 cannot lose the alert. Ordinary observations are batched and committed with NORMAL.
+
+**A full disk** (SQLite's SQLITE_FULL: the card is full, or the database reached its page
+limit) does not stop the gateway. Alerts, their outbox messages, acknowledgements and
+operators' feedback that cannot be written are kept in memory (`due` and `outbox_depth` see
+them, so they are still sent) and written through, in one durable transaction, as soon as the
+disk has room; observations and other bookkeeping are dropped and counted. The episode is
+logged once when it starts and once when it ends.
+
+**Space** freed by pruning (gateway/retention.py) goes to SQLite's free list and is reused by
+the next inserts, so a store at its steady state (a month of observations) stops growing
+without the file being shrunk and grown again every day (needless writes on an SD card); the
+WAL file is truncated back to `WAL_LIMIT_BYTES` after each checkpoint.
 """
 
 from __future__ import annotations
@@ -13,9 +25,11 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +45,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 QUARANTINE_PAYLOAD_BYTES = 1024
+WAL_LIMIT_BYTES = 4 * 2**20
+_HEALTH_KINDS = ("battery", "battery_low", "link_quality", "availability")
+_OPEN_STATES = ("pending_local", "raised", "delivered", "accepted")
 
 
 # --- migrations: registered functions, each applied once, in a transaction with its record ---
@@ -122,6 +139,14 @@ def _m007_availability_at_hand(db: sqlite_utils.Database) -> None:
                "WHERE kind IN ('battery', 'battery_low', 'link_quality', 'availability')")
 
 
+def _m008_storage(db: sqlite_utils.Database) -> None:
+    # Hourly activity totals the routine detector reads beyond the observations' retention
+    # window (detectors/routine.py); alerts pruned by age.
+    db["activity_hours"].create({"hour": float, "moves": int, "watched": float, "rooms": str},
+                                pk="hour")
+    db["alerts"].create_index(["updated_at"])
+
+
 def _m009_intercom_events(db: sqlite_utils.Database) -> None:
     # Issue 6: what the home's video intercom did (anxin.intercom/1), queued per hotline
     # target until acknowledged, like alerts, but apart from them: an event is no alert,
@@ -150,8 +175,64 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("005_commissioning", _m005_commissioning),
     ("006_maintenance", _m006_maintenance),
     ("007_availability_at_hand", _m007_availability_at_hand),
+    ("008_storage", _m008_storage),
     ("009_intercom_events", _m009_intercom_events),
 ]
+
+
+def is_full(e: BaseException) -> bool:
+    """Whether `e` is SQLite saying the disk (or the database's page limit) is full."""
+    return isinstance(e, sqlite3.OperationalError) and getattr(
+        e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def _droppable(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """A write the gateway can go on without: on a full disk it is counted and skipped."""
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        def run(self: Store, *args: Any, **kw: Any) -> T:
+            try:
+                return fn(self, *args, **kw)
+            except sqlite3.OperationalError as e:
+                if not is_full(e):
+                    raise
+                self._full(fn.__name__)
+                return default  # type: ignore[no-any-return]
+        run.__name__, run.__doc__ = fn.__name__, fn.__doc__
+        return run
+    return wrap
+
+
+@dataclass(slots=True)
+class _MemRow:
+    """An outbox message kept in memory while the disk is full."""
+
+    id: int  # negative: not in the database
+    alert_id: str
+    target: str
+    sequence: int
+    severity: int
+    body: bytes
+    created_at: float
+    purpose: str
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    acked_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What the disk had no room for, to be written through when it has."""
+
+    alerts: dict[str, tuple[Alert, float, int | None]] = field(default_factory=dict)
+    rows: dict[int, _MemRow] = field(default_factory=dict)
+    acks: dict[int, float] = field(default_factory=dict)  # database row id -> acked_at
+    cursors: dict[str, tuple[str, float]] = field(default_factory=dict)
+    moved: dict[int, int] = field(default_factory=dict)  # memory id -> its database id
+    next_id: int = -1
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.rows or self.acks or self.cursors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +251,10 @@ class OutboxRow:
 class Store:
     """Synchronous store; use it from one thread only (AsyncStore does that for you)."""
 
+    # A nearly full disk takes a small write and refuses the next big one: the episode ends
+    # only after this long without a refusal, so it is logged once, not once per flap.
+    room_after_s = 60.0
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +264,16 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self.db = sqlite_utils.Database(self.conn)
         self._migrate()
+        self.full_since: float | None = None  # wall clock: since when writes fail (disk full)
+        self.dropped: Counter[str] = Counter()  # what a full disk cost, by kind of write
+        self._episode_dropped = 0
+        self._episode_kept = 0
+        self._last_full = 0.0  # monotonic: the last write refused
+        self._pending = _Pending()
+        self._moving: dict[int, int] | None = None  # written through, not yet committed
 
     def close(self) -> None:
         """Checkpoint and close."""
@@ -224,8 +317,18 @@ class Store:
 
     def save_alert(self, alert: Alert, now: float) -> None:
         """Record an alert's current state (pending, cancelled, repeat count, delivered)."""
-        with self._tx(durable=True):
-            self._write_alert(alert, now)
+        try:
+            with self._tx(durable=True):
+                self._write_pending()
+                self._write_alert(alert, now)
+        except sqlite3.OperationalError as e:
+            self._moving = None
+            if not is_full(e):
+                raise
+            self._full("alerts")
+            self._keep_alert(alert, now, None)
+            return
+        self._room_again()
 
     def raise_alert(self, alert: Alert, targets: Sequence[str],
                     encode: Callable[[int], bytes], now: float) -> int:
@@ -241,19 +344,135 @@ class Store:
         """Write the alert's state and a new message to each of `targets`, durably, at once.
 
         `purpose` is raise, escalate or remind; each message gets its own sequence number.
+        On a full disk the alert and its messages are kept in memory (and sent from there)
+        until the disk has room.
         """
-        with self._tx(durable=True):
-            (seq,) = self.conn.execute(
-                "INSERT INTO counters(name, value) VALUES ('sequence', 1) ON CONFLICT(name) "
-                "DO UPDATE SET value = value + 1 RETURNING value").fetchone()
-            body = encode(seq)
-            self._write_alert(alert, now, seq if purpose == "raise" else None)
-            self.conn.executemany(
-                "INSERT INTO outbox (alert_id, target, sequence, severity, body, created_at, "
-                "attempts, next_attempt_at, purpose) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                [(alert.id, t, seq, alert.finding.severity, body, now, now, purpose)
-                 for t in targets])
+        try:
+            with self._tx(durable=True):
+                self._write_pending()
+                (seq,) = self.conn.execute(
+                    "INSERT INTO counters(name, value) VALUES ('sequence', 1) ON CONFLICT(name) "
+                    "DO UPDATE SET value = value + 1 RETURNING value").fetchone()
+                body = encode(seq)
+                self._write_alert(alert, now, seq if purpose == "raise" else None)
+                self.conn.executemany(
+                    "INSERT INTO outbox (alert_id, target, sequence, severity, body, "
+                    "created_at, attempts, next_attempt_at, purpose) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                    [(alert.id, t, seq, alert.finding.severity, body, now, now, purpose)
+                     for t in targets])
+        except sqlite3.OperationalError as e:
+            self._moving = None
+            if not is_full(e):
+                raise
+            self._full("alerts")
+            return self._keep_message(alert, targets, encode, now, purpose)
+        self._room_again()
         return seq
+
+    # --- a full disk --------------------------------------------------------------------------
+
+    def _full(self, what: str) -> None:
+        """A write found the disk full: say so once, count what was lost."""
+        self.dropped[what] += 1
+        self._episode_dropped += what != "alerts"
+        self._last_full = time.monotonic()
+        if self.full_since is None:
+            self.full_since = time.time()
+            logger.error("storage full (存储已满): %s has no room; alerts are kept in memory "
+                         "and still sent, observations are dropped until there is room",
+                         self.path)
+
+    def _room_again(self) -> None:
+        """After a commit: what it wrote through leaves memory; the episode may be over."""
+        if self._moving is not None:
+            self._pending = _Pending(moved={**self._pending.moved, **self._moving},
+                                     next_id=self._pending.next_id)
+            self._moving = None
+        if (self.full_since is not None and not self._pending
+                and time.monotonic() - self._last_full >= self.room_after_s):
+            logger.warning("storage has room again after %.0f s: %d alert message(s) held in "
+                           "memory are written; %d other write(s) were dropped meanwhile",
+                           time.time() - self.full_since, self._episode_kept,
+                           self._episode_dropped)
+            self.full_since = None
+            self._episode_dropped = self._episode_kept = 0
+
+    def _keep_alert(self, alert: Alert, now: float, sequence: int | None) -> None:
+        old = self._pending.alerts.get(alert.id)
+        if sequence is None and old is not None:
+            sequence = old[2]
+        self._pending.alerts[alert.id] = (alert, now, sequence)
+
+    def _keep_message(self, alert: Alert, targets: Sequence[str],
+                      encode: Callable[[int], bytes], now: float, purpose: str) -> int:
+        row = self.conn.execute("SELECT value FROM counters WHERE name='sequence'").fetchone()
+        seq = max([row[0] if row else 0, *(r.sequence for r in self._pending.rows.values())]) + 1
+        body = encode(seq)
+        self._keep_alert(alert, now, seq if purpose == "raise" else None)
+        self._episode_kept += len(targets)
+        for t in targets:
+            rid = self._pending.next_id
+            self._pending.next_id -= 1
+            self._pending.rows[rid] = _MemRow(rid, alert.id, t, seq, alert.finding.severity,
+                                              body, now, purpose, next_attempt_at=now)
+        return seq
+
+    def _write_pending(self) -> None:
+        """Inside a transaction: write what was kept in memory (raises SQLITE_FULL if the
+        disk still has no room; the caller's transaction then rolls back whole)."""
+        pending = self._pending
+        if not pending:
+            return
+        for alert, at, _ in pending.alerts.values():
+            self._write_alert(alert, at)
+        moved: dict[int, int] = {}
+        for r in sorted(pending.rows.values(), key=lambda r: -r.id):
+            cur = self.conn.execute(
+                "INSERT INTO outbox (alert_id, target, sequence, severity, body, created_at, "
+                "attempts, next_attempt_at, last_error, acked_at, purpose) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (r.alert_id, r.target, r.sequence, r.severity, r.body, r.created_at,
+                 r.attempts, r.next_attempt_at, r.last_error, r.acked_at, r.purpose))
+            moved[r.id] = int(cur.lastrowid or 0)
+        for alert_id, (_, _, seq) in pending.alerts.items():
+            if seq is not None:
+                self.conn.execute("UPDATE alerts SET sequence=? WHERE id=?", (seq, alert_id))
+        if pending.rows:
+            top = max(r.sequence for r in pending.rows.values())
+            self.conn.execute(
+                "INSERT INTO counters(name, value) VALUES ('sequence', ?) ON CONFLICT(name) "
+                "DO UPDATE SET value = max(value, excluded.value)", (top,))
+        self.conn.executemany("UPDATE outbox SET acked_at=?, last_error=NULL WHERE id=?",
+                              [(at, rid) for rid, at in pending.acks.items()])
+        for target, (cursor, at) in pending.cursors.items():
+            self._write_cursor(target, cursor, at)
+        # Kept until the commit has happened: a sender may be holding a memory id.
+        self._moving = moved
+
+    def write_pending(self) -> bool:
+        """Try to write what a full disk kept in memory; True when nothing is left."""
+        if not self._pending:
+            self._room_again()
+            return True
+        try:
+            with self._tx(durable=True):
+                self._write_pending()
+        except sqlite3.OperationalError as e:
+            self._moving = None
+            if not is_full(e):
+                raise
+            return False
+        self._room_again()
+        return True
+
+    def storage_state(self) -> dict[str, Any]:
+        """The full-disk state: since when, what is held in memory, what was dropped."""
+        return {"full_since": self.full_since,
+                "pending_alerts": len(self._pending.alerts),
+                "pending_messages": sum(r.acked_at is None
+                                        for r in self._pending.rows.values()),
+                "dropped": dict(self.dropped)}
 
     # --- settings -------------------------------------------------------------------------------
 
@@ -262,6 +481,7 @@ class Store:
         row = self.conn.execute("SELECT value FROM settings WHERE name=?", (name,)).fetchone()
         return row[0] if row else None
 
+    @_droppable(None)
     def set_setting(self, name: str, value: str, now: float) -> None:
         """Store a runtime setting durably."""
         with self._tx(durable=True):
@@ -280,6 +500,7 @@ class Store:
 
     # --- commissioning records ----------------------------------------------------------------
 
+    @_droppable(0)
     def add_record(self, kind: str, technician: str | None, started_at: float,
                    data: dict[str, Any], ended_at: float | None = None) -> int:
         """Keep a commissioning record (walk_test, test_alarm, report); its id."""
@@ -290,6 +511,7 @@ class Store:
                                            json.dumps(data, ensure_ascii=False)))
         return int(cur.lastrowid or 0)
 
+    @_droppable(None)
     def update_record(self, record_id: int, data: dict[str, Any],
                       ended_at: float | None = None) -> None:
         """Replace a record's data (and end it)."""
@@ -344,6 +566,7 @@ class Store:
 
     # --- the maintenance queue ----------------------------------------------------------------
 
+    @_droppable(False)
     def note_trouble(self, device: str, event: str, room: str | None,
                      evidence: dict[str, Any], now: float) -> bool:
         """Open a maintenance item, or count a repeat of the open one; True if it is new."""
@@ -361,6 +584,7 @@ class Store:
                  json.dumps(evidence, ensure_ascii=False, default=str)))
         return True
 
+    @_droppable(False)
     def clear_trouble(self, device: str, event: str, now: float) -> bool:
         """Close the open item (the condition ended); True if there was one."""
         with self._tx(durable=False):
@@ -379,6 +603,7 @@ class Store:
         return [Item(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7])
                 for r in rows]
 
+    @_droppable(None)
     def mark_digested(self, now: float) -> None:
         """Everything closed so far has been reported by a digest."""
         with self._tx(durable=False):
@@ -423,31 +648,59 @@ class Store:
     def feedback_applied(self, target: str, cursor: str, alerts: Sequence[Alert],
                          now: float) -> None:
         """Store the alerts feedback changed and the new cursor in one durable transaction."""
-        with self._tx(durable=True):
+        try:
+            with self._tx(durable=True):
+                self._write_pending()
+                for a in alerts:
+                    self._write_alert(a, now)
+                self._write_cursor(target, cursor, now)
+        except sqlite3.OperationalError as e:
+            self._moving = None
+            if not is_full(e):
+                raise
+            self._full("alerts")
             for a in alerts:
-                self._write_alert(a, now)
-            self.conn.execute(
-                "INSERT INTO feedback_cursors (target, cursor, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(target) DO UPDATE SET cursor=excluded.cursor, "
-                "updated_at=excluded.updated_at", (target, cursor, now))
+                self._keep_alert(a, now, None)
+            self._pending.cursors[target] = (cursor, now)
+            return
+        self._room_again()
+
+    def _write_cursor(self, target: str, cursor: str, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO feedback_cursors (target, cursor, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(target) DO UPDATE SET cursor=excluded.cursor, "
+            "updated_at=excluded.updated_at", (target, cursor, now))
 
     def open_alerts(self) -> list[Alert]:
         """Alerts not yet resolved or cancelled, oldest first (for a restart)."""
         rows = self.conn.execute(
             "SELECT * FROM alerts WHERE state IN ('pending_local','raised','delivered',"
             "'accepted') ORDER BY created_at").fetchall()
-        return [self._alert(r) for r in rows]
+        found = {a.id: a for a in (self._alert(r) for r in rows)}
+        for alert, _, _ in self._pending.alerts.values():  # held in memory: the disk is full
+            found.pop(alert.id, None)
+            if alert.state.value in _OPEN_STATES:
+                found[alert.id] = alert
+        return list(found.values())
 
     def last_alert(self) -> dict[str, Any] | None:
         """The newest alert, briefly: id, event, state, severity, when it was created."""
         row = self.conn.execute("SELECT id, event, state, severity, test, created_at FROM alerts "
                                 "ORDER BY created_at DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        return dict(zip(("id", "event", "state", "severity", "test", "at"), row, strict=True))
+        names = ("id", "event", "state", "severity", "test", "at")
+        last = None if row is None else dict(zip(names, row, strict=True))
+        for alert, at, _ in self._pending.alerts.values():
+            created = alert.history[0][1] if alert.history else at
+            if last is None or created > (last["at"] or 0.0):
+                f = alert.finding
+                last = dict(zip(names, (alert.id, f.event, alert.state.value, f.severity,
+                                        int(f.test), created), strict=True))
+        return last
 
     def get_alert(self, alert_id: str) -> Alert | None:
         """One alert by id."""
+        if alert_id in self._pending.alerts:
+            return self._pending.alerts[alert_id][0]
         row = self.conn.execute("SELECT * FROM alerts WHERE id=?", (alert_id,)).fetchone()
         return self._alert(row) if row else None
 
@@ -476,25 +729,65 @@ class Store:
 
     def due(self, target: str, limit: int = 50) -> list[OutboxRow]:
         """Unacknowledged messages for `target`, most urgent first (severity, then sequence)."""
-        rows = self.conn.execute(
-            "SELECT id, alert_id, target, sequence, body, attempts, next_attempt_at FROM outbox "
-            "WHERE target=? AND acked_at IS NULL ORDER BY severity, sequence LIMIT ?",
-            (target, limit)).fetchall()
-        return [OutboxRow(*r) for r in rows]
+        pending = self._pending
+        extra = len(pending.acks)
+        rows = [(sev, OutboxRow(*r)) for sev, *r in self.conn.execute(
+            "SELECT severity, id, alert_id, target, sequence, body, attempts, next_attempt_at "
+            "FROM outbox WHERE target=? AND acked_at IS NULL ORDER BY severity, sequence "
+            "LIMIT ?", (target, limit + extra)) if r[0] not in pending.acks]
+        if pending.rows:
+            rows += [(m.severity, OutboxRow(m.id, m.alert_id, m.target, m.sequence, m.body,
+                                            m.attempts, m.next_attempt_at))
+                     for m in pending.rows.values() if m.target == target and m.acked_at is None]
+            rows.sort(key=lambda sr: (sr[0], sr[1].sequence))
+        return [r for _, r in rows[:limit]]
 
     def acked(self, row_id: int, now: float) -> str | None:
         """Mark a message acknowledged; return its alert id if every target has now acked it."""
-        with self._tx(durable=True):
-            (alert_id,) = self.conn.execute(
-                "UPDATE outbox SET acked_at=?, attempts=attempts+1, last_error=NULL WHERE id=? "
-                "RETURNING alert_id", (now, row_id)).fetchone()
-            (left,) = self.conn.execute(
-                "SELECT count(*) FROM outbox WHERE alert_id=? AND acked_at IS NULL",
-                (alert_id,)).fetchone()
-        return alert_id if left == 0 else None
+        pending = self._pending
+        row_id = pending.moved.pop(row_id, row_id)  # a memory row written through since
+        mem = pending.rows.get(row_id)
+        if mem is not None:
+            mem.acked_at, mem.attempts = now, mem.attempts + 1
+            alert_id = mem.alert_id
+        else:
+            try:
+                with self._tx(durable=True):
+                    self._write_pending()
+                    (alert_id,) = self.conn.execute(
+                        "UPDATE outbox SET acked_at=?, attempts=attempts+1, last_error=NULL "
+                        "WHERE id=? RETURNING alert_id", (now, row_id)).fetchone()
+            except sqlite3.OperationalError as e:
+                self._moving = None
+                if not is_full(e):
+                    raise
+                self._full("alerts")
+                (alert_id,) = self.conn.execute("SELECT alert_id FROM outbox WHERE id=?",
+                                                (row_id,)).fetchone()
+                pending.acks[row_id] = now
+            else:
+                self._room_again()
+        return alert_id if self._unacked(alert_id) == 0 else None
+
+    def _unacked(self, alert_id: str) -> int:
+        pending = self._pending
+        ids = [r[0] for r in self.conn.execute(
+            "SELECT id FROM outbox WHERE alert_id=? AND acked_at IS NULL", (alert_id,))]
+        return (sum(i not in pending.acks for i in ids)
+                + sum(m.alert_id == alert_id and m.acked_at is None
+                      for m in pending.rows.values()))
 
     def failed(self, row_id: int, error: str, next_attempt_at: float) -> None:
         """Record a failed attempt and when to try again."""
+        mem = self._pending.rows.get(self._pending.moved.get(row_id, row_id))
+        if mem is not None:
+            mem.attempts, mem.last_error = mem.attempts + 1, error[:500]
+            mem.next_attempt_at = next_attempt_at
+            return
+        self._failed(self._pending.moved.get(row_id, row_id), error, next_attempt_at)
+
+    @_droppable(None)
+    def _failed(self, row_id: int, error: str, next_attempt_at: float) -> None:
         with self._tx(durable=False):
             self.conn.execute(
                 "UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt_at=? "
@@ -538,23 +831,48 @@ class Store:
                                       "WHERE event_id=?", (event_id,)))
 
     def outbox_depth(self) -> dict[str, int]:
-        """Unacknowledged messages per target."""
-        return dict(self.conn.execute(
-            "SELECT target, count(*) FROM outbox WHERE acked_at IS NULL GROUP BY target"))
+        """Unacknowledged messages per target (those held in memory on a full disk too)."""
+        depth: Counter[str] = Counter(dict(self.conn.execute(
+            "SELECT target, count(*) FROM outbox WHERE acked_at IS NULL GROUP BY target")))
+        pending = self._pending
+        if pending.acks:
+            marks = ",".join("?" * len(pending.acks))
+            depth.subtract(dict(self.conn.execute(
+                f"SELECT target, count(*) FROM outbox WHERE id IN ({marks}) "  # noqa: S608
+                "GROUP BY target", list(pending.acks))))
+        depth.update(m.target for m in pending.rows.values() if m.acked_at is None)
+        return {t: n for t, n in depth.items() if n > 0}
 
     # --- observations and quarantine -----------------------------------------------------
 
     def add_observations(self, batch: Iterable[Observation]) -> None:
-        """Append a batch of observations (one NORMAL commit for the batch)."""
+        """Append a batch of observations (one NORMAL commit for the batch). On a full disk
+        they are dropped and counted; what memory holds is written first when there is room."""
         rows = [(o.at, o.home, o.device, o.kind, json.dumps(o.value), o.room, o.device_at)
                 for o in batch]
         if not rows:
             return
-        with self._tx(durable=False):
-            self.conn.executemany(
-                "INSERT INTO observations (at, home, device, kind, value, room, device_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        if not self.write_pending():  # alerts first: they need the room more
+            self._drop_observations(len(rows))
+            return
+        try:
+            with self._tx(durable=False):
+                self.conn.executemany(
+                    "INSERT INTO observations (at, home, device, kind, value, room, device_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.OperationalError as e:
+            if not is_full(e):
+                raise
+            self._drop_observations(len(rows))
+            return
+        self._room_again()
 
+    def _drop_observations(self, n: int) -> None:
+        self._full("observations")
+        self.dropped["observations"] += n - 1
+        self._episode_dropped += n - 1
+
+    @_droppable(None)
     def quarantine(self, topic: str, category: str, reason: str, payload: bytes,
                    now: float) -> None:
         """Keep a message that raised no alarm, with why, for the technician."""
@@ -573,9 +891,117 @@ class Store:
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
+    # --- retention: gateway/retention.py calls these, one small batch per call ---------------
+
+    def newest_ids(self) -> set[int]:
+        """Observations pruning keeps however old: each device's newest, and its newest
+        battery, link quality and availability (what status and commissioning read)."""
+        ids = {r[0] for r in self.conn.execute(
+            "SELECT max(id) FROM observations GROUP BY device")}
+        # the same IN list as the partial index observations_health, so SQLite uses it
+        ids |= {r[0] for r in self.conn.execute(
+            "SELECT max(id) FROM observations WHERE kind IN ('battery', 'battery_low', "
+            "'link_quality', 'availability') GROUP BY kind, device")}
+        return ids
+
+    def prune_observations(self, before: float | None, after_id: int, keep: set[int],
+                           limit: int) -> tuple[int, int | None]:
+        """Delete, of the next `limit` observations by id after `after_id`, those stored
+        before `before` (None: whatever their age, to make room) except `keep`.
+
+        Returns (deleted, the id to go on from or None when nothing older is left). Rows are
+        read by id (their order of arrival), never by a scan of `at`, so a batch costs the
+        same however large the table; the write lock is held for one batch only. The first
+        batch reaching `before` ends it: ids follow the gateway's clock, which never goes back
+        before the newest stamp stored (gateway/clock.py)."""
+        rows = self.conn.execute("SELECT id, at FROM observations WHERE id > ? ORDER BY id "
+                                 "LIMIT ?", (after_id, limit)).fetchall()
+        doomed = [(i,) for i, at in rows if i not in keep and (before is None or at < before)]
+        if doomed:
+            with self._tx(durable=False):
+                self.conn.executemany("DELETE FROM observations WHERE id=?", doomed)
+        reached = before is not None and any(at >= before for _, at in rows)
+        return len(doomed), None if reached or len(rows) < limit else rows[-1][0]
+
+    def prune_history(self, *, alerts_before: float, alerts_keep: int, records_before: float,
+                      records_keep: int, quarantine_before: float, hours_before: float,
+                      limit: int) -> dict[str, int]:
+        """Delete up to `limit` rows of each kind of old bookkeeping; how many of each.
+
+        Closed alerts (resolved, cancelled) last changed before `alerts_before`, beyond the
+        newest `alerts_keep`, with their outbox rows, all acknowledged (an alert with a
+        message still unacknowledged, or not closed, is never removed); commissioning records
+        beyond the newest `records_keep` of their kind and closed maintenance items, both
+        older than `records_before`; quarantined topics silent since `quarantine_before`;
+        hourly activity totals older than `hours_before`."""
+        with self._tx(durable=False):
+            ids = [r[0] for r in self.conn.execute(
+                "SELECT id FROM alerts WHERE state IN ('resolved', 'cancelled') "
+                "AND updated_at < ? AND id NOT IN (SELECT id FROM alerts "
+                "ORDER BY created_at DESC LIMIT ?) AND NOT EXISTS (SELECT 1 FROM outbox "
+                "WHERE outbox.alert_id = alerts.id AND acked_at IS NULL) "
+                "ORDER BY updated_at LIMIT ?", (alerts_before, alerts_keep, limit))]
+            marks = ",".join("?" * len(ids))
+            outbox = self.conn.execute(
+                f"DELETE FROM outbox WHERE alert_id IN ({marks})", ids).rowcount  # noqa: S608
+            self.conn.execute(f"DELETE FROM alerts WHERE id IN ({marks})", ids)  # noqa: S608
+            records = self.conn.execute(
+                "DELETE FROM commissioning WHERE id IN (SELECT id FROM (SELECT id, "
+                "started_at, row_number() OVER (PARTITION BY kind ORDER BY started_at DESC, "
+                "id DESC) AS n FROM commissioning) WHERE n > ? AND started_at < ? LIMIT ?)",
+                (records_keep, records_before, limit)).rowcount
+            maintenance = self.conn.execute(
+                "DELETE FROM maintenance WHERE id IN (SELECT id FROM maintenance WHERE "
+                "cleared_at < ? LIMIT ?)", (records_before, limit)).rowcount
+            quarantine = self.conn.execute(
+                "DELETE FROM quarantine WHERE rowid IN (SELECT rowid FROM quarantine WHERE "
+                "last_at < ? LIMIT ?)", (quarantine_before, limit)).rowcount
+            hours = self.conn.execute(
+                "DELETE FROM activity_hours WHERE hour IN (SELECT hour FROM activity_hours "
+                "WHERE hour < ? LIMIT ?)", (hours_before, limit)).rowcount
+        return {"alerts": len(ids), "outbox": outbox, "records": records,
+                "maintenance": maintenance, "quarantine": quarantine, "activity_hours": hours}
+
+    def size(self) -> dict[str, int]:
+        """Bytes: the database file, the part of it in use (free pages are reused first),
+        the WAL beside it."""
+        (page,) = self.conn.execute("PRAGMA page_size").fetchone()
+        (pages,) = self.conn.execute("PRAGMA page_count").fetchone()
+        (free,) = self.conn.execute("PRAGMA freelist_count").fetchone()
+        wal = self.path.with_name(self.path.name + "-wal")
+        return {"file_bytes": pages * page, "used_bytes": (pages - free) * page,
+                "wal_bytes": wal.stat().st_size if wal.exists() else 0}
+
+    def oldest_observation(self) -> float | None:
+        """When the oldest stored observation arrived (by id: the order of arrival)."""
+        row = self.conn.execute("SELECT at FROM observations ORDER BY id LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database and truncate it (after pruning)."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @_droppable(None)
+    def save_activity_hours(self, hours: dict[float, tuple[int, float, dict[str, int]]]
+                            ) -> None:
+        """Keep each hour's activity totals, as first computed (detectors/routine.py)."""
+        with self._tx(durable=False):
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO activity_hours (hour, moves, watched, rooms) "
+                "VALUES (?, ?, ?, ?)",
+                [(h, m, w, json.dumps(r, ensure_ascii=False))
+                 for h, (m, w, r) in hours.items()])
+
+    def activity_hours(self, since: float) -> dict[float, tuple[int, float, dict[str, int]]]:
+        """The kept hourly activity totals from `since` on."""
+        return {r[0]: (r[1], r[2], json.loads(r[3])) for r in self.conn.execute(
+            "SELECT hour, moves, watched, rooms FROM activity_hours WHERE hour >= ?",
+            (since,))}
+
     def count(self, table: str) -> int:
         """Rows in one of the store's tables."""
-        if table not in ("alerts", "outbox", "observations", "quarantine"):
+        if table not in ("alerts", "outbox", "observations", "quarantine", "commissioning",
+                         "maintenance", "activity_hours"):
             raise ValueError(table)
         return self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
 
@@ -592,7 +1018,18 @@ class _Transaction:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            # SQLITE_FULL (among others) may have rolled the transaction back already
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            return
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error:
+            # a COMMIT that fails (SQLITE_FULL writing the WAL) can leave the transaction open
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
 
 class AsyncStore:

@@ -30,7 +30,7 @@ def test_wal_and_migrations_recorded(store):
     assert [r[0] for r in store.conn.execute("SELECT name FROM migrations")] == [
         "001_initial", "002_escalation", "003_urgent_first", "004_settings",
         "005_commissioning", "006_maintenance",
-        "007_availability_at_hand", "009_intercom_events"]
+        "007_availability_at_hand", "008_storage", "009_intercom_events"]
 
 
 def test_raise_writes_alert_and_outbox_rows_with_increasing_sequence(store):

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -232,6 +232,7 @@ async def status_page(request: web.Request) -> web.Response:
                  + (f" · 作息 routine {e(day['day'])}: 活动 {day['movements']} / 平常 usual "
                     f"{day['expected']}（{day['ratio']:.0%}），偏离分 score {day['score']}"
                     if day else " · 作息 routine: 学习中 still learning") + "</p>")
+    store_line = _storage_line(st, now)
     mm = st["maintenance_until"]
     maint = (f'<p class="warn">测试/维护模式 开启，至 '
              f'{datetime.fromtimestamp(mm, gw.tz):%H:%M}：所有报警按测试发送 / test mode ON</p>'
@@ -250,12 +251,14 @@ async def status_page(request: web.Request) -> web.Response:
 {mark(down is None)} 服务中心链路 path to the centre:
 {'正常 up' if down is None else '中断 DOWN since ' + _ago(now, down) + '（报警会保存并重发）'}
 · 磁盘剩余 disk free {st['disk_free_mb']} MB</p>
+{store_line}
 {home_line}
 <h2>服务中心 Delivery targets</h2>
 <table><tr><th>目标 target</th><th>状态 state</th><th>已送达 sent</th><th>待发 waiting</th></tr>
 {targets}</table>
 <h2>测试/维护模式 Test/maintenance mode</h2>{maint}
-<h2>设备 Devices ({st['devices']['configured']})</h2>
+<h2>设备 Devices ({st['devices'].get('online', 0)} 在线 online /
+{st['devices']['configured']})</h2>
 <table><tr><th>设备 id</th><th>名称 name</th><th>型号 model</th><th>房间 room</th>
 <th>最近上报 last heard</th><th>电量 battery</th><th>信号 link</th><th>状态 state</th></tr>
 {''.join(rows)}</table>
@@ -273,6 +276,26 @@ in one digest daily</p>
 <table><tr><th>时间 time</th><th>报警 alert</th><th>房间 room</th><th>状态 state</th></tr>
 {alerts or '<tr><td colspan="4">无 none</td></tr>'}</table>"""
     return page("网关状态 Gateway status", body, refresh=5)
+
+
+def _storage_line(st: dict[str, Any], now: float) -> str:
+    """The store at a glance: size, retention, and a full disk or the ceiling, loudly."""
+    s = st.get("storage")
+    if not s:
+        return ""
+    line = (f"<p>数据库 database {s['db_mb']} MB（上限 ceiling {s['max_db_mb']} MB）· "
+            f"观测保留 observations kept {s['observations_days']:g} 天 days</p>")
+    if s["full_since"] is not None:
+        line += (f'<p class="bad">存储已满 STORAGE FULL（自 since '
+                 f"{_ago(now, s['full_since'])}）：报警照常发送，暂存内存 alerts still go out, "
+                 f"held in memory: {s['pending_alerts']} 报警 alert(s), "
+                 f"{s['pending_messages']} 待发 message(s) · 已丢弃观测 observations dropped: "
+                 f"{s['dropped'].get('observations', 0)} — 请清理存储卡 free space on the "
+                 f"card</p>")
+    if s["ceiling_since"] is not None:
+        line += ('<p class="warn">数据库已达上限：最旧的观测被删除以腾出空间 the database '
+                 'reached its ceiling: the oldest observations make room</p>')
+    return line
 
 
 NAV = (("/", "状态 Status"), ("/discover", "设备发现 Discover"), ("/walk-test", "走测 Walk test"),

@@ -1,0 +1,182 @@
+"""SD-card care: how long each kind of history is kept, and the pruning that keeps it so.
+
+A gateway runs for years on an SD card: the store must reach a steady size and stay there.
+Once a day (at `[storage] prune_hour`, and once at start) observations older than the window
+go, then old closed alerts with their acknowledged messages, old commissioning records,
+closed maintenance items, silent quarantine topics and old hourly activity totals. An open
+alert, an unacknowledged message and each device's newest readings are never removed.
+
+Pruning runs in batches of `BATCH_ROWS`, each its own short transaction on the store's one
+thread, with a pause between them: an alert raised meanwhile waits for one batch at most.
+Freed pages are reused by SQLite for the next inserts (gateway/store.py says why the file is
+not shrunk).
+
+A size ceiling (`[storage] max_db_mb`) bounds the store whatever the traffic: when the pages
+in use reach it, the oldest observations go first, down to `LOW_WATER` of it; alerts and the
+outbox are never dropped for room. The technician sees it on the status page and in
+`anxin status`, and the log says it once when it starts and once when age is again the limit.
+
+While the disk is full (gateway/store.py keeps alerts in memory then), writing them through
+is tried again every `FULL_RETRY_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from detectors import routine
+from gateway.config import StorageSection
+from gateway.store import AsyncStore, Store
+
+logger = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+BATCH_ROWS = 2000
+PAUSE_S = 0.02  # real seconds between batches: the alert path gets the store thread
+CHECK_S = 5.0  # real seconds: how often the ceiling, the schedule and a full disk are looked at
+FULL_RETRY_S = CHECK_S
+LOW_WATER = 0.9  # a ceiling prune goes down to this share of the ceiling
+# hourly activity totals: the routine detector reads 35 days; a year more is a few hundred KB
+HOURS_KEEP_DAYS = 400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What is kept, in seconds and rows (from `[storage]`)."""
+
+    observations_s: float = 30 * DAY_S
+    alerts_s: float = 400 * DAY_S
+    alerts_keep: int = 1000
+    records_s: float = 730 * DAY_S
+    records_keep: int = 50
+    quarantine_s: float = 30 * DAY_S
+    max_bytes: int = 512 * 2**20
+    prune_hour: int = 4
+
+    @classmethod
+    def of(cls, s: StorageSection) -> Policy:
+        """The policy a config's `[storage]` section asks for."""
+        return cls(s.observations_days * DAY_S, s.alerts_days * DAY_S, s.alerts_keep,
+                   s.records_days * DAY_S, s.records_keep, s.quarantine_days * DAY_S,
+                   int(s.max_db_mb * 2**20), s.prune_hour)
+
+
+class Retention:
+    """Keeps one store within its policy; `await run()` as a gateway task."""
+
+    def __init__(self, store: AsyncStore, policy: Policy, tz: ZoneInfo,
+                 clock: Callable[[], float], *, batch: int = BATCH_ROWS,
+                 pause_s: float = PAUSE_S,
+                 from_wall: Callable[[float], float] = lambda wall: wall) -> None:
+        self.store = store
+        self.policy = policy
+        self.tz = tz
+        self.clock = clock  # the gateway's clock: observations are stamped with it
+        self.from_wall = from_wall  # the store stamps a full disk on the wall clock
+        self.batch = batch
+        self.pause_s = pause_s
+        self.last: dict[str, Any] | None = None  # the last pruning: when, what, how long
+        self.ceiling_since: float | None = None  # the ceiling, not age, bounds the history
+        self.ceiling_dropped = 0
+        self._day: str | None = None  # the local date of the last daily pruning
+
+    async def run(self) -> None:
+        """Prune now, then daily; watch the ceiling and a full disk, until cancelled."""
+        await self.prune(self.clock())
+        while True:
+            await asyncio.sleep(CHECK_S)
+            now = self.clock()
+            if (await self.store.call(Store.storage_state))["full_since"] is not None:
+                await self.store.call(Store.write_pending)
+            local = datetime.fromtimestamp(now, self.tz)
+            if local.hour >= self.policy.prune_hour and (self._day is None
+                                                         or local.date().isoformat() > self._day):
+                await self.prune(now)
+            else:
+                await self.enforce_ceiling()
+
+    async def prune(self, now: float) -> dict[str, Any]:
+        """The daily pruning: by age, then the ceiling. Figures of what it did."""
+        started = time.monotonic()
+        self._day = datetime.fromtimestamp(now, self.tz).date().isoformat()
+        p = self.policy
+        done: Counter[str] = Counter()
+        done["observations"] = await self._observations(now - p.observations_s)
+        while True:
+            got = await self.store.call(
+                Store.prune_history, alerts_before=now - p.alerts_s, alerts_keep=p.alerts_keep,
+                records_before=now - p.records_s, records_keep=p.records_keep,
+                quarantine_before=now - p.quarantine_s,
+                hours_before=now - max(HOURS_KEEP_DAYS, routine.LOOKBACK_DAYS + 2) * DAY_S,
+                limit=self.batch)
+            done.update(got)
+            if max(got.values()) < self.batch:
+                break
+            await asyncio.sleep(self.pause_s)
+        if done["observations"] and self.ceiling_since is not None:
+            logger.warning("storage: age bounds the history again (%d observations were "
+                           "dropped for room at the ceiling of %.0f MB)", self.ceiling_dropped,
+                           p.max_bytes / 2**20)
+            self.ceiling_since, self.ceiling_dropped = None, 0
+        done["observations_for_room"] = await self.enforce_ceiling()
+        await self.store.call(Store.checkpoint)
+        self.last = {"at": now, "seconds": round(time.monotonic() - started, 3),
+                     "deleted": {k: v for k, v in done.items() if v}}
+        logger.info("storage pruned in %.2f s: %s", self.last["seconds"],
+                    self.last["deleted"] or "nothing to remove")
+        return self.last
+
+    async def _observations(self, before: float | None, *, goal: int | None = None) -> int:
+        """Delete observations older than `before` (None: the oldest, until `goal` bytes are
+        in use), batch by batch."""
+        keep = await self.store.call(Store.newest_ids)
+        deleted, after = 0, 0
+        while True:
+            n, nxt = await self.store.call(Store.prune_observations, before, after, keep,
+                                           self.batch)
+            deleted += n
+            if nxt is None:
+                return deleted
+            after = nxt
+            if goal is not None and (await self.store.call(Store.size))["used_bytes"] <= goal:
+                return deleted
+            await asyncio.sleep(self.pause_s)
+
+    async def enforce_ceiling(self) -> int:
+        """Past the ceiling: the oldest observations go, down to `LOW_WATER` of it."""
+        size = await self.store.call(Store.size)
+        if size["used_bytes"] < self.policy.max_bytes:
+            return 0
+        if self.ceiling_since is None:
+            self.ceiling_since = self.clock()
+            logger.warning("storage: the database reached its ceiling of %.0f MB: the oldest "
+                           "observations make room (alerts and the outbox are kept)",
+                           self.policy.max_bytes / 2**20)
+        n = await self._observations(None, goal=int(self.policy.max_bytes * LOW_WATER))
+        self.ceiling_dropped += n
+        return n
+
+    async def status(self) -> dict[str, Any]:
+        """Size, retention and trouble, for the status page and `anxin status`."""
+        size = await self.store.call(Store.size)
+        full = await self.store.call(Store.storage_state)
+        return {
+            "db_mb": round((size["file_bytes"] + size["wal_bytes"]) / 2**20, 1),
+            "used_mb": round(size["used_bytes"] / 2**20, 1),
+            "max_db_mb": round(self.policy.max_bytes / 2**20),
+            "observations_days": round(self.policy.observations_s / DAY_S, 1),
+            "oldest_observation": await self.store.call(Store.oldest_observation),
+            "ceiling_since": self.ceiling_since,
+            "last_prune": self.last,
+            **full,
+            "full_since": None if full["full_since"] is None else self.from_wall(
+                full["full_since"]),
+        }

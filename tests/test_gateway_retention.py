@@ -1,0 +1,350 @@
+"""SD-card care on a real SQLite store: what pruning removes and never removes, the size
+ceiling, batches that let an alert through, and a full disk (SQLite's own SQLITE_FULL, made
+with PRAGMA max_page_count) that keeps alerts going out and writes them when room returns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import tomllib
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from alerts.alert import AlertState
+from detectors import baseline, routine
+from devices.observation import Observation
+from gateway.config import parse
+from gateway.coreconfig import core_config
+from gateway.evaluate import START
+from gateway.retention import DAY_S, Policy, Retention
+from gateway.store import AsyncStore, Store
+from simulator.homes import make_home
+from simulator.resident import IncidentSpec, simulate, to_observations
+from tests.test_gateway_store import raised_alert
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = 1_790_000_000.0
+
+
+def obs(at: float, device: str = "pir-1", kind: str = "motion", value: object = True
+        ) -> Observation:
+    return Observation("h1", device, kind, value, at, "kitchen", None)
+
+
+def fill(store: Store, days: float, every_s: float, devices: tuple[str, ...] = ("pir-1",),
+         end: float = NOW) -> int:
+    """Observations every `every_s` per device over the `days` before `end`."""
+    rows, t = [], end - days * DAY_S
+    while t < end:
+        rows += [obs(t, d) for d in devices]
+        t += every_s
+    for i in range(0, len(rows), 5000):
+        store.add_observations(rows[i:i + 5000])
+    return len(rows)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "anxin.db")
+    yield s
+    s.close()
+
+
+async def opened(tmp_path) -> AsyncStore:
+    return await AsyncStore(tmp_path / "anxin.db").open()
+
+
+# --- by age -----------------------------------------------------------------------------------
+
+async def test_observations_older_than_the_window_go_each_devices_newest_stay(tmp_path):
+    s = Store(tmp_path / "anxin.db")
+    rows = [obs(NOW - 40 * DAY_S + k * 600.0) for k in range(40 * 144)]
+    # a sensor gone silent 31 days ago; a door that reported once, 35 days ago, and its
+    # battery then: still what status reads
+    rows += [obs(NOW - 40 * DAY_S + k * 600.0 + 1, "pir-2") for k in range(9 * 144)]
+    rows += [obs(NOW - 35 * DAY_S + 2, "door-1", "contact", "closed"),
+             obs(NOW - 35 * DAY_S + 3, "door-1", "battery", 80)]
+    s.add_observations(sorted(rows, key=lambda o: o.at))  # stored in order of arrival
+    s.close()
+    store = await opened(tmp_path)
+    try:
+        ret = Retention(store, Policy(), TZ, lambda: NOW, batch=500, pause_s=0)
+        done = await ret.prune(NOW)
+        cutoff = NOW - 30 * DAY_S
+        rows = (await store.call(Store.observations_since, 0.0))
+        old = [o for o in rows if o.at < cutoff]
+        # each device's newest, and its newest battery (here the same row for the door)
+        assert sorted((o.device, o.kind) for o in old) == [("door-1", "battery"),
+                                                           ("pir-2", "motion")]
+        assert next(o.at for o in rows if o.device == "pir-1") >= cutoff
+        assert sum(o.device == "pir-1" for o in rows) == pytest.approx(30 * 144, abs=2)
+        assert done["deleted"]["observations"] == 10 * 144 + 9 * 144 - 1 + 1
+        assert (await store.call(Store.last_heard))["door-1"] == NOW - 35 * DAY_S + 3
+        assert (await store.call(Store.device_health))[("door-1", "battery")] == 80
+        assert (await ret.prune(NOW))["deleted"] == {}  # nothing more: idempotent
+    finally:
+        await store.close()
+
+
+def close(store: Store, alert, now: float, state: AlertState) -> None:
+    alert.move(state, now, "test")
+    store.save_alert(alert, now)
+
+
+async def test_old_closed_alerts_go_open_alerts_and_unacked_messages_never(tmp_path):
+    s = Store(tmp_path / "anxin.db")
+    old = NOW - 800 * DAY_S  # beyond every default window
+    resolved, unacked, still_open, recent = (raised_alert(old + i) for i in range(4))
+    for a in (resolved, unacked, still_open, recent):
+        s.raise_alert(a, ["t1"], lambda seq: b"body", a.finding.at)
+    for a in (resolved, unacked):
+        close(s, a, old + 10, AlertState.RESOLVED)
+    for row in s.due("t1", 10):
+        if row.alert_id != unacked.id:
+            s.acked(row.id, old + 5)
+    close(s, recent, NOW - DAY_S, AlertState.RESOLVED)
+    s.add_record("walk_test", "王师傅", old, {"devices": 3})
+    s.add_record("report", "王师傅", old, {"ok": True})
+    s.add_record("report", "王师傅", NOW - DAY_S, {"ok": True})
+    s.quarantine("x/old", "unknown_device", "no device", b"{}", old)
+    s.quarantine("x/new", "unknown_device", "no device", b"{}", NOW - DAY_S)
+    s.note_trouble("pir-1", "low_battery", "kitchen", {}, old)
+    s.clear_trouble("pir-1", "low_battery", old + 60)
+    s.note_trouble("pir-2", "low_battery", "kitchen", {}, old)  # still open: kept
+    s.close()
+    store = await opened(tmp_path)
+    try:
+        policy = Policy(alerts_keep=2, records_keep=1)
+        done = await Retention(store, policy, TZ, lambda: NOW, pause_s=0).prune(NOW)
+        assert done["deleted"] == {"alerts": 1, "outbox": 1, "records": 1, "maintenance": 1,
+                                   "quarantine": 1}
+        left = {a["id"] for a in await store.call(Store.alerts, 10)}
+        # the resolved one with a message never acknowledged stays, and so does its message
+        assert left == {unacked.id, still_open.id, recent.id}
+        assert (await store.call(Store.outbox_depth)) == {"t1": 1}
+        assert [r["started_at"] for r in await store.call(Store.records, "report", 10)] == [
+            NOW - DAY_S]
+        assert len(await store.call(Store.records, "walk_test", 10)) == 1  # newest of its kind
+        assert [q["topic"] for q in await store.call(Store.quarantined)] == ["x/new"]
+        assert [t.device for t in await store.call(Store.troubles, open_only=False)] == [
+            "pir-2"]
+    finally:
+        await store.close()
+
+
+async def test_the_newest_alerts_are_kept_however_old(tmp_path):
+    s = Store(tmp_path / "anxin.db")
+    alerts = [raised_alert(NOW - 900 * DAY_S + i) for i in range(5)]
+    for a in alerts:
+        s.raise_alert(a, ["t1"], lambda seq: b"body", a.finding.at)
+        s.acked(s.due("t1", 1)[0].id, a.finding.at + 1)
+        close(s, a, a.finding.at + 2, AlertState.RESOLVED)
+    s.close()
+    store = await opened(tmp_path)
+    try:
+        await Retention(store, Policy(alerts_keep=3), TZ, lambda: NOW, pause_s=0).prune(NOW)
+        assert {a["id"] for a in await store.call(Store.alerts, 10)} == {
+            a.id for a in alerts[2:]}
+    finally:
+        await store.close()
+
+
+# --- the size ceiling -------------------------------------------------------------------------
+
+async def test_the_ceiling_drops_the_oldest_observations_first_and_says_so_once(tmp_path,
+                                                                                caplog):
+    s = Store(tmp_path / "anxin.db")
+    fill(s, 10, 30.0, ("pir-1", "pir-2"))  # ~57,600 rows, all inside the window
+    alert = raised_alert(NOW - 9 * DAY_S)
+    s.raise_alert(alert, ["t1"], lambda seq: b"x" * 2000, alert.finding.at)
+    used = s.size()["used_bytes"]
+    s.close()
+    store = await opened(tmp_path)
+    try:
+        ceiling = used // 2
+        ret = Retention(store, Policy(max_bytes=ceiling), TZ, lambda: NOW, batch=1000,
+                        pause_s=0)
+        with caplog.at_level(logging.WARNING, logger="gateway.retention"):
+            await ret.prune(NOW)
+            assert ret.ceiling_since is not None
+            await ret.enforce_ceiling()  # already under: nothing more, nothing logged
+        assert sum("reached its ceiling" in r.getMessage() for r in caplog.records) == 1
+        size = await store.call(Store.size)
+        assert size["used_bytes"] <= ceiling
+        rows = await store.call(Store.observations_since, 0.0)
+        oldest = min(o.at for o in rows if o.device == "pir-1")
+        assert oldest > NOW - 6 * DAY_S  # the oldest went …
+        assert max(o.at for o in rows) >= NOW - 60  # … the newest stayed
+        assert (await store.call(Store.get_alert, alert.id)) is not None
+        assert (await store.call(Store.outbox_depth)) == {"t1": 1}
+        st = await ret.status()
+        assert st["ceiling_since"] is not None and st["used_mb"] <= st["max_db_mb"]
+    finally:
+        await store.close()
+
+
+async def test_pruning_a_big_store_lets_an_alert_through_between_batches(tmp_path):
+    s = Store(tmp_path / "anxin.db")
+    total = fill(s, 40, 20.0)  # 172,800 rows, 10 days of them to go
+    s.close()
+    store = await opened(tmp_path)
+    try:
+        ret = Retention(store, Policy(), TZ, lambda: NOW, batch=500, pause_s=0)
+        prune = asyncio.create_task(ret.prune(NOW))
+        while await store.call(Store.count, "observations") == total:  # under way
+            await asyncio.sleep(0)
+        alert = raised_alert(NOW)
+        await store.call(Store.raise_alert, alert, ["t1"], lambda seq: b"body", NOW)
+        # the alert was written while the pruning still had batches to go: it waited for
+        # one batch, not for the whole pruning
+        assert not prune.done()
+        done = await prune
+        assert done["deleted"]["observations"] == 10 * 4320
+        assert (await store.call(Store.outbox_depth)) == {"t1": 1}
+    finally:
+        await store.close()
+
+
+# --- a full disk ------------------------------------------------------------------------------
+
+def fill_to_the_limit(store: Store) -> None:
+    """Let the database grow no more (SQLite then fails writes with SQLITE_FULL, as it does
+    on a full disk), with the pages it has used up: observations as the gateway writes them,
+    then closed alerts and acknowledged messages (nothing a sender would pick up)."""
+    (pages,) = store.conn.execute("PRAGMA page_count").fetchone()
+    store.conn.execute(f"PRAGMA max_page_count={pages}")
+    t = NOW - DAY_S
+    for n in (200, 20, 1):  # until not even one more row fits
+        while True:
+            before = store.dropped["observations"]
+            store.add_observations([obs(t + i) for i in range(n)])
+            t += n
+            if store.dropped["observations"] > before:
+                break
+    fill_tables(store.conn)
+
+
+def fill_tables(conn: sqlite3.Connection) -> None:
+    """Fill the alerts' and the outbox's last pages (a database at its page limit)."""
+    for size in (4000, 400, 40, 1):
+        with contextlib.suppress(sqlite3.OperationalError):
+            for k in range(10**6):
+                conn.execute(
+                    "INSERT INTO alerts (id, home, event, state, code, severity, occurred_at, "
+                    "evidence, history, created_at, updated_at) VALUES (?, 'h1', 'filler', "
+                    "'resolved', 0, 4, 0, ?, '[]', 0, 0)", (f"filler-{size}-{k}", "x" * size))
+    filler = conn.execute("SELECT id FROM alerts WHERE event='filler' LIMIT 1").fetchone()[0]
+    for size in (4000, 400, 40, 1):
+        with contextlib.suppress(sqlite3.OperationalError):
+            for _ in range(10**6):
+                conn.execute("INSERT INTO outbox (alert_id, target, sequence, body, acked_at) "
+                             "VALUES (?, 'filler', 0, ?, 0)", (filler, b"x" * size))
+
+
+def test_on_a_full_disk_alerts_are_kept_in_memory_sent_and_written_when_room_returns(
+        store, caplog):
+    store.room_after_s = 3600.0  # a flapping disk is one episode
+    caplog.set_level(logging.WARNING, logger="gateway.store")
+    fill_to_the_limit(store)
+    dropped = store.dropped["observations"]
+    assert dropped > 0
+    alert = raised_alert(NOW)
+    seq = store.raise_alert(alert, ["t1", "t2"], lambda s: f"body-{s}".encode(), NOW)
+    store.add_observations([obs(NOW + i) for i in range(50)])
+    other = raised_alert(NOW + 1, "gas")
+    seq2 = store.raise_alert(other, ["t1"], lambda s: f"body-{s}".encode(), NOW + 1)
+    assert seq2 == seq + 1
+    assert store.full_since is not None
+    assert store.dropped["observations"] == dropped + 50
+    # what a sender reads: the messages, most urgent first, as if they were stored
+    rows = store.due("t1", 10)
+    assert [(r.alert_id, r.body) for r in rows] == [(alert.id, f"body-{seq}".encode()),
+                                                     (other.id, f"body-{seq2}".encode())]
+    assert store.outbox_depth() == {"t1": 2, "t2": 1}
+    assert store.get_alert(alert.id) is alert
+    assert {a.id for a in store.open_alerts()} == {alert.id, other.id}
+    assert store.last_alert()["id"] == other.id
+    # t1 acknowledges the first while the disk is still full
+    assert store.acked(rows[0].id, NOW + 2) is None  # t2 has not yet
+    assert store.outbox_depth() == {"t1": 1, "t2": 1}
+    st = store.storage_state()
+    assert (st["pending_alerts"], st["pending_messages"]) == (2, 2)
+    # room returns
+    store.conn.execute("PRAGMA max_page_count=1000000")
+    store.room_after_s = 0.0
+    store.add_observations([obs(NOW + 100)])
+    assert store.full_since is None
+    assert store.storage_state()["pending_alerts"] == 0
+    depth = store.conn.execute("SELECT target, alert_id, acked_at IS NOT NULL FROM outbox "
+                               "WHERE target != 'filler' ORDER BY id").fetchall()
+    assert depth == [("t1", alert.id, 1), ("t2", alert.id, 0), ("t1", other.id, 0)]
+    # a sender still holding the memory row's id acknowledges it: the written row is acked
+    t2_row = next(r for r in store.due("t2", 5))
+    assert store.acked(t2_row.id, NOW + 3) == alert.id
+    assert store.conn.execute("SELECT value FROM counters WHERE name='sequence'"
+                              ).fetchone() == (seq2,)
+    assert store.raise_alert(raised_alert(NOW + 5, "leak"), ["t1"], lambda s: b"b",
+                             NOW + 5) == seq2 + 1
+    # once when it started, once when it ended: not a line per dropped write
+    start, end = (r.getMessage() for r in caplog.records)
+    assert "storage full (存储已满)" in start
+    assert "room again" in end and "3 alert message(s) held in memory are written" in end
+    assert f"{dropped + 50} other write(s) were dropped" in end
+
+
+def test_a_memory_row_acknowledged_after_it_was_written_through(store):
+    store.room_after_s = 0.0
+    fill_to_the_limit(store)
+    alert = raised_alert(NOW)
+    store.raise_alert(alert, ["t1"], lambda s: b"body", NOW)
+    (row,) = store.due("t1", 5)
+    assert row.id < 0  # held in memory
+    store.conn.execute("PRAGMA max_page_count=1000000")
+    assert store.write_pending()
+    assert store.acked(row.id, NOW + 1) == alert.id  # the sender knew it by its memory id
+    assert store.outbox_depth() == {}
+
+
+# --- the routine detector beyond the window ---------------------------------------------------
+
+def test_routine_decides_the_same_with_raw_history_pruned_to_30_days():
+    """A simulated home declines slowly from day 38. Each night the routine detector runs
+    twice: on 36 days of raw observations (as before pruning existed), and on the 30 days
+    pruning leaves plus the hourly totals kept on the nights before. Every score and the care
+    call are the same; on the 30 days alone it would judge differently."""
+    rng = np.random.default_rng([7, 0])
+    home = make_home(0, rng)
+    days = 50
+    sim = simulate(home, START, days, rng, [IncidentSpec("decline", 38, resident=0,
+                                                         duration_h=4 * 24)])
+    stream = to_observations(home, sim.events, start=START)
+    act = core_config(parse(tomllib.loads(home.config_text))).activity
+    known: routine.HourTotals = {}
+    raised: dict[str, float | None] = {"raw": None, "kept": None}
+    calls: dict[str, list[int]] = {"raw": [], "kept": []}
+    differs_without = False
+    for d in range(2, days + 1):
+        night = START + d * DAY_S + 3 * 3600
+        full = baseline.history([o for o in stream if night - 36 * DAY_S <= o.at < night], act)
+        pruned = baseline.history([o for o in stream if night - 30 * DAY_S <= o.at < night],
+                                  act)
+        raw = routine.assess(full, night, TZ, "h", raised["raw"])
+        kept = routine.assess(pruned, night, TZ, "h", raised["kept"], known)
+        alone = routine.assess(pruned, night, TZ, "h", raised["kept"])
+        for k, v in routine.hourly(full, night, TZ).items():  # what the gateway stores
+            known.setdefault(k, v)
+        assert [s.summary() for s in kept[0]] == [s.summary() for s in raw[0]], d
+        assert [s.score for s in kept[0]] == [s.score for s in raw[0]]
+        differs_without |= [s.score for s in alone[0]] != [s.score for s in raw[0]]
+        for name, (_, f) in (("raw", raw), ("kept", kept)):
+            if f is not None:
+                raised[name] = night
+                calls[name].append(d)
+                assert f.evidence["pattern"] == "gradual_decline"
+    assert calls["raw"] == calls["kept"] and len(calls["raw"]) == 1
+    assert calls["raw"][0] >= 38
+    assert differs_without  # the kept totals are what makes them agree
