@@ -374,3 +374,75 @@ async def test_intercom_events_survive_an_outage_and_a_restart(tmp_path, mosquit
 async def _until(check: Any) -> None:
     while not check():
         await asyncio.sleep(0.05)
+
+
+async def test_a_ring_under_way_at_a_restart_is_still_reported_missed(tmp_path, mosquitto,
+                                                                        short_look_in):
+    _, port = mosquitto
+    gid = "ic-restart"
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, gid)
+    async with centre_on(hport) as centre, IntercomEmulator(
+            intercom_device(gid), "127.0.0.1", port, IntercomBehaviour(on_ring="ignore")):
+        gw = Gateway(load(cfg))
+        await gw.start()
+        try:
+            centre.look_in("R-restart")
+            await centre.wait("ringing", lambda: centre.outcome("R-restart") == ["ringing"])
+        finally:
+            await gw.stop()  # before the gateway's 1 s is up
+        gw = Gateway(load(cfg))
+        await gw.start()
+        try:
+            await centre.wait("missed after the restart",
+                              lambda: centre.outcome("R-restart") == ["ringing", "missed"])
+            await asyncio.sleep(0.5)  # the feedback feed again: not rung a second time
+            assert centre.outcome("R-restart") == ["ringing", "missed"]
+        finally:
+            await gw.stop()
+
+
+async def test_look_in_and_events_over_the_mqtt_uplink(tmp_path, mosquitto):
+    _, port = mosquitto
+    gid, prefix = "ic-uplink", "centre-ic"
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, gid)
+    with cfg.open("a", encoding="utf-8") as f:
+        f.write(f'\n[[hotline]]\nname = "uplink"\nkind = "mqtt"\n'
+                f'url = "mqtt://127.0.0.1:{port}"\ntopic_prefix = "{prefix}"\n'
+                f'secret = "{SECRET.decode()}"\nretry_max_s = 0.5\n')
+    events: list[dict[str, Any]] = []
+    async with centre_on(hport) as centre, aiomqtt.Client("127.0.0.1", port) as centre_mqtt:
+        await centre_mqtt.subscribe(f"{prefix}/{gid}/intercom", qos=1)
+
+        async def collect() -> None:
+            async for m in centre_mqtt.messages:
+                assert isinstance(m.payload, bytes)
+                events.append(wire.decode_intercom(wire.open_envelope(SECRET, m.payload,
+                                                                      time.time())))
+
+        collector = asyncio.create_task(collect())
+        gw = Gateway(load(cfg))
+        await gw.start()
+        try:
+            async with IntercomEmulator(intercom_device(gid), "127.0.0.1", port) as em:
+                body = json.dumps({"schema": wire.FEEDBACK_SCHEMA, "cursor": "1", "events": [
+                    {"action": "look_in", "request_id": "R-up", "alert_id": "",
+                     "operator": "op-9", "at": time.time()}]}).encode()
+                await centre_mqtt.publish(f"{prefix}/{gid}/feedback",
+                                          wire.envelope(SECRET, int(time.time()), body), qos=1)
+                await centre.wait("the uplink's events", lambda: [
+                    e["event"] for e in events] == ["ringing", "answered", "ended"])
+                assert [c["ring"]["request_id"] for c in em.commands if "ring" in c] == ["R-up"]
+                assert all(e["request_id"] == "R-up" for e in events)
+                # the webhook target hears the same events, once each
+                await centre.wait("the webhook's events",
+                                  lambda: centre.outcome("R-up") == ["ringing", "answered",
+                                                                     "ended"])
+                assert {e["event_id"] for e in events} == {
+                    e["event_id"] for e in centre.events}
+        finally:
+            await gw.stop()
+            collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector
