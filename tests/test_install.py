@@ -58,12 +58,16 @@ def snapshot(dest: Path) -> Path:
 
 
 def new_root(tmp: Path) -> Path:
-    """An empty root with the host's account files (the host's mosquitto group among them)."""
+    """An empty root with the host's account files (the host's mosquitto group among them),
+    less any anxin user a real install on this machine made."""
     root = tmp / "root"
     (root / "etc").mkdir(parents=True)
     for name in ("passwd", "group", "shadow", "gshadow"):
         if Path("/etc", name).exists():
-            shutil.copy2(Path("/etc", name), root / "etc" / name)
+            lines = Path("/etc", name).read_text().splitlines(keepends=True)
+            (root / "etc" / name).write_text("".join(ln for ln in lines
+                                                     if not ln.startswith("anxin:")))
+            shutil.copystat(Path("/etc", name), root / "etc" / name)
     return root
 
 
