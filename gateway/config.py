@@ -10,6 +10,7 @@ reports every problem at once.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import tomllib
@@ -425,6 +426,11 @@ class HotlineTarget:
     ca_file: str | None = doc("mqtt: CA certificate(s) to verify the central broker", None)
     cert_file: str | None = doc("mqtt: this gateway's client certificate", None)
     key_file: str | None = doc("mqtt: the client certificate's private key", None)
+    allow_plaintext: bool = doc(
+        "webhook/sms/mqtt: allow http:// or mqtt:// to a host other than this box. Only for a "
+        "link inside an encrypted tunnel (WireGuard or IPsec VPN, an operator's private APN / "
+        "VPDN): alerts are signed either way, but names, addresses and conditions would be "
+        "readable on an open network", False)
 
 
 @dataclass(frozen=True)
@@ -595,6 +601,29 @@ def _read_secret(t: HotlineTarget, base: Path) -> tuple[bytes | None, str | None
     return value.encode(), None
 
 
+def is_loopback(host: str) -> bool:
+    """True for this box itself: localhost, 127.0.0.0/8, ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _plaintext_problem(t: HotlineTarget, url: str) -> str | None:
+    """Why `url` may not be used, if it is plain text to another host than this box."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "mqtt") or not parts.hostname or t.allow_plaintext \
+            or is_loopback(parts.hostname):
+        return None
+    tls = "https" if parts.scheme == "http" else "mqtts"
+    return (f"{url!r} is unencrypted to {parts.hostname}: use {tls}:// (TLS), so names, "
+            "addresses and conditions cannot be read on the way; only if the link runs inside "
+            "an encrypted tunnel (a VPN, an operator's private APN) set allow_plaintext = true "
+            "on this target")
+
+
 def dc09_key(t: HotlineTarget, base: Path) -> tuple[bytes | None, str | None]:
     """A dc09 target's AES key (None without encryption), or the problem reading it."""
     if t.key is not None and t.key_file is not None:
@@ -724,6 +753,8 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
             if parts.scheme not in schemes or not parts.hostname:
                 problems.append((f"{path}.url", f"{t.url!r} is not a {' or '.join(schemes)} "
                                                 f"URL (kind = {t.kind!r})"))
+            elif (problem := _plaintext_problem(t, t.url or "")) is not None:
+                problems.append((f"{path}.url", problem))
         if t.kind != "dc09":  # DC-09 has its own (optional) AES key instead
             _, err = _read_secret(t, Path(cfg.base_dir))
             if err:
@@ -743,6 +774,8 @@ def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:
             elif fb.scheme not in ("http", "https") or not fb.hostname:
                 problems.append((f"{path}.feedback_url",
                                  f"{t.feedback_url!r} is not an http(s) URL"))
+            elif (problem := _plaintext_problem(t, t.feedback_url)) is not None:
+                problems.append((f"{path}.feedback_url", problem))
     esc = cfg.escalation
     for key, values in [("escalation.renotify_s", esc.renotify_s),
                         *[(f"escalation.tiers[{i}].after_s", t.after_s)
