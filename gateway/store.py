@@ -716,6 +716,12 @@ class Store:
             d["history"] = json.loads(d["history"])
             d["test"] = bool(d["test"])
             out.append(d)
+        if self._pending.alerts:  # held in memory while the disk is full: shown all the same
+            held = {a.id: {**a.to_record(), "sequence": seq, "updated_at": at,
+                           "created_at": a.history[0][1] if a.history else at}
+                    for a, at, seq in self._pending.alerts.values()}
+            out = sorted([*held.values(), *(d for d in out if d["id"] not in held)],
+                         key=lambda d: -(d["created_at"] or 0.0))[:limit]
         return out
 
     def _alert(self, row: tuple[Any, ...]) -> Alert:

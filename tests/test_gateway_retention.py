@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import tomllib
@@ -236,7 +237,8 @@ def fill_tables(conn: sqlite3.Connection) -> None:
                 conn.execute(
                     "INSERT INTO alerts (id, home, event, state, code, severity, occurred_at, "
                     "evidence, history, created_at, updated_at) VALUES (?, 'h1', 'filler', "
-                    "'resolved', 0, 4, 0, ?, '[]', 0, 0)", (f"filler-{size}-{k}", "x" * size))
+                    "'resolved', 0, 4, 0, ?, '[]', 0, 0)",
+                    (f"filler-{size}-{k}", json.dumps({"filler": "x" * size})))
     filler = conn.execute("SELECT id FROM alerts WHERE event='filler' LIMIT 1").fetchone()[0]
     for size in (4000, 400, 40, 1):
         with contextlib.suppress(sqlite3.OperationalError):
