@@ -23,6 +23,7 @@ from yarl import URL
 
 from alerts import wire
 from gateway.store import AsyncStore, Store
+from gateway.timesync import PeerClock
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ class FeedbackPoller:
         self.wait_s = wait_s
         self.backoff_max_s = backoff_max_s
         self.clock = clock
+        # The hotline's time, learned from its answers' Date header: a gateway whose clock
+        # is wrong (no real-time clock, no NTP yet) still signs within its window.
+        self.peer = PeerClock(name, wall=clock)
         self.failures = 0
         self.down_since: float | None = None  # when the current outage began
 
@@ -85,12 +89,14 @@ class FeedbackPoller:
         wait = 0 if self.failures else self.wait_s
         url = self.url.update_query(gateway_id=self.gateway_id, home_id=self.home_id,
                                     after=cursor, wait=f"{wait:g}")
-        ts = int(self.clock())
+        ts = int(self.peer.now())
         headers = {wire.TIMESTAMP_HEADER: str(ts),
                    wire.SIGNATURE_HEADER: wire.sign(
                        self._secret, ts, wire.request_signature_base("GET", url.raw_path_qs))}
+        sent = self.peer.mark()
         try:
             async with http.get(url, headers=headers) as resp:
+                self.peer.learn_http_date(resp.headers.get("Date"), sent)
                 body = await resp.read()
                 if resp.status != 200:
                     raise FeedbackError(f"HTTP {resp.status}: {body[:200]!r}")
@@ -99,7 +105,7 @@ class FeedbackPoller:
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise FeedbackError(f"{type(e).__name__}: {e}".rstrip(": ")) from None
         try:
-            wire.check_signature(self._secret, signed_ts, signature, body, self.clock())
+            wire.check_signature(self._secret, signed_ts, signature, body, self.peer.now())
             msg = wire.decode_feedback(body)
         except wire.WireError as e:
             raise FeedbackError(f"answer not trusted ({e.reason}): {e}") from None

@@ -160,7 +160,7 @@ class Gateway:
         self.feedback = [
             FeedbackPoller(cfg.target_name(i), t.feedback_url, cfg.secret(i), cfg.gateway.id,
                            cfg.home.id, self.store, self._apply_feedback,
-                           backoff_max_s=min(30.0, t.retry_max_s))
+                           backoff_max_s=min(30.0, t.retry_max_s), clock=self._wall)
             for i, t in enumerate(cfg.hotline) if t.feedback_url]
         self.embedded: EmbeddedBroker | None = None
         self.ingest: Ingest | None = None
@@ -212,7 +212,8 @@ class Gateway:
                 key_file=t.key_file and str(base / t.key_file))
             uplink = MqttUplink(name, address, secret, gateway_id=self.cfg.gateway.id,
                                 home_id=self.cfg.home.id, prefix=t.topic_prefix,
-                                timeout_s=t.timeout_s, backoff_max_s=min(30.0, t.retry_max_s))
+                                timeout_s=t.timeout_s, backoff_max_s=min(30.0, t.retry_max_s),
+                                clock=self._wall, age_clock=self.clock.now)
             self.uplinks.append(uplink)
             return uplink
         if t.kind == "sms":

@@ -28,8 +28,10 @@ ESCALATE_S = 4.0
 MOTION = b'{"battery":100,"illuminance":30,"linkquality":90,"occupancy":true,"voltage":3055}'
 
 
-def write_config(tmp: Path, broker: int, primary: int, backup: int, gid: str) -> Path:
+def write_config(tmp: Path, broker: int, primary: int, backup: int, gid: str, *,
+                 feedback: bool = False) -> Path:
     """An SOS button and a motion sensor; tiers: primary -> backup after ESCALATE_S."""
+    feedback_url = f'feedback_url = "http://127.0.0.1:{primary}/feedback"' if feedback else ""
     text = f"""
 [gateway]
 id = "{gid}"
@@ -71,6 +73,7 @@ name = "primary"
 url = "http://127.0.0.1:{primary}/alerts"
 secret = "{SECRET}"
 retry_max_s = 0.5
+{feedback_url}
 
 [[hotline]]
 name = "backup"
@@ -106,6 +109,16 @@ class FakeWall:
 
     def synced(self) -> bool:
         return self.offset == 0.0
+
+
+async def accept(view, alert_id: str) -> int:
+    """An operator accepts the alert at the hotline (logged in, where the hotline asks)."""
+    act = getattr(view, "act", None)
+    if act is not None:
+        return await act(alert_id, "accept")
+    async with view.http.post(f"http://127.0.0.1:{view.port}/api/alerts/{alert_id}/accept",
+                              json={"operator": "接警员"}) as r:
+        return r.status
 
 
 def at(stamp: str) -> float:
@@ -162,3 +175,27 @@ async def test_a_gateway_days_behind_is_heard_and_a_later_ntp_jump_raises_nothin
         events = [a["event"] for a in await primary.alerts() + await backup.alerts()]
         assert events == ["sos", "sos"]  # no inactivity, not-up or offline from the jump
         assert not gw.core.supervision.offline
+
+
+async def test_an_operators_acceptance_reaches_a_gateway_days_behind(tmp_path, mosquitto):
+    """The feedback poll is signed, and its answer checked, on the hotline's time as learned
+    from its Date header: acceptance travels back and the escalation stops."""
+    _, port = mosquitto
+    p_port, b_port = free_port(), free_port()
+    gid = "gw-clock-acc"
+    cfg = write_config(tmp_path, port, p_port, b_port, gid, feedback=True)
+    wall = FakeWall(-3 * DAY)
+    async with hotline(p_port, tmp_path / "primary.db") as primary, \
+            hotline(b_port, tmp_path / "backup.db") as backup, \
+            gateway(cfg, clock=SteadyClock(wall=wall, synced=wall.synced)) as gw:
+        await publish(port, (f"{gid}/bedside_sos", TS0215A_PRESS),
+                      (f"{gid}/bedside_sos", TS0215A_RESET))
+        (alert,) = await primary.wait_for(1, timeout=20)
+        assert await accept(primary, alert["alert_id"]) == 200
+        deadline = time.monotonic() + 20
+        while gw.metrics["alerts_accepted"] < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert gw.metrics["alerts_accepted"] == 1
+        assert gw.feedback[0].peer.skew_s == pytest.approx(3 * DAY, abs=5)
+        await asyncio.sleep(ESCALATE_S + 1.0)  # past the backup's wait
+        assert await backup.alerts() == []

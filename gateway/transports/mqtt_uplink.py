@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ import aiomqtt
 
 from alerts import wire
 from gateway.ingest import BrokerAddress
+from gateway.timesync import PEER_TOLERANCE_S, PeerClock, stamp_age
 from gateway.transports.base import DeliveryError, Transport
 
 logger = logging.getLogger(__name__)
@@ -47,7 +49,8 @@ class MqttUplink(Transport):
 
     def __init__(self, name: str, address: BrokerAddress, secret: bytes, *, gateway_id: str,
                  home_id: str, prefix: str = "anxin", timeout_s: float = 10.0,
-                 backoff_max_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+                 backoff_max_s: float = 30.0, clock: Callable[[], float] = time.time,
+                 age_clock: Callable[[], float] | None = None) -> None:
         self.name = name
         self.address = address
         self._secret = secret
@@ -56,6 +59,10 @@ class MqttUplink(Transport):
         self.timeout_s = timeout_s
         self.backoff_max_s = backoff_max_s
         self.clock = clock
+        # The centre's time, learned from its signed feedback (MQTT has no Date header):
+        # a gateway whose clock is wrong still stamps its envelopes inside the window.
+        self.peer = PeerClock(name, wall=clock)
+        self._age_clock = age_clock  # the gateway's clock: an event's age when sent
         base = f"{prefix}/{gateway_id}"
         self.alerts_topic = f"{base}/alerts"
         self.status_topic = f"{base}/status"
@@ -113,10 +120,22 @@ class MqttUplink(Transport):
                 cap = min(self.backoff_max_s, 0.5 * 2 ** min(failures, 10))
                 await asyncio.sleep(cap / 2 + random.uniform(0, cap / 2))
 
-    async def _feedback(self, payload: bytes, apply: ApplyFeedback) -> None:
+    def _learn_centre_time(self, payload: bytes) -> None:
+        """Move our idea of the centre's time on to a signed envelope's timestamp. Only
+        ever forward: a message the broker held for us is older than the centre's now."""
         try:
-            msg = wire.decode_feedback(wire.open_envelope(self._secret, payload, self.clock(),
-                                                          ENVELOPE_WINDOW_S))
+            wire.open_envelope(self._secret, payload, 0.0, math.inf)  # authentic, any time
+            stamp = float(json.loads(payload)["timestamp"])
+        except (wire.WireError, ValueError, KeyError, TypeError):
+            return
+        if stamp > self.peer.now() + PEER_TOLERANCE_S:
+            self.peer.learn(stamp, self.peer.mark())
+
+    async def _feedback(self, payload: bytes, apply: ApplyFeedback) -> None:
+        self._learn_centre_time(payload)
+        try:
+            msg = wire.decode_feedback(wire.open_envelope(self._secret, payload,
+                                                          self.peer.now(), ENVELOPE_WINDOW_S))
         except wire.WireError as e:
             logger.warning("feedback on %s refused (%s): %s", self.feedback_topic, e.reason, e)
             return
@@ -126,6 +145,8 @@ class MqttUplink(Transport):
 
     async def send(self, body: bytes) -> None:
         """Publish one alert (QoS 1); return when the central broker has acknowledged it."""
+        if self._age_clock is not None:
+            body = stamp_age(body, self._age_clock())
         await self._publish(self.alerts_topic, body)
 
     async def send_intercom(self, body: bytes) -> None:
@@ -136,7 +157,7 @@ class MqttUplink(Transport):
         client = self._client
         if client is None:
             raise DeliveryError("not connected to the central broker")
-        payload = wire.envelope(self._secret, int(self.clock()), body)
+        payload = wire.envelope(self._secret, int(self.peer.now()), body)
         try:
             await client.publish(topic, payload, qos=1, timeout=self.timeout_s)
         except (aiomqtt.MqttError, TimeoutError) as e:
