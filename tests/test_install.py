@@ -186,6 +186,12 @@ def test_install_twice_uninstall_purge(tmp_path):
     assert "RuntimeMaxUse=16M" in journald
     unit = (root / "etc/systemd/system/anxin.service").read_text()
     assert f"ExecStart={root}/opt/anxin/venv/bin/anxin run --config {root}/etc/anxin" in unit
+    # every credential the unit loads, and the config directory it may write, are there
+    credentials = re.findall(r"^LoadCredential=[\w-]+:(\S+)$", unit, re.MULTILINE)
+    assert len(credentials) == 2
+    for path in credentials:
+        assert owner(root, str(Path(path).relative_to(root))) == ("-rw-------", 0, 0)
+    assert f"ReadWritePaths={root}/etc/anxin\n" in unit
     # anxin in the venv is the copy pip installed there, from this tree
     where = venv_run(root, "python", "-c", "import gateway; print(gateway.__file__)")
     assert where.stdout.startswith(f"{root}/opt/anxin/venv/lib/"), where.stdout + where.stderr
