@@ -96,7 +96,8 @@ SAMPLES = {
     "trouble": [True, False], "temperature": [21.5], "heart_rate": [58], "vibration": [True],
     "respiration_rate": [14], "fall": ["fall", "suspected", "none"], "sos": [True],
     "cancel": [True], "checkin": [True], "intercom": ["call", "ended"],
-    "away_mode": ["away", "home"],
+    "away_mode": ["away", "home"], "intercom_request": ["R-1"],
+    "snapshot": [{"ref": "media/1.jpg", "taken_at": START}],
 }
 
 
