@@ -35,6 +35,7 @@ import json
 import os
 import random
 import resource
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -45,6 +46,9 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,11 +64,15 @@ from alerts.alert import Alert, AlertState  # noqa: E402
 from alerts.ulid import ulid  # noqa: E402
 from bench.e2e import cpu_seconds, percentile, rss_mb  # noqa: E402
 from detectors.finding import Finding  # noqa: E402
+from tests import _hotline  # noqa: E402
 from tests._mosquitto import free_port  # noqa: E402
 
 SECRET = b"hotline-load-secret"
 TZ = ZoneInfo("Asia/Shanghai")
 SLOW_S = 1.0  # the console must answer within this
+# What an operator's browser loads: the queue page, its JSON, an alert's detail page, the
+# gateways' list (supervision), sampled once a second each during the burst.
+CONSOLE_PATHS = ["/", "/api/queue", "/alerts/{latest}", "/api/gateways"]
 
 # event, Contact ID code, severity, detector, weight in the burst (a bad night in a city:
 # mostly technical and care alerts, a steady share of emergencies)
@@ -101,12 +109,14 @@ def start_hotline(tmp: Path, supervision_s: float) -> Hotline:
     key = tmp / "hotline.key"
     key.write_bytes(SECRET)
     db, log = tmp / "hotline.db", tmp / "hotline.log"
-    anxin = Path(sys.executable).with_name("anxin")
+    # `anxin hotline` is exactly hotline.server.main; called directly, the hotline process
+    # imports only hotline/ and alerts/, as a centre's install would.
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(anxin), "hotline", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-c", "import sys; from hotline.server import main; "
+             "sys.exit(main(sys.argv[1:]))", "--host", "127.0.0.1", "--port", str(port),
              "--secret-file", str(key), "--db", str(db), "--supervision-s", str(supervision_s)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     return Hotline(proc, f"http://127.0.0.1:{port}", db, log)
 
 
@@ -142,31 +152,33 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 @dataclass
 class Operator:
-    """A logged-in operator: a session on the console (its cookies and CSRF token)."""
+    """A logged-in operator: a session on the console (its cookie and CSRF token)."""
 
     name: str
     http: aiohttp.ClientSession
     base: str
-    headers: dict[str, str] = field(default_factory=dict)  # e.g. the CSRF token for POSTs
+    headers: dict[str, str] = field(default_factory=dict)  # the CSRF token for POSTs
 
     async def accept(self, alert_id: str) -> int:
         """Take charge of an alert; the HTTP status."""
-        async with self.http.post(f"{self.base}/api/alerts/{alert_id}/accept",
-                                  json={"operator": self.name}, headers=self.headers) as r:
+        async with self.http.post(f"{self.base}/api/alerts/{alert_id}/accept", json={},
+                                  headers=self.headers) as r:
             await r.read()
             return r.status
 
 
-async def login(base: str, name: str) -> Operator:
-    """Log an operator in to the console; the session to watch the queue and act with.
-
-    The reference receiver has no operator login yet (it comes with the operator console,
-    issue 6): its console answers on 127.0.0.1 to anyone, so the session needs nothing.
-    When login lands, this is the one place that signs in (form POST, CSRF token kept).
-    """
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-                                 connector=aiohttp.TCPConnector(limit=0))
-    return Operator(name, http, base)
+async def login(h: Hotline, name: str) -> Operator:
+    """An operator account made with the hotline's own function, logged in through the
+    login form as a browser is (session cookie, CSRF token), as tests/_hotline.py does."""
+    password = secrets.token_urlsafe(12)
+    _hotline.add_operator(h.db, name, "operator", password)
+    http = _hotline.session()
+    try:
+        csrf = await _hotline.login(http, h.base, name, password)
+    except BaseException:
+        await http.close()
+        raise
+    return Operator(name, http, h.base, _hotline.headers(csrf))
 
 
 @dataclass
@@ -174,8 +186,11 @@ class Stream:
     """What one operator's live queue (`GET /events`) showed, and when."""
 
     first_seen: dict[str, float] = field(default_factory=dict)  # alert_id -> perf_counter
+    first_wall: dict[str, float] = field(default_factory=dict)  # the same, time.time()
+    received_at: dict[str, float] = field(default_factory=dict)  # the hotline's stamp
     new: Counter[str] = field(default_factory=Counter)  # alert_id -> times shown as new
     events: int = 0
+    dropped: int = 0  # times the hotline ended the stream (a reader too far behind)
     silent: set[str] = field(default_factory=set)  # loss-of-supervision alerts shown
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,7 +202,10 @@ class Stream:
         if not isinstance(alert_id, str):
             return
         self.events += 1
-        self.first_seen.setdefault(alert_id, t)
+        if alert_id not in self.first_seen:
+            self.first_seen[alert_id], self.first_wall[alert_id] = t, time.time()
+            if isinstance(row.get("received_at"), (int, float)):
+                self.received_at[alert_id] = row["received_at"]
         # Shown as new: its first delivery, before anyone acted on it.
         if row.get("deliveries", 1) == 1 and row.get("state", "received") == "received":
             self.new[alert_id] += 1
@@ -197,25 +215,30 @@ class Stream:
 
 
 async def watch(op: Operator, stream: Stream) -> None:
-    """Read the operator's server-sent events until cancelled."""
-    async with op.http.get(f"{op.base}/events", headers=op.headers) as r:
-        if r.status != 200:
-            raise RuntimeError(f"/events answered {r.status}")
-        stream.connected.set()
-        buf = b""
-        async for chunk in r.content.iter_any():
-            t = time.perf_counter()
-            buf += chunk
-            while b"\n\n" in buf:
-                block, buf = buf.split(b"\n\n", 1)
-                kind, data = "message", []
-                for line in block.split(b"\n"):
-                    if line.startswith(b"event:"):
-                        kind = line[6:].strip().decode()
-                    elif line.startswith(b"data:"):
-                        data.append(line[5:].lstrip())
-                if kind == "alert" and data:
-                    stream.note(b"\n".join(data), t)
+    """Read the operator's server-sent events until cancelled; reconnect as a browser's
+    EventSource does if the hotline ends the stream (counted: alerts meanwhile are missed)."""
+    while True:
+        async with op.http.get(f"{op.base}/events", headers=op.headers,
+                               allow_redirects=False) as r:
+            if r.status != 200:
+                raise RuntimeError(f"/events answered {r.status} (not logged in?)")
+            stream.connected.set()
+            buf = b""
+            async for chunk in r.content.iter_any():
+                t = time.perf_counter()
+                buf += chunk
+                while b"\n\n" in buf:
+                    block, buf = buf.split(b"\n\n", 1)
+                    kind, data = "message", []
+                    for line in block.split(b"\n"):
+                        if line.startswith(b"event:"):
+                            kind = line[6:].strip().decode()
+                        elif line.startswith(b"data:"):
+                            data.append(line[5:].lstrip())
+                    if kind == "alert" and data:
+                        stream.note(b"\n".join(data), t)
+        stream.dropped += 1
+        await asyncio.sleep(0.5)
 
 
 # --- gateways ------------------------------------------------------------------------------
@@ -231,7 +254,7 @@ class Gateways:
     errors: Counter[str] = field(default_factory=Counter)
     late_s: list[float] = field(default_factory=list)  # answer time beyond the wait
     max_gap_s: dict[str, float] = field(default_factory=dict)  # longest time between polls
-    feedback: dict[str, float] = field(default_factory=dict)  # accepted alert_id -> when
+    feedback: dict[str, float] = field(default_factory=dict)  # accepted id -> time.time()
     started: set[str] = field(default_factory=set)
 
     async def run(self, http: aiohttp.ClientSession, gateway_id: str, home_id: str,
@@ -272,8 +295,42 @@ class Gateways:
             failures = 0
             for ev in msg["events"]:
                 if ev["action"] == "accepted":
-                    self.feedback.setdefault(ev["alert_id"], time.perf_counter())
+                    self.feedback.setdefault(ev["alert_id"], time.time())
             cursor = msg["cursor"]
+
+    def summary(self) -> dict[str, Any]:
+        """What the fleet saw, to send back to the parent."""
+        return {"started": len(self.started), "polls": self.polls, "errors": dict(self.errors),
+                "late_ms": dist_ms(self.late_s), "feedback": self.feedback,
+                "max_gap_s": round(max(self.max_gap_s.values(), default=0.0), 1)}
+
+
+def fleet_process(base: str, gateways: list[tuple[str, str]], wait_s: float, ramp_s: float,
+                  conn: Connection) -> None:
+    """The gateways in a process of their own, so their load does not lag the measuring
+    process's clock; runs until the parent sends anything on `conn`, then sends back
+    `Gateways.summary()`."""
+    asyncio.run(_fleet(base, gateways, wait_s, ramp_s, conn))
+
+
+async def _fleet(base: str, gateways: list[tuple[str, str]], wait_s: float, ramp_s: float,
+                 conn: Connection) -> None:
+    raise_fd_limit(len(gateways) + 100)
+    fleet = Gateways(base, wait_s)
+    # Like the gateway's poller: timeout = wait + 15 s (one session here for all of them).
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=wait_s + 15),
+                                     connector=aiohttp.TCPConnector(limit=0)) as http:
+        tasks = [asyncio.create_task(fleet.run(http, g, home, ramp_s * i / len(gateways)))
+                 for i, (g, home) in enumerate(gateways)]
+        lag: list[float] = []
+        tasks.append(asyncio.create_task(loop_lag(lag)))
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    conn.send({**fleet.summary(), "loop_lag_ms": dist_ms(lag),
+               "cpu_s": sum(os.times()[:2])})
+    conn.close()
 
 
 # --- alerts --------------------------------------------------------------------------------
@@ -312,6 +369,7 @@ class Sent:
     """What the burst sent and how /alerts answered."""
 
     at: dict[str, float] = field(default_factory=dict)  # alert_id -> perf_counter of 1st POST
+    wall: dict[str, float] = field(default_factory=dict)  # the same, time.time()
     gateway: dict[str, str] = field(default_factory=dict)  # alert_id -> gateway_id
     response_s: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
@@ -325,7 +383,7 @@ async def post_alert(http: aiohttp.ClientSession, base: str, body: bytes, alert_
     headers = wire.signed_headers(SECRET, int(time.time()), body)
     t0 = time.perf_counter()
     if first:
-        sent.at[alert_id] = t0
+        sent.at[alert_id], sent.wall[alert_id] = t0, time.time()
     try:
         async with http.post(f"{base}/alerts", data=body, headers=headers) as r:
             await r.read()
@@ -339,14 +397,22 @@ async def post_alert(http: aiohttp.ClientSession, base: str, body: bytes, alert_
 # --- sampling ------------------------------------------------------------------------------
 
 
-async def sample_console(op: Operator, paths: list[str], out: dict[str, list[float]],
-                         errors: Counter[str]) -> None:
-    """GET each console path once a second (what an operator's browser loads)."""
+async def sample_console(op: Operator, paths: list[str], latest: Stream,
+                         out: dict[str, list[float]], errors: Counter[str]) -> None:
+    """GET each console path once a second, as an operator's browser would load them;
+    `/alerts/{latest}` is the detail page of the newest alert on `latest`'s stream."""
     while True:
         for path in paths:
+            if "{latest}" in path:
+                if not latest.first_seen:
+                    continue
+                url = path.replace("{latest}", next(reversed(latest.first_seen)))
+            else:
+                url = path
             t0 = time.perf_counter()
             try:
-                async with op.http.get(f"{op.base}{path}", headers=op.headers,
+                async with op.http.get(f"{op.base}{url}", headers=op.headers,
+                                       allow_redirects=False,
                                        timeout=aiohttp.ClientTimeout(total=30)) as r:
                     await r.read()
                     if r.status != 200:
@@ -439,18 +505,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit(args.gateways + 2 * args.operators + 200 + args.alerts // 4)
     rng = random.Random(args.seed)
     gws = [(f"gw-{i:05d}", f"home-{i:05d}") for i in range(args.gateways)]
+    loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         h = start_hotline(tmp, args.supervision_s)
-        # Like the gateway's poller: one session, timeout = wait + 15 s.
-        polls_http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=args.poll_wait_s + 15),
-            connector=aiohttp.TCPConnector(limit=0))
         send_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
                                           connector=aiohttp.TCPConnector(limit=0))
         tasks: list[asyncio.Task[None]] = []
         operators: list[Operator] = []
         spy: subprocess.Popen[bytes] | None = None
+        mp = get_context("spawn")  # a fresh interpreter: nothing of this loop is inherited
+        fleet_proc: BaseProcess | None = None
+        fleet: dict[str, Any] | None = None
+        to_fleet, from_parent = mp.Pipe()
         try:
             await wait_ready(send_http, h)
             pid = h.proc.pid
@@ -460,19 +527,26 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                       asyncio.create_task(loop_lag(lag))]
             streams = []
             for i in range(args.operators):
-                op = await login(h.base, f"接警员{i + 1}")
+                op = await login(h, f"接警员{i + 1}")
                 operators.append(op)
                 s = Stream()
                 streams.append(s)
                 tasks.append(asyncio.create_task(watch(op, s)))
-            for s in streams:
-                await asyncio.wait_for(s.connected.wait(), 30)
+            for s, task in zip(streams, tasks[-len(streams):], strict=True):
+                opened = asyncio.ensure_future(s.connected.wait())
+                await asyncio.wait([task, opened], timeout=30,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                opened.cancel()
+                if task.done():
+                    task.result()  # raises why the stream did not open
+                if not s.connected.is_set():
+                    raise RuntimeError("an operator's /events did not open within 30 s")
 
             t_start = time.perf_counter()
-            fleet = Gateways(h.base, args.poll_wait_s)
-            tasks += [asyncio.create_task(fleet.run(polls_http, g, home,
-                                                    args.ramp_s * i / max(1, len(gws))))
-                      for i, (g, home) in enumerate(gws)]
+            fleet_proc = mp.Process(
+                target=fleet_process, name="hotline-load-gateways",
+                args=(h.base, gws, args.poll_wait_s, args.ramp_s, from_parent))
+            fleet_proc.start()
             await asyncio.sleep(args.ramp_s + args.settle_s)
             t_burst = time.perf_counter()
 
@@ -488,12 +562,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             sent = Sent()
             console: dict[str, list[float]] = defaultdict(list)
             console_errors: Counter[str] = Counter()
-            accepted_at: dict[str, float] = {}
+            accepted_at: dict[str, float] = {}  # alert_id -> time.time() of the accept
             accept_status: Counter[int] = Counter()
             if args.py_spy:
                 spy = start_py_spy(pid, args.py_spy)
             sampler = asyncio.create_task(sample_console(
-                operators[0], ["/", "/api/alerts", "/api/gateways"], console, console_errors))
+                operators[0], CONSOLE_PATHS, streams[0], console, console_errors))
             tasks.append(sampler)
 
             async def send_one(i: int) -> None:
@@ -516,7 +590,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     todo = [a for a in seen if a in sent.gateway and a not in tried]
                     if todo:
                         tried.add(todo[0])
-                        t = time.perf_counter()
+                        t = time.time()
                         status = await operators[0].accept(todo[0])
                         accept_status[status] += 1
                         if status == 200:
@@ -542,14 +616,21 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             # Heartbeats go on: supervision must stay quiet, accepted alerts reach their gateway.
             await asyncio.sleep(args.tail_s)
             t_end = time.perf_counter()
+            to_fleet.send("stop")
+            if await loop.run_in_executor(None, to_fleet.poll, 60):
+                fleet = to_fleet.recv()
             deliveries, silent_stored, rejected = stored(h.db)
         finally:
+            if fleet_proc is not None:
+                fleet_proc.join(30)
+                if fleet_proc.is_alive():
+                    fleet_proc.kill()
+                    fleet_proc.join()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for op in operators:
                 await op.http.close()
-            await polls_http.close()
             await send_http.close()
             if spy is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -557,24 +638,34 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             stop_process(h.proc)
         log_tail = h.log.read_text(errors="replace").splitlines()[-5:] \
             if h.proc.returncode not in (0, -signal.SIGTERM) else []
+    if fleet is None:
+        raise RuntimeError("the gateways' process did not report")
 
     latency = [s.first_seen[a] - t for s in streams for a, t in sent.at.items()
                if a in s.first_seen]
+    # Where that time went, by the hotline's own stamp (same machine clock).
+    to_hotline = [s.received_at[a] - sent.wall[a] for s in streams[:1] for a in sent.wall
+                  if a in s.received_at]
+    hotline_to_screen = [s.first_wall[a] - s.received_at[a] for s in streams
+                         for a in sent.wall if a in s.received_at]
     lost_store = sorted(set(sent.gateway) - deliveries.keys())
     lost_stream = sorted({a for s in streams for a in sent.gateway if a not in s.first_seen})
     shown_new_wrong = sorted({a for s in streams for a in sent.gateway if s.new[a] != 1})
     extra_deliveries = sum(deliveries.values()) - len(deliveries)
-    fb_latency = [fleet.feedback[a] - t for a, t in accepted_at.items() if a in fleet.feedback]
-    burst_cpu = cpu_between(proc_samples, t_burst, t_drained)
+    fb_latency = [fleet["feedback"][a] - t for a, t in accepted_at.items()
+                  if a in fleet["feedback"]]
     return {
         "gateways": args.gateways,
-        "gateways_polling": len(fleet.started),
+        "gateways_polling": fleet["started"],
         "heartbeat": "signed feedback long poll per gateway "
                      f"(wait {args.poll_wait_s:g} s), as gateway/feedback.py",
         "alerts": len(bodies), "burst_s": args.burst_s,
         "duplicates_sent": sent.duplicates_sent, "operators": args.operators,
+        "streams_dropped": sum(s.dropped for s in streams),
         "queue_update_ms": dist_ms(latency),
         "queue_update_over_1s": sum(1 for x in latency if x > SLOW_S),
+        "queue_update_split_ms": {"post_to_hotline_received_at": dist_ms(to_hotline),
+                                  "received_at_to_operator_stream": dist_ms(hotline_to_screen)},
         "post_alerts_ms": dist_ms(sent.response_s),
         "post_alerts_status": dict(sent.statuses), "post_alerts_failed": sent.failed[:10],
         "lost": {"not_in_store": len(lost_store), "not_on_every_stream": len(lost_stream),
@@ -584,10 +675,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                   "rejected": rejected},
         "false_gateway_silent": {"stored": silent_stored,
                                  "on_stream": len(set().union(*(s.silent for s in streams)))},
-        "heartbeats": {"polls_answered": fleet.polls, "errors": dict(fleet.errors),
-                       "answer_late_ms": dist_ms(fleet.late_s),
-                       "max_gap_between_polls_s": round(max(fleet.max_gap_s.values(),
-                                                            default=0.0), 1),
+        "heartbeats": {"polls_answered": fleet["polls"], "errors": fleet["errors"],
+                       "answer_late_ms": fleet["late_ms"],
+                       "max_gap_between_polls_s": fleet["max_gap_s"],
                        "supervision_s": args.supervision_s},
         "accepts": {"made": len(accepted_at), "status": dict(accept_status),
                     "reached_gateway": len(fb_latency),
@@ -598,16 +688,21 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "hotline": {
             "cpu_pct_heartbeats_only": cpu_between(proc_samples, t_start + args.ramp_s,
                                                    t_burst),
-            "cpu_pct_burst": burst_cpu,
+            "cpu_pct_burst": cpu_between(proc_samples, t_burst, t_drained),
             "cpu_pct_tail": cpu_between(proc_samples, t_drained, t_end),
-            "rss_mb_before_gateways": round(proc_samples[0][2], 1) if proc_samples else None,
+            "rss_mb_at_start": round(proc_samples[0][2], 1) if proc_samples else None,
             "rss_mb_max": round(max((s[2] for s in proc_samples), default=0.0), 1),
             "exit_log": log_tail,
         },
         "phases_s": {"ramp": args.ramp_s, "settle": args.settle_s,
                      "burst_sent": round(t_sent - t_burst, 1),
                      "drained": round(t_drained - t_burst, 1), "tail": args.tail_s},
-        "generator_loop_lag_ms": dist_ms(lag),
+        "generator": {"measuring_loop_lag_ms": dist_ms(lag),
+                      "gateways_loop_lag_ms": fleet["loop_lag_ms"],
+                      "cpu_pct_measuring": round(100 * sum(os.times()[:2])
+                                                 / (t_end - t_start + 1e-9), 1),
+                      "cpu_pct_gateways": round(100 * fleet["cpu_s"]
+                                                / (t_end - t_start + 1e-9), 1)},
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
     }
