@@ -94,14 +94,20 @@ class Intercom:
         raw = await self.gw.store.call(Store.setting, STATE_SETTING)
         if not raw:
             return
-        state = json.loads(raw)
-        self.rings = {(r["request_id"], r["device"]): Ring(**r) for r in state["rings"]}
-        self.snapshots = dict(state["snapshots"])
-        self.seen = list(state["seen"])
+        try:
+            state = json.loads(raw)
+            rings = {(r["request_id"], r["device"]): Ring(**r) for r in state["rings"]}
+            snapshots = {str(k): float(v) for k, v in state["snapshots"].items()}
+            seen = [str(r) for r in state["seen"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            # never a reason not to start: the rings under way are forgotten, and said so
+            logger.error("intercom state in the store is unreadable (%s): starting afresh", e)
+            return
+        self.rings, self.snapshots, self.seen = rings, snapshots, seen
 
     async def _save(self, now: float) -> None:
         state = {"rings": [asdict(r) for r in self.rings.values()],
-                 "snapshots": self.snapshots, "seen": self.seen[-SEEN_KEPT:]}
+                 "snapshots": self.snapshots, "seen": self.seen}
         await self.gw.store.call(Store.set_setting, STATE_SETTING, json.dumps(state), now)
 
     # --- events to the hotline --------------------------------------------------------------
@@ -153,6 +159,7 @@ class Intercom:
             logger.info("look-in %s from %s already rung", request_id, target)
             return
         self.seen.append(request_id)
+        del self.seen[:-SEEN_KEPT]
         source = ev.get("from") if ev.get("from") in RING_SOURCES else "centre"
         operator = str(ev.get("operator") or target)
         alert_id = str(ev.get("alert_id") or "")

@@ -149,8 +149,18 @@ look_in_auto_answer = {auto}
 """
 
 
+INTERCOM = """
+[[devices]]
+id = "door-intercom"
+source = "anxin"
+topic = "{gid}-native/intercom"
+model = "anxin-intercom"
+room = "客厅"
+"""
+
+
 def write_config(tmp: Path, broker: int, hport: int, gid: str, *, snap: bool = False,
-                 auto: list[bool] | None = None) -> Path:
+                 auto: list[bool] | None = None, intercom: bool = True) -> Path:
     """A home with one intercom and a PIR, two emergency contacts, the centre at `hport`."""
     people = "".join(RESIDENT.format(snap=str(snap).lower(), auto=str(a).lower())
                      for a in (auto or [False]))
@@ -166,13 +176,7 @@ name = "李梅"
 relation = "邻居"
 phone = "13800000002"
 
-[[devices]]
-id = "door-intercom"
-source = "anxin"
-topic = "{gid}-native/intercom"
-model = "anxin-intercom"
-room = "客厅"
-
+{INTERCOM.format(gid=gid) if intercom else ""}
 [[devices]]
 id = "pir-living"
 source = "zigbee2mqtt"
@@ -446,3 +450,20 @@ async def test_look_in_and_events_over_the_mqtt_uplink(tmp_path, mosquitto):
             collector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await collector
+
+
+async def test_a_look_in_at_a_home_without_an_intercom_is_missed_at_once(tmp_path, mosquitto):
+    _, port = mosquitto
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, "ic-none", intercom=False)
+    async with centre_on(hport) as centre:
+        gw = Gateway(load(cfg))
+        await gw.start()
+        try:
+            centre.look_in("R-none", alert_id="01JDALERT")
+            (missed,) = await centre.wait("missed", lambda: [
+                e for e in centre.events if e["request_id"] == "R-none"])
+        finally:
+            await gw.stop()
+    assert (missed["event"], missed["device_id"]) == ("missed", "")
+    assert missed["detail"] == {"reason": "no_intercom", "alert_id": "01JDALERT"}
