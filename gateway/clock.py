@@ -111,13 +111,15 @@ class SteadyClock:
         self.floor = max(self.floor, floor)
         self._base += max(0.0, self.floor - self.now())
 
-    def check(self) -> float:
+    def check(self, *, synced: bool = False) -> float:
         """Follow a step of the wall clock: the step in seconds (+ forward), or 0.0 if there
-        was none, or if the wall clock now reads earlier than the floor (still unset)."""
+        was none, or if the wall clock now reads earlier than the floor (still unset) and
+        the OS does not say it is `synced` (then it is right, and the floor was not)."""
         wall, ticks = self._wall(), self._ticks()
         step = wall - (ticks + self._base)
-        if abs(step) <= STEP_S or wall < self.floor:
+        if abs(step) <= STEP_S or (wall < self.floor and not synced):
             return 0.0
+        self.floor = min(self.floor, wall)
         self._base = wall - ticks
         return step
 

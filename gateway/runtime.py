@@ -370,9 +370,11 @@ class Gateway:
         started = time.monotonic()
         await self.store.open()
         self._stored_before = await self.store.call(timesync.high_water)
-        if isinstance(self.clock, SteadyClock):  # never before the newest time stored
-            self.clock.raise_floor(timesync.floor(await self.store.call(timesync.newest_stamp)))
         self._os_synced = self._synced()
+        if isinstance(self.clock, SteadyClock) and self._os_synced is not True:
+            # not before the newest time stored (unless the OS vouches for its clock: then
+            # a newer row was written while the clock ran ahead)
+            self.clock.raise_floor(timesync.floor(await self.store.call(timesync.newest_stamp)))
         now = self.clock.now()
         self.maintenance_until = await self.store.call(Store.maintenance_until)
         self._troubles = {(i.device, i.event) for i in await self.store.call(Store.troubles)}
@@ -1018,7 +1020,7 @@ class Gateway:
         if not isinstance(self.clock, SteadyClock):
             return 0.0
         self._os_synced = self._synced()
-        step = self.clock.check()
+        step = self.clock.check(synced=self._os_synced is True)
         if step:
             await self._rebase(step)
         return step

@@ -199,3 +199,27 @@ async def test_an_operators_acceptance_reaches_a_gateway_days_behind(tmp_path, m
         assert gw.feedback[0].peer.skew_s == pytest.approx(3 * DAY, abs=5)
         await asyncio.sleep(ESCALATE_S + 1.0)  # past the backup's wait
         assert await backup.alerts() == []
+
+
+async def test_rows_written_while_the_clock_ran_ahead_do_not_hold_a_quiet_spell_open(
+        tmp_path, mosquitto):
+    """First run: the clock set a day ahead; movement is stored at that time. Second run:
+    NTP has set it right. The clock does not start at the stored rows' time, and those rows
+    are not replayed as the last activity (a quiet spell would stay open for a day)."""
+    _, port = mosquitto
+    gid = "gw-clock-ahead"
+    cfg = write_config(tmp_path, port, free_port(), free_port(), gid)
+    wall = FakeWall(+DAY)
+    async with gateway(cfg, clock=SteadyClock(wall=wall, synced=lambda: False)) as gw:
+        await publish(port, (f"{gid}/living_pir", MOTION), (f"{gid}/living_pir", MOTION),
+                      gap=0.2)
+        deadline = time.monotonic() + 15
+        while gw.metrics["observations"] < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert gw.core.activity.last_at > time.time() + DAY - 60
+    wall.offset = 0.0
+    async with gateway(cfg, clock=SteadyClock(wall=wall, synced=wall.synced)) as gw:
+        now = gw.clock.now()
+        assert now == pytest.approx(time.time(), abs=5)
+        last = gw.core.activity.last_at
+        assert last is None or last <= now

@@ -23,6 +23,7 @@ from devices import blocks
 from devices.observation import Observation
 from gateway import timesync
 from gateway.clock import STEP_S, SteadyClock
+from gateway.store import Store
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=TZ).timestamp()  # a Monday morning
@@ -279,3 +280,43 @@ def test_an_unsent_body_is_corrected_by_the_step():
     assert datetime.fromisoformat(fixed["timeline"][0]["at"]).timestamp() == T0 - 60
     assert fixed["occurred_at"].endswith("+08:00") and fixed["clock"] == {"synced": True}
     assert timesync.shift_body(b"\x00garbage", 5.0, True) == b"\x00garbage"
+
+
+def test_a_synchronised_clock_below_the_floor_is_followed_and_lowers_the_floor():
+    # The floor came from a row written while the clock ran a day ahead; NTP says now.
+    clock, _, _ = steady(T0, floor=T0 + DAY)
+    assert clock.now() == T0 + DAY
+    assert clock.check() == 0.0  # the OS does not vouch for it: the floor holds
+    assert clock.check(synced=True) == pytest.approx(-DAY)
+    assert clock.now() == T0 and clock.floor == T0
+
+
+# --- what this process stored on the old clock ---------------------------------------------
+
+
+def test_a_step_moves_this_processs_rows_and_unsent_bodies_but_not_older_ones(tmp_path):
+    store = Store(tmp_path / "anxin.db")
+    try:
+        older = Observation("h1", "pir-living", "motion", True, T0, "living_room")
+        store.add_observations([older])
+        mark = timesync.high_water(store)
+        assert timesync.newest_stamp(store) == T0
+        ours = Observation("h1", "pir-living", "motion", True, T0 - 3 * DAY + 60,
+                           "living_room")
+        store.add_observations([ours])
+        _, manager, _ = fresh()
+        alert = sos(manager, T0 - 3 * DAY + 120)
+        wire_body = body(T0 - 3 * DAY + 120, False)
+        store.notify(alert, ("primary",), lambda seq: wire_body, T0 - 3 * DAY + 120, "raise")
+        timesync.shift_alert(alert, 3 * DAY)
+        fixed = timesync.shift_stored(store, 3 * DAY, mark, [alert], T0 + 130,
+                                      lambda b, dt: timesync.shift_body(b, dt, True))
+        assert fixed == 1
+        assert [o.at for o in store.observations_since(0)] == [T0, T0 + 60]
+        (row,) = store.due("primary")
+        sent = json.loads(row.body)
+        assert datetime.fromisoformat(sent["occurred_at"]).timestamp() == T0 + 120
+        assert sent["clock"] == {"synced": True}
+        assert store.get_alert(alert.id).finding.at == T0 + 120
+    finally:
+        store.close()
