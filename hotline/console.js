@@ -46,7 +46,8 @@ function row(a) {
                        class: `sev${a.severity} st-${a.state}`});
   tr.append(
     el("td", {class: "sev"}, S["sev" + a.severity] || a.severity),
-    el("td", {}, a.test ? el("span", {class: "test"}, S.test_mark) : null, " ", title,
+    el("td", {class: "title"}, a.test ? el("span", {class: "test"}, S.test_mark) : null,
+       " ", title,
        el("small", {}, a.code + (esc ? ` · ${S.escalated} ${esc.tier_name || esc.tier}` +
                                  (esc.reminder ? ` · ${S.reminder} ${esc.reminder}` : "") : ""))),
     el("td", {}, who(a) || a.home_id, el("small", {}, a.home_id + (a.district ? " · " +
@@ -85,7 +86,8 @@ function render() {
       return tr;
     }));
     document.querySelector(`#lane-${name} .n`).textContent = rows.length;
-    document.querySelector(`#lane-${name} .none`).hidden = rows.length > 0;
+    document.querySelector(`#lane-${name} .none`).style.display = rows.length ? "none" : "";
+    document.querySelector(`#lane-${name} table`).style.display = rows.length ? "" : "none";
   }
   tick();
   alarm();

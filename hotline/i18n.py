@@ -115,7 +115,9 @@ T: dict[str, tuple[str, str]] = {
     "ev_auto_answered": ("已自动接通", "auto-answered"), "ev_missed": ("无人接听", "missed"),
     "ev_declined": ("已拒绝", "declined"), "ev_ended": ("通话结束", "ended"),
     "ev_call": ("老人呼叫", "resident called"), "ev_checkin": ("平安打卡", "check-in"),
-    "details": ("技术细节", "Technical details"), "test_mark": ("测试", "TEST"),
+    "details": ("技术细节", "Technical details"),
+    "note_hint": ("备注（如：已电话联系）", "note (e.g. called her)"),
+    "who_hint": ("姓名/电话", "name / phone"), "test_mark": ("测试", "TEST"),
 }
 
 
@@ -184,7 +186,11 @@ KINDS = {"smoke": ("烟雾", "smoke"), "gas": ("燃气", "gas"), "water_leak": (
          "heart_rate": ("心率", "heart rate"), "respiration_rate": ("呼吸频率", "breathing rate"),
          "battery": ("电量", "battery"), "temperature": ("温度", "temperature"),
          "humidity": ("湿度", "humidity"), "tamper": ("防拆", "tamper"),
-         "power": ("用电", "power"), "action": ("按键", "press"), "checkin": ("打卡", "check-in")}
+         "power": ("用电", "power"), "action": ("按键", "press"), "checkin": ("打卡", "check-in"),
+         "fall": ("跌倒", "fall"), "sos": ("紧急按钮", "SOS"), "door": ("门", "door"),
+         "availability": ("在线状态", "availability")}
+VALUES = {"fall": ("跌倒", "fall"), "suspected": ("疑似跌倒", "suspected fall"),
+          "none": ("无", "none"), "online": ("在线", "online"), "offline": ("离线", "offline")}
 
 
 def kind(name: str, lang: str) -> str:
@@ -202,6 +208,9 @@ def reading(kind_name: str, value: Any, lang: str) -> str:
         return ("是" if value else "否") if zh else ("yes" if value else "no")
     if value is None:
         return "—"
+    if isinstance(value, str) and value in VALUES:
+        zh_v, en_v = VALUES[value]
+        return zh_v if zh else en_v
     return str(value)
 
 
@@ -262,9 +271,9 @@ def evidence_lines(event: str, evidence: dict[str, Any], lang: str
     kind_name = evidence.get("kind")
     if isinstance(kind_name, str) and "value" in evidence:
         what = kind(kind_name, lang)
-        lines.append(f"传感器报告：{what} = {reading(kind_name, evidence['value'], lang)}" if zh
-                     else f"the sensor reported {what}: "
-                          f"{reading(kind_name, evidence['value'], lang)}")
+        said = reading(kind_name, evidence["value"], lang)
+        what = what if said == what else f"{what}：{said}" if zh else f"{what}: {said}"
+        lines.append(f"传感器报告：{what}" if zh else f"the sensor reported {what}")
     for key, value in evidence.items():
         if key in ("kind", "value"):
             continue

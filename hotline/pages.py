@@ -158,8 +158,8 @@ def _contacts(lang: str, contacts: list[dict[str, Any]]) -> str:
         items.append(
             f'<li><strong>{e(str(c.get("name", "")))}</strong> '
             f'<span class="sub">{e(str(c.get("relation", "")))} · {e(phone)}</span>'
-            f'<a class="tel btn" href="tel:{e(tel)}">📞 {e(t(lang, "call"))}</a>'
-            f'<a class="btn" href="sms:{e(tel)}">✉ {e(t(lang, "sms"))}</a></li>')
+            f'<a class="tel btn" href="tel:{e(tel)}">{e(t(lang, "call"))}</a>'
+            f'<a class="btn" href="sms:{e(tel)}">{e(t(lang, "sms"))}</a></li>')
     return '<ul class="plain">' + "".join(items) + "</ul>"
 
 
@@ -180,7 +180,7 @@ def timeline_svg(entries: list[dict[str, Any]], lang: str, end: float | None = N
     left, width, row_h = 190, 560, 22
     height = row_h * len(lines) + 30
     span = max(t1 - t0, 1.0)
-    out = [f'<svg class="tl" role="img" viewBox="0 0 {left + width + 10} {height}" '
+    out = [f'<svg class="tl" role="img" viewBox="0 0 {left + width + 30} {height}" '
            f'width="100%" aria-label="{e(t(lang, "timeline"))}">']
     for i, (rm, _dev, kd) in enumerate(lines):
         y = 20 + i * row_h
@@ -271,16 +271,18 @@ def _actions(lang: str, a: dict[str, Any]) -> str:
                           for k in DISPATCH_TARGETS)
         parts.append(
             f'<form class="inline" data-post="note"><textarea name="note" rows="2" cols="40" '
-            f'required></textarea><button>{e(t(lang, "note"))}</button></form>'
+            f'placeholder="{e(t(lang, "note_hint"))}" required></textarea>'
+            f'<button>{e(t(lang, "note"))}</button></form>'
             f'<form class="inline" data-post="dispatch"><select name="target">{targets}'
-            f'</select><input name="who" placeholder="…" size="16">'
+            f'</select><input name="who" placeholder="{e(t(lang, "who_hint"))}" size="16">'
             f'<button>{e(t(lang, "dispatch"))}</button></form>')
     outcomes = "".join(f'<option value="{e(k)}">{e(v)}</option>'
                        for k, v in RESOLUTION_OUTCOMES.items())
     parts.append(f'<form class="inline" data-post="resolve"><select name="outcome">{outcomes}'
-                 f'</select><input name="note" placeholder="…" size="20">'
+                 f'</select><input name="note" placeholder="{e(t(lang, "note_hint"))}" '
+                 f'size="20">'
                  f'<button class="go">{e(t(lang, "resolve"))}</button></form>')
-    parts.append(f'<form class="inline" data-post="look-in"><button>📹 '
+    parts.append(f'<form class="inline" data-post="look-in"><button>'
                  f'{e(t(lang, "look_in"))}</button></form>')
     return "".join(parts) + '<p class="error" id="action-error" role="alert"></p>'
 
@@ -308,7 +310,8 @@ for (const f of document.querySelectorAll("[data-post]")) {
 }
 // Someone else acted on this alert, or the intercom answered: show it (unless typing).
 const es = new EventSource("/events");
-const typing = () => [...document.querySelectorAll("textarea, input")].some((i) => i.value);
+const typing = () => [...document.querySelectorAll("main textarea, main input")]
+  .some((i) => i.value);
 const fresh = (m) => {
   const d = JSON.parse(m.data);
   if ((d.alert_id === ID || d.home_id === HOME) && !typing()) location.reload();

@@ -25,7 +25,11 @@ import pytest
 from playwright.async_api import Page, async_playwright
 
 from alerts import wire
+from devices.registry import Device
 from hotline.server import serve
+from simulator.intercom import IntercomBehaviour, IntercomEmulator
+from tests import _config
+from tests._config import write_home
 from tests._hotline import PASSWORD, add_operator, session
 from tests._http import wait_healthy
 from tests._mosquitto import free_port
@@ -167,7 +171,7 @@ async def test_queue_lanes_cue_detail_and_actions_in_the_browser(console):
         await smoke.locator("a.btn").click()
         await page.wait_for_url(f"{base}/alerts/01JDPAGE0000000000000000SM")
         text = await page.inner_text("main")
-        for words in ("烟雾报警", "厨房", "传感器报告：烟雾 = 是", "王秀英", "82 岁",
+        for words in ("烟雾报警", "厨房", "传感器报告：烟雾：是", "王秀英", "82 岁",
                       "2 · 中度失能", "高血压", "氨氯地平 5mg 每早", "徐汇区 田林路 8 号 302",
                       "徐汇区 田林街道", "王丽", "女儿", "已升级", "backup-centre"):
             assert words in text, words
@@ -206,28 +210,26 @@ async def test_queue_lanes_cue_detail_and_actions_in_the_browser(console):
 
 
 def write_config(tmp: Path, broker: int, primary: int, backup: int, gid: str) -> Path:
-    """A bathroom fall radar (cancel window 1 s); tiers: this console, then a backup centre
-    after 2 s unless accepted."""
-    path = tmp / "anxin.toml"
-    path.write_text(f"""
-[gateway]
-id = "{gid}"
-data_dir = "./data"
-
-[mqtt]
-url = "mqtt://127.0.0.1:{broker}"
-zigbee2mqtt_base_topic = "{gid}"
-native_base_topic = "{gid}-native"
-
-[home]
-id = "home-{gid}"
-address = "上海市徐汇区田林路 200 弄 8 号 302 室"
+    """A resident with her profile and contacts, a bathroom fall radar (cancel window 1 s),
+    PIRs, the 爱的眼睛 intercom; tiers: this console, then a backup centre after 2 s."""
+    path = write_home(tmp, broker, primary, gid, f"""district = "徐汇区 田林街道"
 
 [[home.residents]]
 name = "李桂兰"
 age = 86
 ability_level = 2
 conditions = ["高血压", "骨质疏松"]
+medication = "氨氯地平 5mg 每早；阿仑膦酸钠 每周一次"
+
+[[home.contacts]]
+name = "李强"
+relation = "儿子"
+phone = "138 0000 0001"
+
+[[home.contacts]]
+name = "周阿姨"
+relation = "邻居"
+phone = "13800000002"
 
 [alerts]
 fall_cancel_window_s = 1
@@ -239,17 +241,29 @@ topic = "{gid}/bathroom_radar"
 model = "HS2FD-EF1-3.0"
 room = "bathroom"
 
-[[hotline]]
-name = "centre"
-url = "http://127.0.0.1:{primary}/alerts"
+[[devices]]
+id = "pir-living"
+source = "zigbee2mqtt"
+topic = "{gid}/living_pir"
+model = "RTCGQ11LM"
+room = "living_room"
+
+[[devices]]
+id = "door-intercom"
+source = "anxin"
+topic = "{gid}-native/intercom"
+model = "anxin-intercom"
+room = "living_room"
+""", address="上海市徐汇区田林路 200 弄 8 号 302 室")
+    with path.open("a", encoding="utf-8") as f:  # the [[hotline]] write_home ends with
+        f.write(f"""name = "centre"
 feedback_url = "http://127.0.0.1:{primary}/feedback"
-secret = "e2e-secret"
 retry_max_s = 0.5
 
 [[hotline]]
 name = "backup"
 url = "http://127.0.0.1:{backup}/alerts"
-secret = "e2e-secret"
+secret = "{_config.SECRET}"
 retry_max_s = 0.5
 
 [escalation]
@@ -263,7 +277,7 @@ targets = ["centre"]
 name = "backup-centre"
 targets = ["backup"]
 after_s = [2, 2, 0, 0]
-""", encoding="utf-8")
+""")
     return path
 
 
@@ -286,11 +300,19 @@ async def test_a_fall_through_the_real_gateway_accepted_resolved_and_counted(tmp
     cfg = write_config(tmp_path, broker, p, b, "gw-console")
     shots = Path(os.environ.get("ANXIN_SCREENSHOT_DIR") or tmp_path)
     base = f"http://127.0.0.1:{p}"
+    intercom = Device("door-intercom", "home-gw-console", "anxin", "gw-console-native/intercom",
+                      "anxin-intercom", room="living_room")
     async with hotline(p, tmp_path / "p.db", "张主管") as primary, \
-            hotline(b, tmp_path / "b.db") as backup, gateway(cfg), browser() as br:
+            hotline(b, tmp_path / "b.db") as backup, gateway(cfg), browser() as br, \
+            IntercomEmulator(intercom, "127.0.0.1", broker, IntercomBehaviour()):
         add_operator(tmp_path / "p.db", "张主管", "supervisor")
         page = await br.new_page(viewport={"width": 1400, "height": 900})
         await log_in(page, base, "张主管")
+        # the morning so far: she moved about the living room, then the bathroom
+        await publish(broker, *[("gw-console/living_pir", json.dumps(
+            {"occupancy": o, "battery": 90, "linkquality": 100}).encode()) for o in
+            (True, False, True)], ("gw-console/bathroom_radar",
+                                   b'{"fall_status":"normal","occupancy":true}'), gap=0.3)
         await publish(broker, ("gw-console/bathroom_radar", RADAR_FALL))
         row = page.locator("#lane-emergency tbody tr")
         await row.first.wait_for(timeout=WAIT_MS)  # no reload: the live stream brought it
@@ -309,7 +331,15 @@ async def test_a_fall_through_the_real_gateway_accepted_resolved_and_counted(tmp
 
         await page.click("#lane-emergency tbody tr a.btn")
         await page.wait_for_selector("#audit >> text=张主管")
-        assert "李桂兰" in await page.inner_text("main")
+        text = await page.inner_text("main")
+        for words in ("李桂兰", "阿仑膦酸钠", "徐汇区 田林街道", "李强", "卫生间", "客厅"):
+            assert words in text, words
+        assert await page.get_attribute("a.tel", "href") == "tel:1380000%200001" or \
+            await page.get_attribute("a.tel", "href") == "tel:138%200000%200001"
+        # video look-in: the gateway rings the home's intercom, she answers, the page shows it
+        await page.click("form[data-post=look-in] button")
+        await page.wait_for_selector("#intercom >> text=已接听", timeout=WAIT_MS * 2)
+        await page.wait_for_selector("#audit >> text=视频探视", timeout=WAIT_MS)
         await page.screenshot(path=str(shots / "hotline-alert.png"), full_page=True)
         await page.select_option("form[data-post=resolve] select", "real_emergency")
         await page.click("form[data-post=resolve] button")
