@@ -21,12 +21,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/anxin demo
 
-# Installs Mosquitto, Chromium, systemd-analyze and shellcheck (the unit's and install.sh's
-# checks) if missing (needs root or sudo), then lint and the tests.
+# Installs Mosquitto, Chromium, systemd-analyze, shellcheck and logrotate (the unit's and
+# install.sh's checks) if missing (needs root or sudo), then lint and the tests.
 APT_NEEDS = $(if $(shell command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null),,mosquitto) \
             $(if $(shell command -v chromium 2>/dev/null),,chromium) \
             $(if $(shell command -v systemd-analyze 2>/dev/null),,systemd) \
-            $(if $(shell command -v shellcheck 2>/dev/null),,shellcheck)
+            $(if $(shell command -v shellcheck 2>/dev/null),,shellcheck) \
+            $(if $(shell command -v logrotate || ls /usr/sbin/logrotate 2>/dev/null),,logrotate)
 test: $(STAMP)
 	@if [ -n "$(strip $(APT_NEEDS))" ]; then echo "installing $(strip $(APT_NEEDS)) (apt)"; \
 	  $(SUDO) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_NEEDS) >/dev/null'; fi

@@ -6,8 +6,8 @@
 #                                                       /etc/anxin and /var/lib/anxin kept
 #   sudo systemd/install.sh --uninstall --purge         ... and config, data and the user too
 #
-# What it does: Mosquitto and python3-venv from apt; a system user `anxin`; a venv in
-# /opt/anxin/venv with anxin from the source tree this script is in; /etc/anxin with a
+# What it does: Mosquitto, python3-venv and logrotate from apt; a system user `anxin`; a
+# venv in /opt/anxin/venv with anxin from the source tree this script is in; /etc/anxin with a
 # commented starting config (an existing one is never touched) and the secrets as files for
 # systemd's LoadCredential (root only, 0600); data in /var/lib/anxin; Mosquitto with no
 # anonymous access, one generated password per user `anxin broker-acl --users` names (the
@@ -162,13 +162,15 @@ uninstall() {
 
 packages() {
   local p need=()
-  for p in mosquitto python3-venv; do
+  # logrotate: Mosquitto logs to /var/log/mosquitto, which its package rotates only through
+  # logrotate (not in a minimal Debian); the journal is bounded by journald()
+  for p in mosquitto python3-venv logrotate; do
     if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
       need+=("$p")
     fi
   done
   if [ ${#need[@]} -eq 0 ]; then
-    say "mosquitto and python3-venv are installed: apt skipped"
+    say "mosquitto, python3-venv and logrotate are installed: apt skipped"
     return
   fi
   say "installing ${need[*]} (apt)"

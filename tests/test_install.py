@@ -9,8 +9,8 @@ offline knob), and with PYTHONPATH naming this test environment's site-packages 
 installed `anxin` finds numpy, aiohttp, … and the build backend (setuptools) without
 downloading them. pip itself runs isolated (`python -I`) in install.sh, so what it installs is
 only anxin, into the venv: `import gateway` in the venv's python resolves to the venv's copy.
-The users go to the root's own etc/passwd (useradd --prefix); apt is skipped because mosquitto
-and python3-venv are installed (CI installs them); systemd is not touched under --root.
+The users go to the root's own etc/passwd (useradd --prefix); apt is skipped because mosquitto,
+python3-venv and logrotate are installed (CI installs them); systemd is not touched under --root.
 """
 
 from __future__ import annotations
@@ -165,6 +165,7 @@ def test_install_twice_uninstall_purge(tmp_path):
     root = new_root(tmp_path)
     first = run(script, root)
     assert "created the system user anxin" in first
+    assert "apt skipped" in first  # tests reach no network
     assert "systemd is not running here (--root)" in first
     uid, gid = ids(root, "anxin")
     mosq = group_id(root, "mosquitto")
