@@ -78,6 +78,20 @@ def test_loopback_is_only_this_box():
         assert not is_loopback(host), host
 
 
+def test_a_plain_text_uplink_through_a_tunnel_is_named_at_every_start(caplog):
+    def uplink(host: str, *, tls: bool = False) -> None:
+        MqttUplink("centre", BrokerAddress(host, 1883, tls=tls), b"k", gateway_id="gw-tls",
+                   home_id="home-tls")
+
+    uplink("127.0.0.1")
+    uplink("broker.centre.example", tls=True)
+    assert caplog.records == []
+    uplink("10.8.0.1")
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert "10.8.0.1:1883 is not encrypted" in record.getMessage()
+
+
 @pytest.mark.mosquitto
 async def test_mqtts_refuses_a_centre_whose_certificate_it_cannot_verify(tmp_path):
     (tmp_path / "right").mkdir()

@@ -34,6 +34,7 @@ from typing import Any
 import aiomqtt
 
 from alerts import wire
+from gateway.config import is_loopback
 from gateway.ingest import BrokerAddress
 from gateway.timesync import PEER_TOLERANCE_S, PeerClock, stamp_age
 from gateway.transports.base import DeliveryError, Transport
@@ -53,6 +54,11 @@ class MqttUplink(Transport):
                  age_clock: Callable[[], float] | None = None) -> None:
         self.name = name
         self.address = address
+        if not address.tls and not is_loopback(address.host):
+            # check-config lets this through only with the target's allow_plaintext (a link
+            # inside a VPN); say so at every start, so it is never forgotten
+            logger.warning("uplink %s to %s:%s is not encrypted (allow_plaintext): it must run "
+                           "inside a VPN or private APN", name, address.host, address.port)
         self._secret = secret
         self.gateway_id = gateway_id
         self.home_id = home_id
