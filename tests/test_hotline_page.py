@@ -304,7 +304,7 @@ async def test_a_fall_through_the_real_gateway_accepted_resolved_and_counted(tmp
                       "anxin-intercom", room="living_room")
     async with hotline(p, tmp_path / "p.db", "张主管") as primary, \
             hotline(b, tmp_path / "b.db") as backup, gateway(cfg), browser() as br, \
-            IntercomEmulator(intercom, "127.0.0.1", broker, IntercomBehaviour()):
+            IntercomEmulator(intercom, "127.0.0.1", broker, IntercomBehaviour()) as em:
         add_operator(tmp_path / "p.db", "张主管", "supervisor")
         page = await br.new_page(viewport={"width": 1400, "height": 900})
         await log_in(page, base, "张主管")
@@ -321,6 +321,11 @@ async def test_a_fall_through_the_real_gateway_accepted_resolved_and_counted(tmp
         print(f"fall shown in the browser {shown_after:.3f} s after the hotline stored it")
         assert "跌倒报警" in await row.first.inner_text()
         assert "卫生间" in await row.first.inner_text()
+        # she also presses the intercom's call key: a care call, in its own lane
+        await em.press_call()
+        care = page.locator("#lane-care tbody tr")
+        await care.first.wait_for(timeout=WAIT_MS)
+        assert "呼叫请求" in await care.first.inner_text()
         await page.screenshot(path=str(shots / "hotline-queue.png"))
 
         await row.first.locator('button[data-act="accept"]').click()
@@ -329,7 +334,7 @@ async def test_a_fall_through_the_real_gateway_accepted_resolved_and_counted(tmp
         await asyncio.sleep(3.0)  # past the backup tier's wait
         assert await backup.alerts() == []  # accepted: the gateway stopped escalating
 
-        await page.click("#lane-emergency tbody tr a.btn")
+        await page.click("#lane-emergency tbody tr >> text=详情")
         await page.wait_for_selector("#audit >> text=张主管")
         text = await page.inner_text("main")
         for words in ("李桂兰", "阿仑膦酸钠", "徐汇区 田林街道", "李强", "卫生间", "客厅"):
@@ -346,7 +351,7 @@ async def test_a_fall_through_the_real_gateway_accepted_resolved_and_counted(tmp
         await until(lambda: gateway_state(tmp_path)[0] == "resolved")
 
         await page.goto(f"{base}/stats")
-        assert await page.inner_text("#total") == "合计: 1"
+        assert await page.inner_text("#total") == "合计: 2"  # the fall and the call
         fall = page.locator('#by-type tr[data-key="fall"]')
         assert await fall.locator("td.count").inner_text() == "1"
         assert "真实紧急情况 1" in await fall.inner_text()
