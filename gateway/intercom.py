@@ -76,6 +76,7 @@ class Intercom:
         self.rings: dict[tuple[str, str], Ring] = {}  # (request_id, device) -> ring
         self.snapshots: dict[str, float] = {}  # alert id -> until when a still is taken
         self.seen: list[str] = []  # look-in request ids already rung, oldest first
+        self.asked: list[str] = []  # alerts a still was asked for (once each), oldest first
 
     # --- what the config says -------------------------------------------------------------
 
@@ -99,15 +100,16 @@ class Intercom:
             rings = {(r["request_id"], r["device"]): Ring(**r) for r in state["rings"]}
             snapshots = {str(k): float(v) for k, v in state["snapshots"].items()}
             seen = [str(r) for r in state["seen"]]
+            asked = [str(a) for a in state.get("asked", [])]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             # never a reason not to start: the rings under way are forgotten, and said so
             logger.error("intercom state in the store is unreadable (%s): starting afresh", e)
             return
-        self.rings, self.snapshots, self.seen = rings, snapshots, seen
+        self.rings, self.snapshots, self.seen, self.asked = rings, snapshots, seen, asked
 
     async def _save(self, now: float) -> None:
         state = {"rings": [asdict(r) for r in self.rings.values()],
-                 "snapshots": self.snapshots, "seen": self.seen}
+                 "snapshots": self.snapshots, "seen": self.seen, "asked": self.asked}
         await self.gw.store.call(Store.set_setting, STATE_SETTING, json.dumps(state), now)
 
     # --- events to the hotline --------------------------------------------------------------
@@ -251,11 +253,13 @@ class Intercom:
     async def alert_opened(self, alert: Alert, now: float) -> None:
         """A fall or SOS: ask the intercoms for one still, where everyone consented."""
         f = alert.finding
-        if f.event not in SNAPSHOT_EVENTS or alert.id in self.snapshots:
-            return
+        if f.event not in SNAPSHOT_EVENTS or alert.id in self.asked:
+            return  # a fall is asked when it opens, not again when its window ends
         devices = self.devices()
         if not devices or not self.consents("snapshot_consent"):
             return  # without consent the intercom is never asked
+        self.asked.append(alert.id)
+        del self.asked[:-SEEN_KEPT]
         self.snapshots[alert.id] = now + SNAPSHOT_WAIT_S
         for d in devices:
             error = await self._command(d, {"snapshot": {"request_id": alert.id}})

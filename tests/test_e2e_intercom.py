@@ -467,3 +467,38 @@ async def test_a_look_in_at_a_home_without_an_intercom_is_missed_at_once(tmp_pat
             await gw.stop()
     assert (missed["event"], missed["device_id"]) == ("missed", "")
     assert missed["detail"] == {"reason": "no_intercom", "alert_id": "01JDALERT"}
+
+
+async def test_a_fall_with_consent_is_sent_with_its_still_in_the_first_body(tmp_path, mosquitto):
+    _, port = mosquitto
+    gid = "ic-fall"
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, gid, snap=True)
+    text = cfg.read_text(encoding="utf-8")
+    cfg.write_text(text.replace("[[hotline]]", f"""[[devices]]
+id = "pendant"
+source = "anxin"
+topic = "{gid}-native/pendant"
+model = "anxin-pendant"
+
+[alerts]
+fall_cancel_window_s = 2
+
+[[hotline]]""", 1), encoding="utf-8")
+    async with centre_on(hport) as centre:
+        gw = Gateway(load(cfg))
+        await gw.start()
+        try:
+            async with IntercomEmulator(intercom_device(gid), "127.0.0.1", port) as em, \
+                    aiomqtt.Client("127.0.0.1", port) as c:
+                await c.publish(f"{gid}-native/pendant", b'{"fall": "fall"}', qos=1)
+                (fall,) = await centre.wait("the fall", lambda: [
+                    a for a in centre.alerts if a["event"] == "fall"])
+                await asyncio.sleep(0.5)
+                assert len(centre.alerts) == 1  # one body, the still already in it
+                (asked,) = [c["snapshot"] for c in em.commands if "snapshot" in c]
+        finally:
+            await gw.stop()
+    assert asked == {"request_id": fall["alert_id"]}
+    assert fall["snapshot"]["ref"].endswith(f"/{fall['alert_id']}.jpg")
+    assert "snapshot" not in fall["evidence"]
