@@ -37,8 +37,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Issue 8's performance budget (about 3 minutes): one JSON object, each figure beside its target.
 bench: $(STAMP)
-	$(BIN)/python bench/e2e.py
+	$(BIN)/python -m bench --json
 
 clean:
 	rm -rf $(VENV) var *.egg-info

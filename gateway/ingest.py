@@ -141,7 +141,7 @@ class _Bucket:
         self.tokens = limit.burst
         self.at = mono
         self.shed = 0  # in the current flood
-        self.flood_at = 0.0  # monotonic, when the current flood began
+        self.flood_at = 0.0  # when the current flood began (on the rates' clock)
         self.flood_since = 0.0  # the gateway's clock, the same moment
         self.last_shed = 0.0
         self.topic = ""
@@ -149,8 +149,9 @@ class _Bucket:
         self.reported = False
 
     def take(self, mono: float) -> bool:
-        tokens = self.tokens + (mono - self.at) * self.limit.rate_per_s
-        self.at = mono
+        # (a clock stepped back refills nothing)
+        tokens = self.tokens + max(0.0, mono - self.at) * self.limit.rate_per_s
+        self.at = max(self.at, mono)
         if tokens >= 1.0:
             self.tokens = min(self.limit.burst, tokens) - 1.0
             return True
@@ -230,7 +231,8 @@ class Admission:
         self.buckets.clear()
 
     def admit(self, message: mqtt.MQTTMessage, now: float, mono: float) -> str:
-        """SHED, ADMITTED (acknowledge now) or ADMITTED_UNACKED (once handled)."""
+        """SHED, ADMITTED (acknowledge now) or ADMITTED_UNACKED (once handled). `now` stamps
+        the message; `mono` is the clock rates are measured on."""
         topic = message.topic
         hit = self._topics.get(topic)
         if hit is None:
@@ -360,7 +362,9 @@ class _Reader:
     """
 
     CHUNK = 65536
-    PACKETS_PER_WAKE = 200  # then the loop's other work (the handler, timers) gets a turn
+    # Then the loop's other work gets a turn: under a flood the reader always has more, and
+    # an alarm's later steps (its commit's result, the webhook) each wait for one such turn.
+    BUDGET_S = 0.0005
 
     def __init__(self, paho: mqtt.Client, disconnected: asyncio.Future[Any]) -> None:
         self.paho = paho
@@ -390,7 +394,8 @@ class _Reader:
     def on_readable(self) -> None:
         """The event loop's reader callback for the socket."""
         try:
-            for _ in range(self.PACKETS_PER_WAKE):
+            until = time.perf_counter() + self.BUDGET_S
+            while time.perf_counter() < until:
                 if self.paho.loop_read() != mqtt.MQTT_ERR_SUCCESS or not self.pending():
                     return
             # more than a wake-up's worth buffered: the socket may not signal again
@@ -492,7 +497,10 @@ class Ingest:
                     message: mqtt.MQTTMessage) -> None:
         """paho's callback (on the event loop, in aiomqtt's socket reader): admit or shed."""
         self.messages += 1
-        verdict = self.admission.admit(message, self.clock(), time.monotonic())
+        # Rates are per second of the gateway's clock: a simulated home on a fast clock
+        # (`anxin sim --life`) sends an honest device's day in minutes.
+        now = self.clock()
+        verdict = self.admission.admit(message, now, now)
         if verdict is not ADMITTED_UNACKED and message.qos == 1:
             # Shed, or an ordinary message: acknowledged now, so the broker's in-flight
             # window to us never fills with what waits here (it would hold back an alarm
@@ -544,7 +552,8 @@ class Ingest:
         """Once a second: floods that began or ended, logged and reported once each."""
         while True:
             await asyncio.sleep(FLOOD_CHECK_S)
-            for report in self.admission.flood_changes(time.monotonic(), self.clock()):
+            now = self.clock()
+            for report in self.admission.flood_changes(now, now):
                 if report.ended:
                     logger.warning("device %s no longer floods: %d message(s) shed over "
                                    "%.0f s (limit %g/s)", report.key, report.shed,
