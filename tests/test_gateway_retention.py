@@ -18,7 +18,8 @@ import pytest
 from alerts.alert import AlertState
 from detectors import baseline, routine
 from devices.observation import Observation
-from gateway.config import parse
+from gateway import retention
+from gateway.config import ConfigError, parse
 from gateway.coreconfig import core_config
 from gateway.evaluate import START
 from gateway.retention import DAY_S, Policy, Retention
@@ -350,3 +351,58 @@ def test_routine_decides_the_same_with_raw_history_pruned_to_30_days():
     assert calls["raw"] == calls["kept"] and len(calls["raw"]) == 1
     assert calls["raw"][0] >= 38
     assert differs_without  # the kept totals are what makes them agree
+
+
+# --- the config and the schedule --------------------------------------------------------------
+
+MINIMAL = {"gateway": {"id": "gw-1"}, "home": {"id": "home-1"}}
+
+
+def test_storage_config_has_defaults_and_refuses_what_it_does_not_know():
+    assert Policy.of(parse(MINIMAL).storage) == Policy()
+    cfg = parse({**MINIMAL, "storage": {"observations_days": 60, "max_db_mb": 256}})
+    assert Policy.of(cfg.storage).observations_s == 60 * DAY_S
+    assert Policy.of(cfg.storage).max_bytes == 256 * 2**20
+    with pytest.raises(ConfigError) as e:
+        parse({**MINIMAL, "storage": {"observation_days": 60, "observations_days": 7}})
+    text = str(e.value)
+    assert "storage.observation_days: unknown key" in text
+    assert "storage.observations_days: 7.0 is below the minimum 29" in text
+
+
+async def test_the_runtime_loop_prunes_at_start_then_once_a_day_at_its_hour(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(retention, "CHECK_S", 0.01)
+    s = Store(tmp_path / "anxin.db")
+    fill(s, 45, 3600.0)
+    s.close()
+    store = await opened(tmp_path)
+    clock = [NOW]  # 2026-09-21 22:13 in Shanghai
+    ret = Retention(store, Policy(prune_hour=4), TZ, lambda: clock[0], pause_s=0)
+    runs: list[float] = []
+    original = ret.prune
+
+    async def counted(now: float) -> dict:
+        runs.append(now)
+        return await original(now)
+    monkeypatch.setattr(ret, "prune", counted)
+    task = asyncio.create_task(ret.run())
+    try:
+        async def settle() -> None:
+            for _ in range(20):
+                await asyncio.sleep(0.02)
+        await settle()
+        assert runs == [NOW]  # at start
+        clock[0] = NOW + 3 * 3600  # 01:13 the next day: not yet its hour
+        await settle()
+        assert len(runs) == 1
+        clock[0] = NOW + 7 * 3600  # 05:13
+        await settle()
+        assert runs[1:] == [NOW + 7 * 3600]  # once, however often the loop looks
+        oldest = await store.call(Store.oldest_observation)
+        assert oldest >= NOW + 7 * 3600 - 30 * DAY_S
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
