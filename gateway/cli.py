@@ -325,6 +325,23 @@ def cmd_devices_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clock_line(clock: dict[str, Any]) -> str:
+    """The gateway's clock as `anxin status` shows it (a Pi has no real-time clock)."""
+    if "trusted" not in clock:
+        return "  clock: —"
+    said = {True: "synchronised (NTP)", False: "NOT synchronised", None: "OS cannot say"}
+    line = (f"{'✓' if clock['trusted'] else '✗'} clock: {said[clock['synchronized']]}"
+            + ("" if clock["trusted"] else
+               " — alerts carry their age; times are corrected when NTP arrives"))
+    if clock.get("steps"):
+        line += f"; stepped {clock['steps']}x, last {clock['last_step_s']:+.0f} s"
+    skew = {n: s for n, s in (clock.get("receivers_skew_s") or {}).items() if s}
+    if skew:
+        line += "; signing with the receiver's time: " + ", ".join(
+            f"{n} {s:+.0f} s" for n, s in skew.items())
+    return line
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Health at a glance, from the status the running gateway keeps in its data dir."""
     cfg = _load_or_explain(args.config)
@@ -383,6 +400,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     lines.append(f"{ok if st['disk_free_mb'] > 200 else bad} disk: "
                  f"{st['disk_free_mb']} MB free")
     lines += _storage_lines(st.get("storage"), when)
+    lines.append(_clock_line(st.get("clock") or {}))
     if not args.json:
         print("\n".join(lines))
     full = bool(st.get("storage") and st["storage"]["full_since"] is not None)

@@ -14,9 +14,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from gateway.cli import _clock_line
 from gateway.clock import SteadyClock
+from gateway.store import Store
+from gateway.web.app import CODE_SETTING
+from gateway.web.auth import hash_code
 from tests._config import SECRET
 from tests._mosquitto import free_port
 from tests.test_e2e_gateway import TS0215A_PRESS, TS0215A_RESET, gateway, hotline, publish
@@ -25,11 +30,12 @@ pytestmark = pytest.mark.mosquitto
 
 DAY = 86400.0
 ESCALATE_S = 4.0
+CODE = "ABCD-EFGH-JKLM"
 MOTION = b'{"battery":100,"illuminance":30,"linkquality":90,"occupancy":true,"voltage":3055}'
 
 
 def write_config(tmp: Path, broker: int, primary: int, backup: int, gid: str, *,
-                 feedback: bool = False) -> Path:
+                 feedback: bool = False, web_port: int | None = None) -> Path:
     """An SOS button and a motion sensor; tiers: primary -> backup after ESCALATE_S."""
     feedback_url = f'feedback_url = "http://127.0.0.1:{primary}/feedback"' if feedback else ""
     text = f"""
@@ -93,6 +99,12 @@ name = "backup-centre"
 targets = ["backup"]
 after_s = [{ESCALATE_S}, {ESCALATE_S}, 0, 0]
 """
+    if web_port is not None:  # the technician pages, with a known code
+        text += f"\n[web]\nenabled = true\nport = {web_port}\n"
+        (tmp / "data").mkdir(exist_ok=True)
+        store = Store(tmp / "data" / "anxin.db")
+        store.set_setting(CODE_SETTING, hash_code(CODE), time.time())
+        store.close()
     path = tmp / "anxin.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -121,6 +133,15 @@ async def accept(view, alert_id: str) -> int:
         return r.status
 
 
+async def technician_page(port: int) -> str:
+    """The technician's status page, logged in with the code."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.post(f"http://127.0.0.1:{port}/login", data={"code": CODE}) as r:
+            assert r.status == 200, await r.text()
+        async with http.get(f"http://127.0.0.1:{port}/") as r:
+            return await r.text()
+
+
 def at(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
@@ -130,13 +151,17 @@ async def test_a_gateway_days_behind_is_heard_and_a_later_ntp_jump_raises_nothin
     _, port = mosquitto
     p_port, b_port = free_port(), free_port()
     gid = "gw-clock"
-    cfg = write_config(tmp_path, port, p_port, b_port, gid)
+    web = free_port()
+    cfg = write_config(tmp_path, port, p_port, b_port, gid, web_port=web)
     wall = FakeWall(-3 * DAY)
     clock = SteadyClock(wall=wall, synced=wall.synced)
     async with hotline(p_port, tmp_path / "primary.db") as primary, \
             hotline(b_port, tmp_path / "backup.db") as backup, \
             gateway(cfg, clock=clock) as gw:
         assert not gw.clock_status().trusted
+        assert "clock NOT synchronised" in await technician_page(web)
+        assert _clock_line((await gw.status())["clock"]).startswith(
+            "✗ clock: NOT synchronised — alerts carry their age")
         await publish(port, (f"{gid}/living_pir", MOTION), (f"{gid}/living_pir", MOTION),
                       gap=0.2)
         pressed = time.time()
@@ -161,6 +186,9 @@ async def test_a_gateway_days_behind_is_heard_and_a_later_ntp_jump_raises_nothin
         ((_, step),) = gw.clock_steps
         assert step == pytest.approx(3 * DAY, abs=5)
         assert gw.clock_status().trusted
+        assert "clock NOT synchronised" not in await technician_page(web)
+        line = _clock_line((await gw.status())["clock"])
+        assert line.startswith("✓ clock: synchronised (NTP); stepped 1x, last +259200 s"), line
         # the quiet spell is what it was (seconds), not three days
         assert time.time() - gw.core.activity.last_at == pytest.approx(quiet_before, abs=10)
 

@@ -233,6 +233,13 @@ async def status_page(request: web.Request) -> web.Response:
                     f"{day['expected']}（{day['ratio']:.0%}），偏离分 score {day['score']}"
                     if day else " · 作息 routine: 学习中 still learning") + "</p>")
     store_line = _storage_line(st, now)
+    clock = st.get("clock") or {}
+    if clock.get("trusted", True):
+        clock_line = ""
+    else:  # a Pi without a real-time clock, before NTP: say so, alerts still go out
+        clock_line = ('<p class="warn">时钟未同步 clock NOT synchronised（无网络授时）：'
+                      '报警照常发送并附带发生后经过的时间，联网授时后自动校正 / alerts still '
+                      'go out with their age; times are corrected when NTP arrives</p>')
     mm = st["maintenance_until"]
     maint = (f'<p class="warn">测试/维护模式 开启，至 '
              f'{datetime.fromtimestamp(mm, gw.tz):%H:%M}：所有报警按测试发送 / test mode ON</p>'
@@ -252,6 +259,7 @@ async def status_page(request: web.Request) -> web.Response:
 {'正常 up' if down is None else '中断 DOWN since ' + _ago(now, down) + '（报警会保存并重发）'}
 · 磁盘剩余 disk free {st['disk_free_mb']} MB</p>
 {store_line}
+{clock_line}
 {home_line}
 <h2>服务中心 Delivery targets</h2>
 <table><tr><th>目标 target</th><th>状态 state</th><th>已送达 sent</th><th>待发 waiting</th></tr>
