@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +25,9 @@ from devices.registry import Device
 from gateway import intercom as gw_intercom
 from gateway.config import load
 from gateway.runtime import Gateway
+from hotline.server import serve
 from simulator.intercom import IntercomBehaviour, IntercomEmulator
-from tests import _config
+from tests import _config, _hotline
 from tests._config import write_home
 from tests._http import wait_healthy
 from tests._mosquitto import free_port
@@ -502,3 +504,53 @@ fall_cancel_window_s = 2
     assert asked == {"request_id": fall["alert_id"]}
     assert fall["snapshot"]["ref"].endswith(f"/{fall['alert_id']}.jpg")
     assert "snapshot" not in fall["evidence"]
+
+
+async def test_with_the_real_hotline_the_operators_look_in_is_answered(tmp_path, mosquitto):
+    """The reference hotline (hotline/): the care call lands there, an operator logged in
+    asks to look in from the console API, and the intercom's answer is stored there."""
+    _, port = mosquitto
+    gid = "ic-hotline"
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, gid)
+    db = tmp_path / "hotline.db"
+    _hotline.add_operator(db)
+    server = asyncio.create_task(serve("127.0.0.1", hport, SECRET, str(db)))
+    base = f"http://127.0.0.1:{hport}"
+    try:
+        async with _hotline.session() as http:
+            await wait_healthy(http, f"{base}/healthz")
+            csrf = await _hotline.login(http, base)
+            gw = Gateway(load(cfg))
+            await gw.start()
+            try:
+                async with IntercomEmulator(intercom_device(gid), "127.0.0.1", port) as em:
+                    await em.press_call()
+                    await asyncio.wait_for(_until(lambda: _hotline_rows(
+                        db, "SELECT event FROM alerts") == [("call_request",)]), 20)
+                    async with http.post(f"{base}/api/homes/home-{gid}/look-in", json={},
+                                         headers=_hotline.headers(csrf)) as r:
+                        assert r.status == 200, await r.text()
+                        request_id = (await r.json())["request_id"]
+                    await asyncio.wait_for(_until(lambda: _hotline_rows(
+                        db, "SELECT event FROM intercom WHERE request_id=? ORDER BY at",
+                        request_id) == [("ringing",), ("answered",), ("ended",)]), 20)
+                    assert [c["ring"]["request_id"] for c in em.commands if "ring" in c] == [
+                        request_id]
+            finally:
+                await gw.stop()
+        assert _hotline_rows(db, "SELECT count(*) FROM intercom WHERE event='call'") == [(1,)]
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+
+
+def _hotline_rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    finally:
+        conn.close()
