@@ -9,6 +9,8 @@ const LANES = ["emergency", "care", "technical", "test"];
 const TECHNICAL = new Set(JSON.parse(document.getElementById("technical").textContent));
 const ROOMS = JSON.parse(document.getElementById("rooms").textContent);
 const alerts = new Map();
+// Timers count on the server's clock (the one that stamped received_at), not this PC's.
+const SKEW = Number(document.getElementById("server-now").textContent) - Date.now() / 1000;
 
 function lane(a) {
   if (a.test) return "test";
@@ -94,7 +96,7 @@ function render() {
 }
 
 function tick() {
-  const now = Date.now() / 1000;
+  const now = Date.now() / 1000 + SKEW;
   for (const t of document.querySelectorAll(".timer[data-since]")) {
     const since = Number(t.dataset.since);
     t.textContent = (t.classList.contains("esc") ? S.since_escalation + " " : "") +

@@ -4,7 +4,7 @@ logged-in operator (hotline/auth.py's middleware); state changes need the CSRF t
 
     GET  /login, POST /login, POST /logout
     GET  /                      live queue (SSE from GET /events; JSON at GET /api/queue)
-    GET  /alerts/{id}           detail page
+    GET  /alerts/{id}           detail page;  GET /homes/{home_id}: a home, look-in without alert
     POST /api/alerts/{id}/accept | resolve | note | dispatch      (JSON body)
     POST /api/homes/{home_id}/look-in   {"alert_id": optional}: ring the home's intercom
     GET  /history               resolved alerts
@@ -158,7 +158,7 @@ def add_routes(app: web.Application, store: AsyncHotlineStore, live: Live,
     async def queue(request: web.Request) -> web.Response:
         op = auth.current(request)
         rows = await store.call(lambda s: s.queue())
-        return _html(request, pages.queue_page(lang_of(request), op, op.csrf, rows))
+        return _html(request, pages.queue_page(lang_of(request), op, op.csrf, rows, clock()))
 
     async def api_queue(_request: web.Request) -> web.Response:
         return _json([pages.queue_row(a) for a in await store.call(lambda s: s.queue())])
@@ -203,6 +203,17 @@ def add_routes(app: web.Application, store: AsyncHotlineStore, live: Live,
         return _html(request, pages.detail_page(
             lang_of(request), op, op.csrf, a, clock(), audit=audit, previous=previous,
             intercom=intercom, look_ins=look_ins))
+
+    async def home(request: web.Request) -> web.Response:
+        op = auth.current(request)
+        home_id = request.match_info["home_id"]
+        alerts, intercom, look_ins = await store.call(lambda s: (
+            s.home_alerts(home_id, 50), s.intercom_events(home_id, 30),
+            s.home_look_ins(home_id, 10)))
+        if not alerts and not intercom:
+            raise web.HTTPNotFound(text=f"no home {home_id}")
+        return _html(request, pages.home_page(lang_of(request), op, op.csrf, home_id, alerts,
+                                              intercom, look_ins))
 
     async def act(request: web.Request, action: str) -> web.Response:
         op = auth.current(request)
@@ -426,6 +437,7 @@ def add_routes(app: web.Application, store: AsyncHotlineStore, live: Live,
     r.add_get("/api/queue", api_queue)
     r.add_get("/events", events)
     r.add_get("/alerts/{alert_id}", detail)
+    r.add_get("/homes/{home_id}", home)
     r.add_post("/api/alerts/{alert_id}/accept", accept)
     r.add_post("/api/alerts/{alert_id}/resolve", resolve)
     r.add_post("/api/alerts/{alert_id}/note", note)

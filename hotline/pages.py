@@ -103,7 +103,8 @@ def queue_row(a: dict[str, Any]) -> dict[str, Any]:
                                         for r in body.get("residents", [])]}}
 
 
-def queue_page(lang: str, user: Any, csrf: str, rows: list[dict[str, Any]]) -> str:
+def queue_page(lang: str, user: Any, csrf: str, rows: list[dict[str, Any]],
+               now: float) -> str:
     """The live queue: four lanes, filled and kept current by console.js."""
     heads = "".join(f"<th>{e(t(lang, k))}</th>" for k in (
         "level", "what", "resident", "room", "since_raised", "state", "actions"))
@@ -118,6 +119,7 @@ def queue_page(lang: str, user: Any, csrf: str, rows: list[dict[str, Any]]) -> s
             + _json_script("rooms", {k: (zh if lang == "zh" else en)
                                      for k, (zh, en) in ROOMS.items()})
             + _json_script("initial", [queue_row(a) for a in rows])
+            + _json_script("server-now", now)
             + f"<script>{JS}</script>")
     banner = '<div id="banner" role="alert"></div>'
     return layout(lang, t(lang, "queue"), body, user=user, here="queue", csrf=csrf,
@@ -298,7 +300,7 @@ for (const f of document.querySelectorAll("[data-post]")) {
     const url = kind === "look-in"
       ? `/api/homes/${encodeURIComponent(HOME)}/look-in`
       : `/api/alerts/${encodeURIComponent(ID)}/${kind}`;
-    if (kind === "look-in") data.alert_id = ID;
+    if (kind === "look-in" && ID) data.alert_id = ID;
     const r = await fetch(url, {method: "POST", body: JSON.stringify(data),
       headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF}});
     if (r.ok) { location.reload(); return; }
@@ -345,7 +347,8 @@ def detail_page(lang: str, user: Any, csrf: str, a: dict[str, Any], now: float, 
  · {e(t(lang, "since_raised"))} {e(_since(a['received_at'], now, lang))}</dd>
 <dt>{e(t(lang, "state"))}</dt><dd id="state">{e(t(lang, a['state']))}
  {e(a['operator'] or '')}</dd>
-<dt>{e(t(lang, "home"))}</dt><dd>{e(a['home_id'])} · {e(t(lang, "gateway"))}
+<dt>{e(t(lang, "home"))}</dt><dd><a href="/homes/{quote(a['home_id'])}">{e(a['home_id'])}</a>
+ · {e(t(lang, "gateway"))}
  {e(a['gateway_id'])}</dd>
 </dl>{esc_text}</div>"""
     ev = "".join(f"<li>{e(s)}</li>" for s in sentences) or f"<li>{e(t(lang, 'none'))}</li>"
@@ -362,13 +365,7 @@ def detail_page(lang: str, user: Any, csrf: str, a: dict[str, Any], now: float, 
                 if ref.startswith("https://") else e(ref))
         snapshot = (f'<div class="card"><h3>{e(t(lang, "snapshot"))}</h3><p>{link}</p>'
                     f'<p class="sub">{e(iso_local(str(snap.get("taken_at", ""))))}</p></div>')
-    prev = "".join(
-        f'<tr class="sev{p["severity"]}"><td>{e(local_time(p["received_at"], "%m-%d %H:%M"))}'
-        f'</td><td class="sev">{e(_sev(lang, p["severity"]))}</td><td>'
-        f'<a href="/alerts/{quote(p["alert_id"])}">{e(_title(lang, p))}</a></td>'
-        f'<td>{e(t(lang, p["state"]))}</td><td>'
-        f'{e(RESOLUTION_OUTCOMES.get(p["outcome"], p["outcome"] or ""))}</td></tr>'
-        for p in previous if p["alert_id"] != a["alert_id"])
+    prev = _alert_rows(lang, [p for p in previous if p["alert_id"] != a["alert_id"]])
     body = f"""<div class="grid">
 {what}
 <div class="card"><h3>{e(t(lang, "actions"))}</h3>{_actions(lang, a)}</div>
@@ -384,11 +381,47 @@ def detail_page(lang: str, user: Any, csrf: str, a: dict[str, Any], now: float, 
 </div>
 <h2>{e(t(lang, "timeline"))}</h2><div class="card">{_timeline(lang, b)}</div>
 <h2>{e(t(lang, "previous"))}</h2>
-<table><tbody>{prev or f'<tr><td>{e(t(lang, "none"))}</td></tr>'}</tbody></table>
+<table><tbody>{prev}</tbody></table>
 <script>{DETAIL_JS}</script>"""
     page = layout(lang, _title(lang, a), body, user=user, here="queue", csrf=csrf)
     return page.replace("<body>", f'<body data-alert="{e(a["alert_id"])}" '
                                   f'data-home="{e(a["home_id"])}">', 1)
+
+
+def _alert_rows(lang: str, alerts: list[dict[str, Any]]) -> str:
+    if not alerts:
+        return f'<tr><td>{e(t(lang, "none"))}</td></tr>'
+    return "".join(
+        f'<tr class="sev{p["severity"]}"><td>{e(local_time(p["received_at"], "%m-%d %H:%M"))}'
+        f'</td><td class="sev">{e(_sev(lang, p["severity"]))}</td><td>'
+        f'<a href="/alerts/{quote(p["alert_id"])}">{e(_title(lang, p))}</a></td>'
+        f'<td>{e(t(lang, p["state"]))}</td><td>'
+        f'{e(RESOLUTION_OUTCOMES.get(p["outcome"], p["outcome"] or ""))}</td></tr>'
+        for p in alerts)
+
+
+def home_page(lang: str, user: Any, csrf: str, home_id: str, alerts: list[dict[str, Any]],
+              intercom: list[dict[str, Any]], look_ins: list[dict[str, Any]]) -> str:
+    """A home: who lives there and whom to call (from its latest alert), a video look-in
+    without an alert, its intercom events and its alerts."""
+    b = alerts[0]["body"] if alerts else {}
+    residents = "".join(_resident(lang, r) for r in b.get("residents") or []) or \
+        f'<p class="sub">{e(t(lang, "none"))}</p>'
+    body = f"""<h2>{e(t(lang, "home"))} {e(home_id)}</h2><div class="grid">
+<div class="card"><h3>{e(t(lang, "resident"))}</h3>{residents}</div>
+<div class="card"><h3>{e(t(lang, "address"))}</h3><p class="big">{e(b.get('address') or '—')}</p>
+<p>{e(t(lang, "district"))}: {e(b.get('district') or '—')}</p></div>
+<div class="card"><h3>{e(t(lang, "contacts"))}</h3>{_contacts(lang, b.get('contacts') or [])}
+</div>
+<div class="card"><h3>{e(t(lang, "intercom"))}</h3><form class="inline" data-post="look-in">
+<button>{e(t(lang, "look_in"))}</button></form>
+<p class="error" id="action-error" role="alert"></p>{_intercom(lang, intercom, look_ins)}</div>
+</div>
+<h2>{e(t(lang, "previous"))}</h2><table><tbody>{_alert_rows(lang, alerts)}</tbody></table>
+<script>{DETAIL_JS}</script>"""
+    page = layout(lang, f'{t(lang, "home")} {home_id}', body, user=user, here="queue",
+                  csrf=csrf)
+    return page.replace("<body>", f'<body data-alert="" data-home="{e(home_id)}">', 1)
 
 
 def history_page(lang: str, user: Any, csrf: str, rows: list[dict[str, Any]]) -> str:
@@ -504,5 +537,5 @@ def operators_page(lang: str, user: Any, csrf: str, operators: list[dict[str, An
     return layout(lang, t(lang, "operators"), body, user=user, here="operators", csrf=csrf)
 
 
-__all__ = ["detail_page", "history_page", "lane", "layout", "login_page", "operators_page",
-           "queue_page", "queue_row", "stats_page", "timeline_svg"]
+__all__ = ["detail_page", "history_page", "home_page", "lane", "layout", "login_page",
+           "operators_page", "queue_page", "queue_row", "stats_page", "timeline_svg"]

@@ -8,14 +8,19 @@ import csv
 import io
 import json
 import re
+import sqlite3
+import time
 
+import aiomqtt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from alerts import wire
 from hotline import auth
-from hotline.app import PUBLIC, make_app
+from hotline import store as store_mod
+from hotline.app import MQTT_LINK, PUBLIC, make_app
 from hotline.i18n import TZ
+from hotline.protocol import ConsoleStore
 from hotline.server import main, serve
 from hotline.store import AsyncHotlineStore, HotlineStore
 from tests._hotline import PASSWORD, add_operator, headers, login, session
@@ -318,3 +323,88 @@ def test_passwords_are_scrypt_hashed_and_checked():
     assert not auth.check_password("x", "md5$00$00")
     assert auth.hash_password("same") != auth.hash_password("same")  # salted
     assert auth.new_password() != auth.new_password()
+
+
+async def test_home_page_look_in_without_an_alert(app_parts):
+    c, now = app_parts
+    csrf = await login(c, username="op1")
+    await deliver(c, address="田林路 8 号", contacts=[
+        {"name": "王丽", "relation": "女儿", "phone": "13800000001"}])
+    page = await (await c.get("/homes/home-1")).text()
+    assert "田林路 8 号" in page and "tel:13800000001" in page and AID in page
+    assert (await c.get("/homes/nowhere")).status == 404
+    r = await c.post("/api/homes/home-1/look-in", json={}, headers=headers(csrf))
+    look = await r.json()
+    assert r.status == 200 and look["alert_id"] == ""
+    path = "/feedback?gateway_id=gw-1&after=0&wait=0"
+    raw = await (await c.get(path, headers=feedback_headers(path, ts=now[0]))).read()
+    (ev,) = wire.decode_feedback(raw)["events"]
+    assert (ev["action"], ev["alert_id"], ev["request_id"]) == ("look_in", "", look["request_id"])
+    assert look["request_id"] in await (await c.get("/homes/home-1")).text()
+
+
+async def test_intercom_events_over_the_mqtt_uplink(tmp_path, mosquitto):
+    host, port = mosquitto
+    add_operator(tmp_path / "h.db", "op1", "operator")
+    store = await AsyncHotlineStore(tmp_path / "h.db").open()
+    app = make_app(SECRET, store, supervision_s=0, mqtt_url=f"mqtt://{host}:{port}",
+                   mqtt_prefix="icom-up")
+    c = TestClient(TestServer(app))
+    await c.start_server()
+    try:
+        await login(c, username="op1")
+        await asyncio.wait_for(app[MQTT_LINK].connected.wait(), 10)
+        body = wire.encode_intercom(event_id="01JDICOMMQTT0000000000000A", gateway_id="gw-m",
+                                    home_id="home-m", device_id="intercom", event="call",
+                                    request_id=None, at=time.time(), tz=TZ)
+        async with aiomqtt.Client(host, port) as m:
+            for payload in (b"{not json", wire.envelope(SECRET, int(time.time()), body)):
+                await m.publish("icom-up/gw-m/intercom", payload, qos=1)
+        async with asyncio.timeout(10):
+            while not await store.call(lambda s: s.intercom_events("home-m")):
+                await asyncio.sleep(0.05)
+        (ev,) = await store.call(lambda s: s.intercom_events("home-m"))
+        assert (ev["event"], ev["device_id"]) == ("call", "intercom")
+        (bad,) = await (await c.get("/api/rejected")).json()
+        assert bad["reason"] == "bad_json" and bad["remote"] == "mqtt:icom-up/gw-m/intercom"
+    finally:
+        await c.close()
+        await store.close()
+
+
+def test_sqlite_store_implements_the_console_store_interface(tmp_path):
+    store = HotlineStore(tmp_path / "h.db")
+    try:
+        assert isinstance(store, ConsoleStore)
+        missing = [name for name in dir(ConsoleStore) if not name.startswith("_")
+                   and not callable(getattr(store, name, None))]
+        assert missing == []
+    finally:
+        store.close()
+
+
+def test_an_older_database_migrates_with_districts_and_audit_homes(tmp_path):
+    """A receiver's database from before the console keeps its alerts and actions."""
+    db = tmp_path / "old.db"
+    old = [m for m in store_mod.MIGRATIONS if m[0] < "006"]
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL "
+                "DEFAULT CURRENT_TIMESTAMP)")
+    for name, fn in old:
+        fn(con)
+        con.execute("INSERT INTO migrations (name) VALUES (?)", (name,))
+    b = body(district="徐汇区")
+    con.execute("INSERT INTO alerts (alert_id, gateway_id, home_id, sequence, code, event, "
+                "severity, room, device_id, test, occurred_at, raised_at, body, received_at, "
+                "last_received_at) VALUES (?, 'gw-1', 'home-1', 1, 111, 'smoke', 1, NULL, "
+                "NULL, 0, '', '', ?, ?, ?)", (AID, json.dumps(b), NOW, NOW))
+    con.execute("INSERT INTO actions (alert_id, gateway_id, action, operator, at) "
+                "VALUES (?, 'gw-1', 'accepted', '王', ?)", (AID, NOW))
+    con.close()
+    store = HotlineStore(db)
+    try:
+        assert store.get(AID)["district"] == "徐汇区"
+        assert [a["action"] for a in store.audit(AID)] == ["accepted"]
+        assert store.db.execute("SELECT home_id FROM actions").fetchone()[0] == "home-1"
+    finally:
+        store.close()
