@@ -326,19 +326,20 @@ def test_routine_decides_the_same_with_raw_history_pruned_to_30_days():
                                                          duration_h=4 * 24)])
     stream = to_observations(home, sim.events, start=START)
     act = core_config(parse(tomllib.loads(home.config_text))).activity
+    full = baseline.history(stream, act)  # every raw observation, never pruned
     known: routine.HourTotals = {}
     raised: dict[str, float | None] = {"raw": None, "kept": None}
     calls: dict[str, list[int]] = {"raw": [], "kept": []}
     differs_without = False
     for d in range(2, days + 1):
         night = START + d * DAY_S + 3 * 3600
-        full = baseline.history([o for o in stream if night - 36 * DAY_S <= o.at < night], act)
         pruned = baseline.history([o for o in stream if night - 30 * DAY_S <= o.at < night],
                                   act)
         raw = routine.assess(full, night, TZ, "h", raised["raw"])
         kept = routine.assess(pruned, night, TZ, "h", raised["kept"], known)
         alone = routine.assess(pruned, night, TZ, "h", raised["kept"])
-        for k, v in routine.hourly(full, night, TZ).items():  # what the gateway stores
+        # what the gateway stores each night, from the history it has then
+        for k, v in routine.hourly(pruned, night, TZ).items():
             known.setdefault(k, v)
         assert [s.summary() for s in kept[0]] == [s.summary() for s in raw[0]], d
         assert [s.score for s in kept[0]] == [s.score for s in raw[0]]
