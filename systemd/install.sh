@@ -249,7 +249,7 @@ starter_config() {
     own anxin anxin 0640 "$CONFIG"
     return 1
   fi
-  gw="gw-$(hostname -s 2>/dev/null | tr -c 'A-Za-z0-9_.\n-' '-' | cut -c1-60)"
+  gw="gw-$( (hostname -s 2>/dev/null || echo 1) | tr -c 'A-Za-z0-9_.\n-' '-' | cut -c1-60)"
   [ "$gw" != "gw-" ] || gw="gw-1"
   put anxin anxin 0640 "$CONFIG" <<EOF
 # anxin gateway config, written by systemd/install.sh as a starting point (it never rewrites
