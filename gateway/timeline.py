@@ -37,7 +37,9 @@ class Timeline:
     """The home's recent readable observations, oldest first."""
 
     def __init__(self) -> None:
-        self._entries: deque[tuple[float, str | None, str, str, Any]] = deque(maxlen=MAX_KEPT)
+        # [at, room, device, kind, value, its wire form once made]: an alert's body is on
+        # the alarm path, so the newest are read from the end and each formatted only once
+        self._entries: deque[list[Any]] = deque(maxlen=MAX_KEPT)
         self._last: dict[tuple[str, str], tuple[Any, float]] = {}  # (device, kind) -> (v, at)
 
     def __len__(self) -> int:
@@ -64,15 +66,24 @@ class Timeline:
             elif value == obs.value and type(value) is type(obs.value):
                 return
         self._last[key] = (obs.value, obs.at)
-        self._entries.append((obs.at, obs.room, obs.device, kind, obs.value))
+        self._entries.append([obs.at, obs.room, obs.device, kind, obs.value, None])
         while self._entries and self._entries[0][0] < obs.at - KEPT_S:
             self._entries.popleft()
 
     def entries(self, start: float, until: float, tz: ZoneInfo) -> list[dict[str, Any]]:
         """The wire form of what happened in [start, until], the newest `TIMELINE_MAX`."""
-        picked = [e for e in self._entries if start <= e[0] <= until]
-        return [wire.timeline_entry(at, room, device, kind, value, tz)
-                for at, room, device, kind, value in picked[-wire.TIMELINE_MAX:]]
+        picked: list[list[Any]] = []
+        for e in reversed(self._entries):  # newest first: the usual alert stops at 300
+            if start <= e[0] <= until:
+                picked.append(e)
+                if len(picked) == wire.TIMELINE_MAX:
+                    break
+        out = []
+        for e in sorted(picked, key=lambda e: e[0]):
+            if e[5] is None or e[5][1] is not tz:
+                e[5] = (wire.timeline_entry(e[0], e[1], e[2], e[3], e[4], tz), tz)
+            out.append(dict(e[5][0]))
+        return out
 
     def for_alert(self, occurred_at: float, until: float, tz: ZoneInfo) -> list[dict[str, Any]]:
         """An alert's timeline: the window before it happened, up to when it is sent."""
