@@ -197,6 +197,8 @@ def hourly(h: History, now: float, tz: ZoneInfo, *, settled_s: float = SETTLED_S
             at = start + j * 3600.0
             if at + 3600.0 > now - settled_s:
                 break
+            if not (t.moves[d, j] or t.watched[d, j]):
+                continue  # nothing recorded (before the install, the gateway off): nothing to keep
             out[at] = (int(t.moves[d, j]), float(t.watched[d, j]),
                        {r: int(tab[d, j]) for r, tab in t.rooms.items() if tab[d, j]})
     return out

@@ -19,13 +19,15 @@ from alerts.alert import AlertState
 from detectors import baseline, routine
 from devices.observation import Observation
 from gateway import retention
-from gateway.config import ConfigError, parse
+from gateway.config import ConfigError, load, parse
 from gateway.coreconfig import core_config
 from gateway.evaluate import START
 from gateway.retention import DAY_S, Policy, Retention
+from gateway.runtime import Gateway
 from gateway.store import AsyncStore, Store
 from simulator.homes import make_home
 from simulator.resident import IncidentSpec, simulate, to_observations
+from tests.test_e2e_gateway import write_config
 from tests.test_gateway_store import raised_alert
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -407,3 +409,29 @@ async def test_the_runtime_loop_prunes_at_start_then_once_a_day_at_its_hour(tmp_
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await store.close()
+
+
+async def test_the_nightly_learning_keeps_hourly_totals_that_outlive_the_raw_data(tmp_path):
+    cfg = load(write_config(tmp_path, 1, 9, gateway_id="gw-hours"))
+    gw = Gateway(cfg)
+    await gw.store.open()
+    try:
+        start = START + 10 * DAY_S  # a local midnight
+        seen = [Observation(cfg.home.id, "radar-bathroom", "presence", bool(k % 2), t,
+                            "bathroom", None)
+                for k, t in enumerate(np.arange(start, start + 3 * DAY_S, 300.0))]
+        await gw.store.call(Store.add_observations, seen)
+        night = start + 3 * DAY_S + 3 * 3600
+        await gw.learn_baseline(night)
+        hours = await gw.store.call(Store.activity_hours, 0.0)
+        assert min(hours) == start and max(hours) == night - DAY_S - 3600
+        assert all(h % 3600 == 0 for h in hours)
+        assert sum(m for m, _, _ in hours.values()) > 100
+        assert {room for _, _, rooms in hours.values() for room in rooms} == {"bathroom"}
+        # the raw observations pruned away: the next night keeps what was learned of them
+        await gw.store.call(Store.prune_observations, night, 0, set(), 10**6)
+        await gw.learn_baseline(night + DAY_S)
+        again = await gw.store.call(Store.activity_hours, 0.0)
+        assert {h: again[h] for h in hours} == hours
+    finally:
+        await gw.store.close()
