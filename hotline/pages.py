@@ -94,11 +94,13 @@ def login_page(lang: str, error: str, next_url: str, login_csrf: str) -> str:
 
 
 def queue_row(a: dict[str, Any]) -> dict[str, Any]:
-    """What the queue's script needs of an alert (not the whole body: no timeline)."""
+    """What the queue (and the live stream) carries of an alert: not the whole body (its
+    timeline alone can be 30 kB), the detail page has that."""
     body = a["body"]
-    return {k: a[k] for k in ("alert_id", "home_id", "code", "event", "severity", "title",
-                              "room", "test", "received_at", "state", "operator",
-                              "accepted_at", "district", "escalation", "first_escalated_at")
+    return {k: a[k] for k in ("alert_id", "gateway_id", "home_id", "code", "event",
+                              "severity", "title", "room", "device_id", "test", "received_at",
+                              "deliveries", "state", "operator", "outcome", "accepted_at",
+                              "resolved_at", "district", "escalation", "first_escalated_at")
             } | {"body": {"residents": [{"name": r.get("name", "")}
                                         for r in body.get("residents", [])]}}
 

@@ -79,7 +79,10 @@ async def test_every_route_but_the_signed_and_login_ones_refuses_an_anonymous_re
     assert (await anon.post("/alerts", data=b"{}")).status == 401
     assert (await anon.post("/intercom", data=b"{}")).status == 401
     assert (await anon.get("/feedback?gateway_id=g")).status == 401
-    assert (await anon.get("/login")).status == 200
+    login_page = await anon.get("/login")
+    assert login_page.status == 200
+    csp = login_page.headers["Content-Security-Policy"]
+    assert "script-src 'nonce-" in csp and "frame-ancestors 'none'" in csp
 
 
 async def test_login_wrong_password_rate_limit_and_logout(anon, caplog):
