@@ -419,7 +419,8 @@ def _storage_lines(s: dict[str, Any] | None, when: Callable[[float | None], str]
              f"observations kept {s['observations_days']:g} days (oldest "
              f"{when(s['oldest_observation'])})"]
     if full:
-        lines.append(f"✗ 存储已满 STORAGE FULL since {when(s['full_since'])}: alerts still go "
+        lines.append(f"✗ 存储已满 STORAGE FULL since {when(s['full_since'])} "
+                     f"({s.get('full_reason') or 'disk full'}): alerts still go "
                      f"out (held in memory: {s['pending_alerts']} alert(s), "
                      f"{s['pending_messages']} message(s)); observations dropped: "
                      f"{s['dropped'].get('observations', 0)} — free space on the card")

@@ -180,10 +180,17 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
 ]
 
 
+# What a full or failing SD card looks like to SQLite: full (or the page limit), an I/O error,
+# a card the kernel remounted read-only. The gateway goes on without writing through all three.
+_CANNOT_WRITE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY})
+
+
 def is_full(e: BaseException) -> bool:
-    """Whether `e` is SQLite saying the disk (or the database's page limit) is full."""
-    return isinstance(e, sqlite3.OperationalError) and getattr(
-        e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    """Whether `e` is SQLite saying it cannot write: the disk (or the database's page
+    limit) is full, an I/O error, a read-only file system."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return isinstance(e, sqlite3.OperationalError) and code is not None and (
+        code & 0xFF) in _CANNOT_WRITE
 
 
 def _droppable(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -195,7 +202,7 @@ def _droppable(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
             except sqlite3.OperationalError as e:
                 if not is_full(e):
                     raise
-                self._full(fn.__name__)
+                self._full(fn.__name__, e)
                 return default  # type: ignore[no-any-return]
         run.__name__, run.__doc__ = fn.__name__, fn.__doc__
         return run
@@ -268,6 +275,7 @@ class Store:
         self.db = sqlite_utils.Database(self.conn)
         self._migrate()
         self.full_since: float | None = None  # wall clock: since when writes fail (disk full)
+        self.full_reason = ""  # SQLite's words for it
         self.dropped: Counter[str] = Counter()  # what a full disk cost, by kind of write
         self._episode_dropped = 0
         self._episode_kept = 0
@@ -325,7 +333,7 @@ class Store:
             self._moving = None
             if not is_full(e):
                 raise
-            self._full("alerts")
+            self._full("alerts", e)
             self._keep_alert(alert, now, None)
             return
         self._room_again()
@@ -365,23 +373,24 @@ class Store:
             self._moving = None
             if not is_full(e):
                 raise
-            self._full("alerts")
+            self._full("alerts", e)
             return self._keep_message(alert, targets, encode, now, purpose)
         self._room_again()
         return seq
 
     # --- a full disk --------------------------------------------------------------------------
 
-    def _full(self, what: str) -> None:
+    def _full(self, what: str, error: BaseException | None = None) -> None:
         """A write found the disk full: say so once, count what was lost."""
         self.dropped[what] += 1
         self._episode_dropped += what != "alerts"
         self._last_full = time.monotonic()
         if self.full_since is None:
             self.full_since = time.time()
-            logger.error("storage full (存储已满): %s has no room; alerts are kept in memory "
-                         "and still sent, observations are dropped until there is room",
-                         self.path)
+            self.full_reason = str(error or "database or disk is full")
+            logger.error("storage full (存储已满): %s cannot be written (%s); alerts are kept in "
+                         "memory and still sent, observations are dropped until there is room",
+                         self.path, self.full_reason)
 
     def _room_again(self) -> None:
         """After a commit: what it wrote through leaves memory; the episode may be over."""
@@ -469,6 +478,7 @@ class Store:
     def storage_state(self) -> dict[str, Any]:
         """The full-disk state: since when, what is held in memory, what was dropped."""
         return {"full_since": self.full_since,
+                "full_reason": self.full_reason if self.full_since is not None else None,
                 "pending_alerts": len(self._pending.alerts),
                 "pending_messages": sum(r.acked_at is None
                                         for r in self._pending.rows.values()),
@@ -658,7 +668,7 @@ class Store:
             self._moving = None
             if not is_full(e):
                 raise
-            self._full("alerts")
+            self._full("alerts", e)
             for a in alerts:
                 self._keep_alert(a, now, None)
             self._pending.cursors[target] = (cursor, now)
@@ -767,7 +777,7 @@ class Store:
                 self._moving = None
                 if not is_full(e):
                     raise
-                self._full("alerts")
+                self._full("alerts", e)
                 (alert_id,) = self.conn.execute("SELECT alert_id FROM outbox WHERE id=?",
                                                 (row_id,)).fetchone()
                 pending.acks[row_id] = now
@@ -869,12 +879,12 @@ class Store:
         except sqlite3.OperationalError as e:
             if not is_full(e):
                 raise
-            self._drop_observations(len(rows))
+            self._drop_observations(len(rows), e)
             return
         self._room_again()
 
-    def _drop_observations(self, n: int) -> None:
-        self._full("observations")
+    def _drop_observations(self, n: int, error: BaseException | None = None) -> None:
+        self._full("observations", error)
         self.dropped["observations"] += n - 1
         self._episode_dropped += n - 1
 

@@ -435,3 +435,22 @@ async def test_the_nightly_learning_keeps_hourly_totals_that_outlive_the_raw_dat
         assert {h: again[h] for h in hours} == hours
     finally:
         await gw.store.close()
+
+
+def test_a_card_gone_read_only_is_handled_as_a_full_one(store):
+    """An SD card failing is remounted read-only by the kernel: SQLITE_READONLY, not
+    SQLITE_FULL. Alerts are held and sent all the same (PRAGMA query_only makes SQLite
+    refuse writes that way)."""
+    store.room_after_s = 0.0
+    store.conn.execute("PRAGMA query_only=ON")
+    alert = raised_alert(NOW)
+    seq = store.raise_alert(alert, ["t1"], lambda s: b"body", NOW)
+    store.add_observations([obs(NOW)])
+    st = store.storage_state()
+    assert st["full_since"] is not None and "readonly" in st["full_reason"]
+    assert (st["pending_alerts"], st["dropped"]["observations"]) == (1, 1)
+    assert [r.alert_id for r in store.due("t1", 5)] == [alert.id]
+    store.conn.execute("PRAGMA query_only=OFF")
+    assert store.write_pending()
+    assert store.storage_state()["full_since"] is None
+    assert store.conn.execute("SELECT sequence FROM alerts").fetchall() == [(seq,)]

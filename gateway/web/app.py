@@ -295,7 +295,8 @@ def _storage_line(st: dict[str, Any], now: float) -> str:
             f"观测保留 observations kept {s['observations_days']:g} 天 days</p>")
     if s["full_since"] is not None:
         line += (f'<p class="bad">存储已满 STORAGE FULL（自 since '
-                 f"{_ago(now, s['full_since'])}）：报警照常发送，暂存内存 alerts still go out, "
+                 f"{_ago(now, s['full_since'])}: {html.escape(s.get('full_reason') or '')}）："
+                 f"报警照常发送，暂存内存 alerts still go out, "
                  f"held in memory: {s['pending_alerts']} 报警 alert(s), "
                  f"{s['pending_messages']} 待发 message(s) · 已丢弃观测 observations dropped: "
                  f"{s['dropped'].get('observations', 0)} — 请清理存储卡 free space on the "
