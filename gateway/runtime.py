@@ -1,8 +1,10 @@
 """The gateway runtime: wires ingest -> adapters -> detectors -> alert manager -> store -> outbox.
 
 This is where the clock is read and passed in as `now`; everything it calls in devices/,
-detectors/ and alerts/ is pure. The clock (gateway/clock.py) is the wall clock in a home, or
-a scaled one that runs simulated life through the live gateway in seconds; every time the
+detectors/ and alerts/ is pure. The clock (gateway/clock.py) is, in a home, the wall clock run
+on the monotonic one (a step of the wall clock — NTP on a Pi without a real-time clock — is
+followed at a tick, every timer moved with it: gateway/timesync.py), or a scaled one that runs
+simulated life through the live gateway in seconds; every time the
 runtime stamps or compares with an observation or an alert comes from it. What stays on real
 time whatever the clock: message signatures and the transports' retries (their receivers and
 networks run on real time), the process heartbeat in status.json, and polling for what other
@@ -219,7 +221,9 @@ class Gateway:
         if t.kind == "sms":
             assert t.to is not None  # checked when the config was loaded
             return SmsTransport(name, t.url, secret, to=t.to, channel=t.channel,
-                                address=self.cfg.home.address, timeout_s=t.timeout_s)
+                                address=self.cfg.home.address, timeout_s=t.timeout_s,
+                                clock=self.clock.now,
+                                peer=timesync.PeerClock(name, wall=self._wall))
         return WebhookTransport(name, t.url, secret, t.timeout_s, clock=self.clock.now,
                                 peer=timesync.PeerClock(name, wall=self._wall))
 

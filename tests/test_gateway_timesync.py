@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 import typing
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
 
+from alerts import wire
 from alerts.escalation import Policy, Tier
 from alerts.manager import Change, Manager, ManagerConfig
 from alerts.selftest import Run, SelfTestState
@@ -24,6 +27,10 @@ from devices.observation import Observation
 from gateway import timesync
 from gateway.clock import STEP_S, SteadyClock
 from gateway.store import Store
+from gateway.transports.sms import SmsTransport
+from tests._mosquitto import free_port
+
+SECRET = b"sms-gateway-secret"
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=TZ).timestamp()  # a Monday morning
@@ -320,3 +327,52 @@ def test_a_step_moves_this_processs_rows_and_unsent_bodies_but_not_older_ones(tm
         assert store.get_alert(alert.id).finding.at == T0 + 120
     finally:
         store.close()
+
+
+# --- a family SMS from a gateway whose clock is wrong -------------------------------------------
+
+
+async def test_an_sms_from_a_gateway_days_behind_is_accepted_and_tells_the_real_time():
+    got: list[dict] = []
+
+    async def notify_endpoint(request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            wire.check_signature(SECRET, request.headers.get(wire.TIMESTAMP_HEADER),
+                                 request.headers.get(wire.SIGNATURE_HEADER), raw, time.time())
+        except wire.WireError as e:
+            return web.json_response({"status": "rejected", "reason": e.reason}, status=401)
+        got.append(json.loads(raw))
+        return web.json_response({"status": "accepted"})
+
+    app = web.Application()
+    app.router.add_post("/notify", notify_endpoint)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    behind = 3 * DAY + 5 * 3600  # not a whole number of days: the HH:MM differs
+
+    def gateway_clock() -> float:
+        return time.time() - behind
+
+    sms = SmsTransport("daughter", f"http://127.0.0.1:{port}/notify", SECRET,
+                       to="+8613800000000", channel="sms", clock=gateway_clock,
+                       peer=timesync.PeerClock("daughter", wall=gateway_clock))
+    raised = gateway_clock() - 30  # half a minute ago, by the gateway's (wrong) clock
+    alert = {"alert_id": "A1", "home_id": "h1", "event": "sos", "severity": 1, "test": False,
+             "title": {"zh": "紧急呼叫"}, "residents": [{"name": "孙秀英"}],
+             "raised_at": datetime.fromtimestamp(raised, TZ).isoformat(timespec="milliseconds"),
+             "clock": {"synced": False}}
+    try:
+        await sms.send(json.dumps(alert).encode())
+    finally:
+        await sms.close()
+        await runner.cleanup()
+    (message,) = got
+    real = datetime.fromtimestamp(raised + behind, TZ)
+    told = {f"{real:%H:%M}", f"{datetime.fromtimestamp(raised + behind + 60, TZ):%H:%M}",
+            f"{datetime.fromtimestamp(raised + behind - 60, TZ):%H:%M}"}
+    assert any(f"孙秀英家{hm}发生" in message["text"] for hm in told), message["text"]
+    wrong = f"{datetime.fromtimestamp(raised, TZ):%H:%M}"
+    assert f"家{wrong}发生" not in message["text"]

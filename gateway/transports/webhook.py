@@ -54,18 +54,20 @@ class WebhookTransport(Transport):
 
     async def send(self, body: bytes) -> None:
         """POST one body; return on 2xx, raise DeliveryError otherwise."""
-        await self._deliver(self.url, stamp_age(body, self._clock()))
+        await self._deliver(self.url, lambda: stamp_age(body, self._clock()))
 
     async def send_intercom(self, body: bytes) -> None:
         """POST one `anxin.intercom/1` event, signed like an alert, to `intercom_url`."""
-        await self._deliver(self.intercom_url, body)
+        await self._deliver(self.intercom_url, lambda: body)
 
-    async def _deliver(self, url: str, body: bytes) -> None:
+    async def _deliver(self, url: str, compose: Callable[[], bytes]) -> None:
+        """POST what `compose` makes (made again for the second try, with what the first
+        taught); return on 2xx, raise DeliveryError otherwise."""
         await self.start()
-        status, detail, relearned = await self._post(url, body)
+        status, detail, relearned = await self._post(url, compose())
         if status == 401 and relearned and _reason(detail) == "stale":
             # Refused for our clock alone, and the refusal told us the receiver's time.
-            status, detail, _ = await self._post(url, body)
+            status, detail, _ = await self._post(url, compose())
         if status is not None and 200 <= status < 300:
             return
         raise DeliveryError(detail if status is None else f"HTTP {status}: {detail[:200]}")
