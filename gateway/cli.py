@@ -437,8 +437,12 @@ def cmd_devices_discover(args: argparse.Namespace) -> int:
     from gateway.discover import DiscoveryError, parse_bridge_devices  # noqa: PLC0415
 
     base = cfg.mqtt.zigbee2mqtt_base_topic
-    payload = asyncio.run(_read_retained(args.broker or cfg.mqtt.url,
-                                         f"{base}/bridge/devices", args.wait))
+    try:
+        payload = asyncio.run(_read_retained(cfg, args.broker or cfg.mqtt.url,
+                                             f"{base}/bridge/devices", args.wait))
+    except OSError as e:
+        print(f"cannot reach or log in to the broker: {e}", file=sys.stderr)
+        return 1
     if payload is None:
         print(f"no {base}/bridge/devices on the broker within {args.wait:g} s: is "
               "Zigbee2MQTT running and using this broker?", file=sys.stderr)
@@ -468,25 +472,34 @@ def cmd_devices_discover(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _read_retained(url: str, topic: str, wait: float) -> bytes | None:
+async def _read_retained(cfg: Config, url: str, topic: str, wait: float) -> bytes | None:
+    """The retained message on `topic`, logged in as the gateway (the broker of a Pi install
+    lets nobody in anonymously); OSError if the password file cannot be read."""
     import aiomqtt  # noqa: PLC0415
 
-    from gateway.ingest import BrokerAddress  # noqa: PLC0415
+    from gateway.ingest import BrokerAddress, read_password  # noqa: PLC0415
 
     if url == "embedded":
         url = "mqtt://127.0.0.1:1883"
-    address = BrokerAddress.from_url(url)
-    async with aiomqtt.Client(address.host, address.port, username=address.username,
-                              password=address.password,
-                              tls_context=address.tls_context()) as client:
-        await client.subscribe(topic, qos=1)
-        try:
-            async with asyncio.timeout(wait):
-                async for message in client.messages:
-                    payload = message.payload
-                    return payload if isinstance(payload, bytes) else str(payload).encode()
-        except TimeoutError:
-            return None
+    mq = cfg.mqtt
+    address = BrokerAddress.from_url(
+        url, username=mq.username,
+        password=read_password(mq.password, mq.password_file, cfg.data_path().parent),
+        ca_file=mq.ca_file, cert_file=mq.cert_file, key_file=mq.key_file)
+    try:
+        async with aiomqtt.Client(address.host, address.port, username=address.username,
+                                  password=address.password,
+                                  tls_context=address.tls_context()) as client:
+            await client.subscribe(topic, qos=1)
+            try:
+                async with asyncio.timeout(wait):
+                    async for message in client.messages:
+                        payload = message.payload
+                        return payload if isinstance(payload, bytes) else str(payload).encode()
+            except TimeoutError:
+                return None
+    except aiomqtt.MqttError as e:  # refused (wrong password, no such user) or unreachable
+        raise ConnectionError(f"{address.host}:{address.port}: {e}") from None
     return None
 
 

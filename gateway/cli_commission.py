@@ -122,8 +122,11 @@ def _find_paired(cfg: Config, friendly_name: str, broker: str | None,
     from gateway.discover import DiscoveryError, parse_bridge_devices, pick  # noqa: PLC0415
 
     base = cfg.mqtt.zigbee2mqtt_base_topic
-    payload = asyncio.run(_read_retained(broker or cfg.mqtt.url, f"{base}/bridge/devices",
-                                         wait))
+    try:
+        payload = asyncio.run(_read_retained(cfg, broker or cfg.mqtt.url,
+                                             f"{base}/bridge/devices", wait))
+    except OSError as e:
+        return f"cannot reach or log in to the broker: {e}"
     if payload is None:
         return f"no {base}/bridge/devices on the broker within {wait:g} s"
     try:

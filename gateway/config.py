@@ -582,6 +582,33 @@ def _build(cls: type, data: dict[str, Any], path: str,
         return None
 
 
+# systemd's LoadCredential (systemd/anxin.service) copies each file of CREDENTIAL_SOURCES into
+# UNIT_CREDENTIALS for the service alone. The config names the copies; a technician's command
+# run outside the unit (check-config, devices discover, as root) reads the sources instead.
+UNIT_CREDENTIALS = Path("/run/credentials/anxin.service")
+CREDENTIAL_SOURCES = Path("/etc/anxin/credentials")
+
+
+def credential_path(path: Path) -> Path:
+    """`path`, or the LoadCredential source it was copied from when read outside the unit."""
+    if path.is_relative_to(UNIT_CREDENTIALS) and not path.exists() \
+            and not os.environ.get("CREDENTIALS_DIRECTORY"):
+        return CREDENTIAL_SOURCES / path.relative_to(UNIT_CREDENTIALS)
+    return path
+
+
+def read_credential(path: Path) -> bytes:
+    """A secret file's bytes without a trailing newline; OSError names the file.
+
+    Outside the unit its source is root-only: the error then says to use sudo."""
+    p = credential_path(path)
+    try:
+        return p.read_bytes().rstrip(b"\r\n")
+    except PermissionError as e:
+        raise PermissionError(e.errno, f"{e.strerror} (a root-only credential: run the "
+                                       "command with sudo)", str(p)) from None
+
+
 def _read_secret(t: HotlineTarget, base: Path) -> tuple[bytes | None, str | None]:
     given = [k for k in ("secret", "secret_file", "secret_env") if getattr(t, k)]
     if len(given) != 1:
@@ -590,9 +617,9 @@ def _read_secret(t: HotlineTarget, base: Path) -> tuple[bytes | None, str | None
     if t.secret is not None:
         return t.secret.encode(), None
     if t.secret_file is not None:
-        p = base / t.secret_file
+        p = credential_path(base / t.secret_file)
         try:
-            return p.read_bytes().rstrip(b"\r\n"), None
+            return read_credential(p), None
         except OSError as e:
             return None, f"cannot read secret_file {str(p)!r}: {e.strerror}"
     value = os.environ.get(t.secret_env or "")

@@ -42,6 +42,7 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 
 from devices.catalogue import Model
+from gateway.config import read_credential
 
 logger = logging.getLogger(__name__)
 
@@ -570,7 +571,7 @@ class Ingest:
 
 
 def read_password(password: str | None, password_file: str | None, base: Path) -> str | None:
-    """The broker password from the config or its file."""
+    """The broker password from the config or its file (a LoadCredential copy in the unit)."""
     if password_file:
-        return (base / password_file).read_text().rstrip("\r\n")
+        return read_credential(base / password_file).decode()
     return password

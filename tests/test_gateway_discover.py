@@ -6,13 +6,16 @@ coordinator, devices with a definition and exposes, one still being interviewed)
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from gateway import config as config_module
 from gateway.cli import main
 from gateway.discover import DiscoveryError, parse_bridge_devices
+from tests._mosquitto import running_mosquitto
 from tests.test_cli import config
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "z2m_bridge_devices.json").read_bytes()
@@ -71,3 +74,56 @@ def test_discover_without_zigbee2mqtt_says_so(tmp_path, mosquitto, capsys):
     cfg = config(tmp_path, port, "z2m-none")
     assert main(["devices", "discover", "--config", str(cfg), "--wait", "0.5"]) == 1
     assert "is Zigbee2MQTT running" in capsys.readouterr().err
+
+
+def test_discover_logs_in_like_the_gateway_with_the_units_credential(tmp_path, monkeypatch,
+                                                                     capsys):
+    """A Pi install's broker lets nobody in anonymously, and the config names the password as
+    the unit's LoadCredential copy; a technician's `sudo anxin devices discover` reads its
+    source instead, and a wrong password says it could not log in."""
+    unit, sources = tmp_path / "run-credentials", tmp_path / "etc-credentials"
+    sources.mkdir()
+    (sources / "mqtt-password").write_text("pw-gateway\n")
+    monkeypatch.setattr(config_module, "UNIT_CREDENTIALS", unit)
+    monkeypatch.setattr(config_module, "CREDENTIAL_SOURCES", sources)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    passwd = tmp_path / "passwd"
+    for i, (user, pw) in enumerate((("anxin-gateway", "pw-gateway"), ("z2m", "pw-z2m"))):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwd),
+                        user, pw], check=True, capture_output=True)
+    with running_mosquitto(listener_options=f"allow_anonymous false\npassword_file {passwd}"
+                           ) as (host, port):
+        cfg = config(tmp_path, port, "z2m-auth")
+        text = cfg.read_text().replace(
+            "[mqtt]\n", f'[mqtt]\nusername = "anxin-gateway"\n'
+                        f'password_file = "{unit / "mqtt-password"}"\n', 1)
+        cfg.write_text(text)
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.username_pw_set("z2m", "pw-z2m")
+        pub.connect(host, port)
+        pub.loop_start()
+        try:
+            pub.publish("z2m-auth/bridge/devices", FIXTURE, qos=1,
+                        retain=True).wait_for_publish()
+            assert main(["devices", "discover", "--config", str(cfg), "--wait", "3"]) == 0
+            assert "kitchen_smoke" in capsys.readouterr().out
+            (sources / "mqtt-password").write_text("wrong\n")
+            assert main(["devices", "discover", "--config", str(cfg), "--wait", "3"]) == 1
+            assert "cannot reach or log in to the broker" in capsys.readouterr().err
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+
+
+def test_a_missing_credential_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(config_module, "UNIT_CREDENTIALS", tmp_path / "unit")
+    monkeypatch.setattr(config_module, "CREDENTIAL_SOURCES", tmp_path / "src")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(FileNotFoundError) as e:
+        config_module.read_credential(tmp_path / "unit" / "mqtt-password")
+    assert e.value.filename == str(tmp_path / "src" / "mqtt-password")
+    # inside the unit, the copy is read where the config says
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "unit"))
+    (tmp_path / "unit").mkdir()
+    (tmp_path / "unit" / "mqtt-password").write_text("pw\r\n")
+    assert config_module.read_credential(tmp_path / "unit" / "mqtt-password") == b"pw"
