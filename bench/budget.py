@@ -9,7 +9,9 @@ readiness is its systemd READY=1 on a notify socket the bench holds.
   when it continues: first by a bare aiomqtt subscriber that only counts (the floor), then by
   the gateway, through adapters, detectors and the store (every message checked stored).
   The end of the gateway's work is the moment its CPU goes quiet; its rate over the floor's
-  is `ingest_ratio_to_bare`. No publisher competes for the CPU during either drain.
+  is `ingest_ratio_to_bare`. No publisher competes for the CPU during either drain. Then the
+  same burst from one device (a flood), read and shed: `shed_msgs_per_s`, how fast the
+  gateway disposes of a flood (a flood beyond it backs up at the broker).
 - latency: smoke/SOS alarms from many devices while 1,000 ordinary messages a second flow;
   sensor publish -> signed webhook received (the hotline's receipt). A paho subscriber of
   every topic in the bench process times the same alarms' bare MQTT round trip, so
@@ -57,6 +59,7 @@ from bench.e2e import (  # noqa: E402
     stored_observations,
     write_config,
 )
+from bench.peers import FLOOD_PAYLOAD  # noqa: E402
 from devices.observation import Observation  # noqa: E402
 from gateway.store import Store  # noqa: E402
 from tests._mosquitto import running_mosquitto  # noqa: E402
@@ -216,12 +219,19 @@ async def bench_ingest(args: argparse.Namespace) -> dict[str, object]:
                 stored = (stored_observations(db) - base) // PER_MESSAGE
                 shed = flood_rows(db)
                 rate = stored / (end - t0)
+                # the same burst from one device gone wild: read, limited and shed
+                os.kill(gw.pid, signal.SIGSTOP)
+                publish_all(port, [("zigbee2mqtt/bg_0", FLOOD_PAYLOAD)] * len(messages))
+                t0 = time.monotonic()
+                os.kill(gw.pid, signal.SIGCONT)
+                shed_rate = len(messages) / (await asyncio.to_thread(wait_quiet, gw.pid) - t0)
     finally:
         await runner.cleanup()
     return {
         "ingest_msgs_per_s": round(rate),
         "bare_aiomqtt_msgs_per_s": round(bare_rate),
         "ingest_ratio_to_bare": round(rate / bare_rate, 3),
+        "shed_msgs_per_s": round(shed_rate),
         "ingest_detail": {"burst": len(messages), "devices": args.devices,
                           "messages_stored": stored, "flood_reports": shed,
                           "gateway_cpu_us_per_msg": round(cpu / max(stored, 1) * 1e6, 1),

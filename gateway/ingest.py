@@ -227,9 +227,9 @@ class Admission:
         self._flooding: set[str] = set()
 
     def forget_topics(self) -> None:
-        """The devices changed: classify every topic afresh."""
+        """The devices changed: classify every topic afresh (a device's bucket, and a flood
+        under way, carry on)."""
         self._topics.clear()
-        self.buckets.clear()
 
     def admit(self, message: mqtt.MQTTMessage, now: float, mono: float) -> str:
         """SHED, ADMITTED (acknowledge now) or ADMITTED_UNACKED (once handled). `now` stamps
@@ -244,6 +244,8 @@ class Admission:
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = _Bucket(limit, mono)
+        elif bucket.limit is not limit:  # the device was given another model
+            bucket.limit = limit
         within = bucket.take(mono)
         payload = message.payload
         if within and limit.urgent:
@@ -301,10 +303,7 @@ class Admission:
         """Floods that began (not yet reported) or ended (quiet for FLOOD_QUIET_S)."""
         reports = []
         for key in list(self._flooding):
-            b = self.buckets.get(key)
-            if b is None:
-                self._flooding.discard(key)
-                continue
+            b = self.buckets[key]
             ended = mono - b.last_shed >= FLOOD_QUIET_S
             if not b.reported or ended:
                 reports.append(FloodReport(key, b.topic, ended, b.shed,

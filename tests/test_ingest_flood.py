@@ -140,6 +140,20 @@ def test_a_flood_is_reported_once_when_it_begins_and_once_when_it_ends():
     assert adm.flooding() == {} and adm.flood_changes(t + 60, t + 60) == []
 
 
+def test_a_device_assigned_during_a_flood_keeps_its_flood_and_takes_its_new_limit():
+    classes = dict(DEVICES)
+    adm = Admission(lambda topic: classes[topic])
+    for i in range(1000):
+        adm.admit(message("flood/motion"), 0.0, i / 10_000)
+    assert adm.flood_changes(0.1, 0.1)[0].key == "motion-hall"
+    # the technician changes the device to an alarm-capable model: reclassified at once
+    classes["flood/motion"] = ("motion-hall", ALARM_DEVICE_LIMIT)
+    adm.forget_topics()
+    assert adm.admit(message("flood/motion"), 30.0, 30.0) == ADMITTED_UNACKED
+    (end,) = adm.flood_changes(31.0, 31.0)  # and the flood's end is still reported
+    assert end.ended and end.shed == adm.shed["motion-hall"]
+
+
 # --- the whole gateway, a real Mosquitto, a real flood ----------------------------------------
 
 
