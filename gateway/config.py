@@ -418,14 +418,14 @@ class HotlineTarget:
                       choices=("ADM-CID", "SIA-DCS"))
     key: str | None = doc("dc09: AES key, 16, 24 or 32 characters (AES-128/192/256); prefer "
                           "key_file", None)
-    key_file: str | None = doc("dc09: file holding the AES key", None)
+    key_file: str | None = doc("dc09: file holding the AES key; mqtt: the client certificate's "
+                               "private key", None)
     supervision_s: float = doc("dc09: send a NULL supervision message after this many seconds "
                                "without traffic (0 = off)", 0.0, min=0, max=86400)
     username: str | None = doc("mqtt: username on the central broker", None)
     password_file: str | None = doc("mqtt: file holding the broker password", None)
     ca_file: str | None = doc("mqtt: CA certificate(s) to verify the central broker", None)
     cert_file: str | None = doc("mqtt: this gateway's client certificate", None)
-    key_file: str | None = doc("mqtt: the client certificate's private key", None)
     allow_plaintext: bool = doc(
         "webhook/sms/mqtt: allow http:// or mqtt:// to a host other than this box. Only for a "
         "link inside an encrypted tunnel (WireGuard or IPsec VPN, an operator's private APN / "
