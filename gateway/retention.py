@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from detectors import routine
 from gateway.config import StorageSection
-from gateway.store import AsyncStore, Store
+from gateway.store import AsyncStore, Store, read_newest_ids
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ class Retention:
     async def _observations(self, before: float | None, *, goal: int | None = None) -> int:
         """Delete observations older than `before` (None: the oldest, until `goal` bytes are
         in use), batch by batch."""
-        keep = await self.store.call(Store.newest_ids)
+        # read beside the store's thread: in a big store the scan takes a while
+        keep = await asyncio.to_thread(read_newest_ids, self.store.path)
         deleted, after = 0, 0
         while True:
             n, nxt = await self.store.call(Store.prune_observations, before, after, keep,

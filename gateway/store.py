@@ -910,15 +910,8 @@ class Store:
     # --- retention: gateway/retention.py calls these, one small batch per call ---------------
 
     def newest_ids(self) -> set[int]:
-        """Observations pruning keeps however old: each device's newest, and its newest
-        battery, link quality and availability (what status and commissioning read)."""
-        ids = {r[0] for r in self.conn.execute(
-            "SELECT max(id) FROM observations GROUP BY device")}
-        # the same IN list as the partial index observations_health, so SQLite uses it
-        ids |= {r[0] for r in self.conn.execute(
-            "SELECT max(id) FROM observations WHERE kind IN ('battery', 'battery_low', "
-            "'link_quality', 'availability') GROUP BY kind, device")}
-        return ids
+        """Observations pruning keeps however old (see `newest_ids`)."""
+        return newest_ids(self.conn)
 
     def prune_observations(self, before: float | None, after_id: int, keep: set[int],
                            limit: int) -> tuple[int, int | None]:
@@ -1054,6 +1047,7 @@ class AsyncStore:
     def __init__(self, path: str | Path) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anxin-store")
         self._path = path
+        self.path = Path(path)  # for readers on connections of their own
         self.store: Store | None = None
 
     async def open(self) -> AsyncStore:
@@ -1076,8 +1070,29 @@ class AsyncStore:
         self._pool.shutdown(wait=True)
 
 
-__all__ = ["MIGRATIONS", "AlertState", "AsyncStore", "OutboxRow", "Store",
+__all__ = ["MIGRATIONS", "AlertState", "AsyncStore", "OutboxRow", "Store", "read_newest_ids",
            "read_observations"]
+
+
+def newest_ids(conn: sqlite3.Connection) -> set[int]:
+    """Observations pruning keeps however old: each device's newest, and its newest battery,
+    link quality and availability (what status and commissioning read)."""
+    ids = {r[0] for r in conn.execute("SELECT max(id) FROM observations GROUP BY device")}
+    # the same IN list as the partial index observations_health, so SQLite uses it
+    ids |= {r[0] for r in conn.execute(
+        "SELECT max(id) FROM observations WHERE kind IN ('battery', 'battery_low', "
+        "'link_quality', 'availability') GROUP BY kind, device")}
+    return ids
+
+
+def read_newest_ids(path: str | Path) -> set[int]:
+    """`newest_ids` on a read-only connection of its own: a scan of every device's rows that
+    must not hold up the store's thread (an alert waits on it) in a big store."""
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=10)
+    try:
+        return newest_ids(conn)
+    finally:
+        conn.close()
 
 
 def read_observations(path: str | Path, since: float) -> list[Observation]:
