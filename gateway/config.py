@@ -427,7 +427,8 @@ class HotlineTarget:
     ca_file: str | None = doc("mqtt: CA certificate(s) to verify the central broker", None)
     cert_file: str | None = doc("mqtt: this gateway's client certificate", None)
     allow_plaintext: bool = doc(
-        "webhook/sms/mqtt: allow http:// or mqtt:// to a host other than this box. Only for a "
+        "webhook/sms/mqtt: allow http:// or mqtt:// to a host other than this box (dc09: no AES "
+        "key to a host other than this box). Only for a "
         "link inside an encrypted tunnel (WireGuard or IPsec VPN, an operator's private APN / "
         "VPDN): alerts are signed either way, but names, addresses and conditions would be "
         "readable on an open network", False)
@@ -657,9 +658,9 @@ def dc09_key(t: HotlineTarget, base: Path) -> tuple[bytes | None, str | None]:
         return None, "give key or key_file, not both"
     if t.key_file is not None:
         try:
-            key = (base / t.key_file).read_bytes().rstrip(b"\r\n")
+            key = read_credential(base / t.key_file)
         except OSError as e:
-            return None, f"cannot read key_file {str(base / t.key_file)!r}: {e.strerror}"
+            return None, f"cannot read key_file {str(e.filename)!r}: {e.strerror}"
     elif t.key is not None:
         key = t.key.encode()
     else:
@@ -681,9 +682,14 @@ def _check_dc09(t: HotlineTarget, path: str, base: Path,
         problems.append((f"{path}.receiver", "the receiver must be 1-6 hex digits"))
     if not re.fullmatch(r"[0-9A-Fa-f]{1,6}", t.line):
         problems.append((f"{path}.line", "the line must be 1-6 hex digits"))
-    _, err = dc09_key(t, base)
+    key, err = dc09_key(t, base)
     if err:
         problems.append((f"{path}.key", err))
+    elif key is None and t.host and not is_loopback(t.host) and not t.allow_plaintext:
+        problems.append((f"{path}.key", f"DC-09 to {t.host} without AES encryption: alerts "
+                         "would cross the network readable and forgeable; set key_file (the "
+                         "receiver's AES key), or, only inside an encrypted tunnel (a VPN, an "
+                         "operator's private APN), allow_plaintext = true"))
 
 
 def _cross_check(cfg: Config, problems: list[tuple[str, str]]) -> None:

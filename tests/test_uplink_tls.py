@@ -1,6 +1,6 @@
 """TLS for every uplink: a webhook, SMS gateway or MQTT uplink to another host than this box
-must be https:// or mqtts:// (or carry an explicit allow_plaintext for a link inside a VPN),
-and mqtts:// really verifies the centre's certificate."""
+must be https:// or mqtts:// (DC-09: AES-encrypted), or carry an explicit allow_plaintext for
+a link inside a VPN; and mqtts:// really verifies the centre's certificate."""
 
 from __future__ import annotations
 
@@ -70,6 +70,20 @@ def test_plain_text_to_another_host_is_refused_naming_the_key_and_the_fix(keys, 
 ])
 def test_tls_this_box_or_an_explicit_tunnel_is_accepted(keys):
     assert problems(hotline(**keys)) == {}
+
+
+DC09 = {"kind": "dc09", "port": 12000, "account": "C0FFEE"}
+
+
+def test_dc09_to_another_host_needs_its_aes_key():
+    found = problems(hotline(**DC09, host="receiver.centre.example"))
+    assert list(found) == ["hotline[0].key"]
+    assert "without AES encryption" in found["hotline[0].key"]
+    assert "allow_plaintext = true" in found["hotline[0].key"]
+    for keys in ({"host": "receiver.centre.example", "key": "0123456789abcdef"},
+                 {"host": "10.8.0.1", "allow_plaintext": True},  # inside a tunnel, said so
+                 {"host": "127.0.0.1"}):  # a receiver on this box (tests, a local relay)
+        assert problems(hotline(**DC09, **keys)) == {}, keys
 
 
 def test_loopback_is_only_this_box():
