@@ -1038,6 +1038,11 @@ class Gateway:
         self._scheduled_at += step
         self.bridge_events = deque(((t + step, e) for t, e in self.bridge_events),
                                    maxlen=BRIDGE_EVENTS_KEPT)
+        if self.maintenance_until > now - step:
+            # Test mode set on the old clock lasts as long on the new one: after a step
+            # back, real alarms must not go out as tests for the length of the step.
+            self.maintenance_until += step
+            await self.store.call(Store.set_maintenance_until, self.maintenance_until, now)
         synced = self.clock_status().trusted
         fixed = await self.store.call(
             timesync.shift_stored, step, self._stored_before, moved, now,

@@ -251,3 +251,26 @@ async def test_rows_written_while_the_clock_ran_ahead_do_not_hold_a_quiet_spell_
         assert now == pytest.approx(time.time(), abs=5)
         last = gw.core.activity.last_at
         assert last is None or last <= now
+
+
+async def test_test_mode_set_before_a_step_back_lasts_as_long_after_it(tmp_path, mosquitto):
+    """Set a day ahead, the clock is stepped back by NTP during test/maintenance mode: the
+    mode ends when it was meant to, not a day later (real alarms would go out as tests)."""
+    _, port = mosquitto
+    gid = "gw-clock-maint"
+    cfg = write_config(tmp_path, port, free_port(), free_port(), gid)
+    wall = FakeWall(+DAY)
+    async with gateway(cfg, clock=SteadyClock(wall=wall, synced=wall.synced)) as gw:
+        until = gw.clock.now() + 3600
+        await gw.store.call(Store.set_maintenance_until, until, gw.clock.now())
+        deadline = time.monotonic() + 15
+        while gw.maintenance_until != until and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert gw.maintenance_until == until
+        wall.offset = 0.0
+        while not gw.clock_steps and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert gw.maintenance_until - gw.clock.now() == pytest.approx(3600, abs=30)
+        await asyncio.sleep(3)  # the store is read again: the corrected end holds
+        assert gw.maintenance_until - gw.clock.now() == pytest.approx(3600, abs=30)
+        assert await gw.store.call(Store.maintenance_until) == gw.maintenance_until
