@@ -87,6 +87,7 @@ async def run(days: int, home_index: int, homes: int = 1) -> dict[str, object]:
             i, out, files = 0, {}, []
             daily: list[float] = []
             longest = 0.0
+            every: list[float] = []
             for day in range(1, days + 1):
                 night = START + day * DAY_S + policy.prune_hour * 3600.0
                 j = i
@@ -120,10 +121,14 @@ async def run(days: int, home_index: int, homes: int = 1) -> dict[str, object]:
                 else:
                     daily.append(done["seconds"])
                     longest = max(longest, max(batches, default=0.0))
+                    every += batches
                 files.append(_mb((await store.call(Store.size))["file_bytes"]))
             out["daily_prune_s"] = {
                 "days": len(daily), "median": round(float(np.median(daily)), 3),
                 "max": round(max(daily), 3),
+                "batch_rows": retention.BATCH_ROWS,
+                "batch_ms_p50": round(float(np.percentile(every, 50)) * 1000, 1),
+                "batch_ms_p99": round(float(np.percentile(every, 99)) * 1000, 1),
                 "longest_batch_ms": round(longest * 1000, 1)} if daily else None
             out["file_mb_each_day_after_first_prune"] = files
         finally:
