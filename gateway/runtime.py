@@ -1034,6 +1034,8 @@ class Gateway:
         self.clock_steps.append((now, step))
         self._obs_buffer = [replace(o, at=o.at + step) for o in self._obs_buffer]
         moved = timesync.shift_state(step, self.core, self.manager, self.self_test)
+        if self.ingest is not None:
+            timesync.shift_admission(self.ingest.admission, step)
         self.last_seen = {d: t + step for d, t in self.last_seen.items()}
         self._scheduled_at += step
         self.bridge_events = deque(((t + step, e) for t, e in self.bridge_events),

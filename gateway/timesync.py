@@ -311,6 +311,17 @@ def _shift_manager(manager: Manager, dt: float) -> list[Alert]:
     return list(moved.values())
 
 
+def shift_admission(admission: Any, dt: float) -> None:
+    """Move the ingest rate limiter's readings of the gateway's clock by `dt` (gateway/ingest.py
+    measures rates on it): after a step back, a bucket would refill nothing for the length of
+    the step, and a motion sensor past its burst would be shed all that while."""
+    for bucket in admission.buckets.values():
+        bucket.at += dt
+        bucket.last_shed += dt if bucket.last_shed else 0.0
+        bucket.flood_at += dt if bucket.flood_at else 0.0
+        bucket.flood_since += dt if bucket.flood_since else 0.0
+
+
 # --- what was stored on the old clock --------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
+import paho.mqtt.client as paho_mqtt
 import pytest
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from devices import blocks
 from devices.observation import Observation
 from gateway import timesync
 from gateway.clock import STEP_S, SteadyClock
+from gateway.ingest import Admission, Limit
 from gateway.store import Store
 from gateway.transports.sms import SmsTransport
 from tests._mosquitto import free_port
@@ -376,3 +378,26 @@ async def test_an_sms_from_a_gateway_days_behind_is_accepted_and_tells_the_real_
     assert any(f"孙秀英家{hm}发生" in message["text"] for hm in told), message["text"]
     wrong = f"{datetime.fromtimestamp(raised, TZ):%H:%M}"
     assert f"家{wrong}发生" not in message["text"]
+
+
+def test_after_a_step_back_the_ingest_rate_limit_refills_as_before():
+    """Ingest measures rates on the gateway's clock: unshifted, a step back of a day would
+    refill a motion sensor's bucket with nothing for a day, and shed it."""
+    message = paho_mqtt.MQTTMessage(topic=b"z2m/living_pir")
+    message.payload = b'{"occupancy":true}'
+
+    def sensor(_topic: str) -> tuple[str, Limit]:
+        return "pir-living", Limit(rate_per_s=1.0, burst=2.0)
+
+    def admitted_after_a_step_back(shift: bool) -> str:
+        admission = Admission(sensor)
+        for _ in range(2):  # the burst, spent
+            assert admission.admit(message, T0, T0) == "admitted"
+        assert admission.admit(message, T0, T0) == "shed"
+        if shift:
+            timesync.shift_admission(admission, -DAY)
+        later = T0 - DAY + 5  # five seconds on, on the stepped clock
+        return admission.admit(message, later, later)
+
+    assert admitted_after_a_step_back(shift=False) == "shed"  # what the shift prevents
+    assert admitted_after_a_step_back(shift=True) == "admitted"
