@@ -31,11 +31,7 @@ async def serve(host: str, port: int, secret: bytes, db_path: str, *,
     store = await AsyncHotlineStore(db_path).open()
     password = await auth.ensure_first_admin(store, time.time())
     if password is not None:
-        # Printed once, never logged: the only copy outside the operator's head.
-        print(f"\n安心 接警台: first start, created operator 'admin' (role admin)\n"
-              f"  password / 密码: {password}\n"
-              "  shown only now: log in and add operators; "
-              "`anxin hotline --reset-password admin --db …` makes a new one\n", flush=True)
+        show_first_password(password, db_path)
     runner = web.AppRunner(make_app(secret, store, supervision_s=supervision_s,
                                     mqtt_url=mqtt_url, mqtt_prefix=mqtt_prefix,
                                     mqtt_share_group=mqtt_share_group),
@@ -49,6 +45,27 @@ async def serve(host: str, port: int, secret: bytes, db_path: str, *,
     finally:
         await runner.cleanup()
         await store.close()
+
+
+def show_first_password(password: str, db_path: str) -> None:
+    """Give the first admin's password to whoever started the hotline, once, never to a log.
+
+    On a terminal it is printed. Under systemd (or any redirect) stdout is the journal, so
+    it goes instead to `<db>.admin-password` (mode 0600, next to the database) and only the
+    file's path is printed: read it, log in, delete it.
+    """
+    if sys.stdout.isatty():
+        print(f"\n安心 接警台: first start, created operator 'admin' (role admin)\n"
+              f"  password / 密码: {password}\n"
+              "  shown only now: log in and add operators; "
+              "`anxin hotline --reset-password admin --db …` makes a new one\n", flush=True)
+        return
+    path = Path(f"{db_path}.admin-password")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"admin\n{password}\n")
+    print(f"安心 接警台: first start, created operator 'admin'; its password is in {path} "
+          "(readable by this user only): log in, then delete the file", flush=True)
 
 
 def _secret(args: argparse.Namespace) -> tuple[bytes | None, str | None]:

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from alerts import wire
-from hotline import auth
+from hotline import auth, server
 from hotline import store as store_mod
 from hotline.app import MQTT_LINK, PUBLIC, make_app
 from hotline.i18n import TZ
@@ -275,18 +275,25 @@ async def test_statistics_by_type_outcome_period_district_and_csv(app_parts):
     assert (await c.get("/stats.csv?from=yesterday")).status == 400
 
 
-async def test_first_start_creates_admin_with_a_password_printed_once(tmp_path, capsys):
+async def test_first_start_creates_admin_with_a_password_shown_once(tmp_path, capsys):
+    """Not on a terminal (as under systemd, where stdout is the journal): the password goes
+    to a file only its owner can read; the output names the file, never the password."""
     port, db = free_port(), tmp_path / "h.db"
+    secret_file = tmp_path / "h.db.admin-password"
     for start in range(2):
         task = asyncio.create_task(serve("127.0.0.1", port, SECRET, str(db)))
         async with session() as http:
             await wait_healthy(http, f"http://127.0.0.1:{port}/healthz")
             out = capsys.readouterr().out
             if start == 0:
-                password = re.search(r"password / 密码: (\S+)", out).group(1)
+                assert str(secret_file) in out
+                assert secret_file.stat().st_mode & 0o777 == 0o600
+                user, password = secret_file.read_text().split()
+                assert user == "admin" and password not in out
                 await login(http, f"http://127.0.0.1:{port}", "admin", password)
+                secret_file.unlink()
             else:
-                assert "password" not in out  # printed once, never again
+                assert "admin" not in out and not secret_file.exists()  # once only
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -297,6 +304,13 @@ async def test_first_start_creates_admin_with_a_password_printed_once(tmp_path, 
         assert password not in store.operator("admin")["password_hash"]
     finally:
         store.close()
+
+
+def test_first_password_is_printed_on_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(server.sys.stdout, "isatty", lambda: True)
+    server.show_first_password("abcd-efgh-ijkl-mnop", str(tmp_path / "h.db"))
+    assert "password / 密码: abcd-efgh-ijkl-mnop" in capsys.readouterr().out
+    assert not (tmp_path / "h.db.admin-password").exists()
 
 
 def test_cli_adds_operators_and_resets_passwords(tmp_path, capsys):
