@@ -1007,10 +1007,9 @@ class Gateway:
 
     def clock_status(self) -> timesync.ClockStatus:
         """What the gateway knows about its clock (trusted, synchronised, steps seen)."""
-        now = self.clock.now()
         fl = self.clock.floor if isinstance(self.clock, SteadyClock) else timesync.RELEASE_FLOOR
-        return timesync.ClockStatus(
-            synchronized=self._os_synced, plausible=now >= fl, floor=fl,
+        return timesync.ClockStatus(  # plausible: the wall clock itself, not ours (floored)
+            synchronized=self._os_synced, plausible=self._wall() >= fl, floor=fl,
             steps=len(self.clock_steps),
             last_step_s=self.clock_steps[-1][1] if self.clock_steps else None)
 

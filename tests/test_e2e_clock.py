@@ -19,6 +19,8 @@ import pytest
 
 from gateway.cli import _clock_line
 from gateway.clock import SteadyClock
+from gateway.config import load
+from gateway.runtime import Gateway
 from gateway.store import Store
 from gateway.web.app import CODE_SETTING
 from gateway.web.auth import hash_code
@@ -274,3 +276,17 @@ async def test_test_mode_set_before_a_step_back_lasts_as_long_after_it(tmp_path,
         await asyncio.sleep(3)  # the store is read again: the corrected end holds
         assert gw.maintenance_until - gw.clock.now() == pytest.approx(3600, abs=30)
         assert await gw.store.call(Store.maintenance_until) == gw.maintenance_until
+
+
+def test_where_the_os_cannot_say_a_wall_clock_behind_the_floor_is_not_trusted(tmp_path):
+    """No word from the OS (chrony under the unit's seccomp filter, say): the wall clock is
+    judged against the floor, not the gateway's own clock, which never reads below it."""
+    cfg = load(write_config(tmp_path, free_port(), free_port(), free_port(), "gw-floor"))
+    wall = FakeWall(-30 * DAY)
+    clock = SteadyClock(floor=time.time() - DAY, wall=wall, synced=lambda: None)
+    gw = Gateway(cfg, clock=clock)
+    gw._os_synced = None
+    status = gw.clock_status()
+    assert clock.now() >= clock.floor and not status.plausible and not status.trusted
+    wall.offset = 0.0
+    assert gw.clock_status().trusted
