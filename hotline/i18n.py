@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from alerts.wire import RESOLUTION_OUTCOMES
+
 TZ = ZoneInfo("Asia/Shanghai")
 LANG_COOKIE = "anxin_lang"
 LANGS = ("zh", "en")
@@ -116,6 +118,7 @@ T: dict[str, tuple[str, str]] = {
     "ev_declined": ("已拒绝", "declined"), "ev_ended": ("通话结束", "ended"),
     "ev_call": ("老人呼叫", "resident called"), "ev_checkin": ("平安打卡", "check-in"),
     "details": ("技术细节", "Technical details"),
+    "restored": ("已恢复联系", "contact restored"),
     "note_hint": ("备注（如：已电话联系）", "note (e.g. called her)"),
     "who_hint": ("姓名/电话", "name / phone"), "test_mark": ("测试", "TEST"),
 }
@@ -130,6 +133,19 @@ def t(lang: str, key: str) -> str:
 def strings(lang: str) -> str:
     """All words for `lang` as JSON for the page's script (safe inside <script>)."""
     return json.dumps({k: t(lang, k) for k in T}, ensure_ascii=False).replace("<", "\\u003c")
+
+
+def outcome(code: str | None, lang: str) -> str:
+    """An outcome code in words (the wire's "中文 / English" split by language)."""
+    if not code:
+        return ""
+    if code == "open":
+        return t(lang, "open_alerts")
+    if code == "restored":
+        return t(lang, "restored")
+    words = RESOLUTION_OUTCOMES.get(code, code)
+    zh, _, en = words.partition(" / ")
+    return (en or zh) if lang == "en" else zh
 
 
 def local_time(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:

@@ -23,6 +23,7 @@ from hotline.i18n import (
     kind,
     lane,
     local_time,
+    outcome,
     reading,
     room,
     strings,
@@ -234,7 +235,7 @@ def _audit(lang: str, audit: list[dict[str, Any]]) -> str:
         what = t(lang, "a_" + a["action"])
         extra = []
         if a.get("outcome"):
-            extra.append(RESOLUTION_OUTCOMES.get(a["outcome"], a["outcome"]))
+            extra.append(outcome(a["outcome"], lang))
         if d.get("target"):
             extra.append(t(lang, "d_" + d["target"]))
         if d.get("who"):
@@ -265,7 +266,7 @@ def _actions(lang: str, a: dict[str, Any]) -> str:
     state = a["state"]
     if state == "resolved":
         return (f'<p class="ok">{e(t(lang, "resolved"))}: '
-                f'{e(RESOLUTION_OUTCOMES.get(a["outcome"], a["outcome"] or ""))}</p>')
+                f'{e(outcome(a["outcome"], lang))}</p>')
     parts = []
     if state == "received":
         parts.append(f'<button class="primary" data-post="accept">{e(t(lang, "accept"))}'
@@ -280,8 +281,8 @@ def _actions(lang: str, a: dict[str, Any]) -> str:
             f'<form class="inline" data-post="dispatch"><select name="target">{targets}'
             f'</select><input name="who" placeholder="{e(t(lang, "who_hint"))}" size="16">'
             f'<button>{e(t(lang, "dispatch"))}</button></form>')
-    outcomes = "".join(f'<option value="{e(k)}">{e(v)}</option>'
-                       for k, v in RESOLUTION_OUTCOMES.items())
+    outcomes = "".join(f'<option value="{e(k)}">{e(outcome(k, lang))}</option>'
+                       for k in RESOLUTION_OUTCOMES)
     parts.append(f'<form class="inline" data-post="resolve"><select name="outcome">{outcomes}'
                  f'</select><input name="note" placeholder="{e(t(lang, "note_hint"))}" '
                  f'size="20">'
@@ -398,7 +399,7 @@ def _alert_rows(lang: str, alerts: list[dict[str, Any]]) -> str:
         f'</td><td class="sev">{e(_sev(lang, p["severity"]))}</td><td>'
         f'<a href="/alerts/{quote(p["alert_id"])}">{e(_title(lang, p))}</a></td>'
         f'<td>{e(t(lang, p["state"]))}</td><td>'
-        f'{e(RESOLUTION_OUTCOMES.get(p["outcome"], p["outcome"] or ""))}</td></tr>'
+        f'{e(outcome(p["outcome"], lang))}</td></tr>'
         for p in alerts)
 
 
@@ -434,7 +435,7 @@ def history_page(lang: str, user: Any, csrf: str, rows: list[dict[str, Any]]) ->
         f'<td><a href="/alerts/{quote(r["alert_id"])}">{e(_title(lang, r))}</a>'
         f'{" <span class=test>" + e(t(lang, "test_mark")) + "</span>" if r["test"] else ""}'
         f'</td><td>{e(r["home_id"])}</td><td>{e(r["operator"] or "")}</td>'
-        f'<td>{e(RESOLUTION_OUTCOMES.get(r["outcome"], r["outcome"] or ""))}</td>'
+        f'<td>{e(outcome(r["outcome"], lang))}</td>'
         f'<td>{e(local_time(r["resolved_at"]))}</td></tr>' for r in rows)
     heads = "".join(f"<th>{e(t(lang, k))}</th>" for k in (
         "raised", "type", "what", "home", "operator", "outcome", "resolved_at"))
@@ -451,9 +452,7 @@ def _stat_table(lang: str, title: str, groups: dict[str, dict[str, Any]],
         f'{t(lang, "to_resolve")} {t(lang, "median")}', f'{t(lang, "to_resolve")} P90'))
     rows = []
     for key, f in groups.items():
-        outcomes = " · ".join(
-            f'{(RESOLUTION_OUTCOMES.get(k, t(lang, "open_alerts") if k == "open" else k)).split(" / ")[0 if lang == "zh" else -1]} {n}'  # noqa: E501
-            for k, n in sorted(f["outcomes"].items()))
+        outcomes = " · ".join(f"{outcome(k, lang)} {n}" for k, n in sorted(f["outcomes"].items()))
         rows.append(f'<tr data-key="{e(key)}"><td>{e(label(key))}</td>'
                     f'<td class="count">{f["alerts"]}</td><td>{e(outcomes)}</td>'
                     + "".join(f"<td>{e(duration(f[k], lang))}</td>" for k in (
@@ -487,8 +486,8 @@ def stats_page(lang: str, user: Any, csrf: str, stats: dict[str, Any] | None, fi
             + _stat_table(lang, t(lang, "by_period"), stats["by_period"], str, "by-period")
             + _stat_table(lang, t(lang, "by_district"), stats["by_district"],
                           lambda k: k or t(lang, "unknown_district"), "by-district")
-            + _stat_table(lang, t(lang, "by_outcome"), {"*": total},
-                          lambda _k: t(lang, "total"), "by-outcome"))
+            + _stat_table(lang, t(lang, "by_outcome"), stats["by_outcome"],
+                          lambda k: outcome(k, lang), "by-outcome"))
     return layout(lang, t(lang, "stats"), body, user=user, here="stats", csrf=csrf)
 
 

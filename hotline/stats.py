@@ -100,15 +100,17 @@ def _r(v: float | None) -> float | None:
 
 
 def compute(rows: list[dict[str, Any]], period: str, tz: ZoneInfo) -> dict[str, Any]:
-    """Totals and breakdowns by type, outcome, period and district."""
+    """Totals and breakdowns by type, outcome ("open" for not yet resolved), period and
+    district."""
     if period not in PERIODS:
         raise RangeError(f"period is one of {', '.join(PERIODS)}")
     total = Group()
     by: dict[str, dict[str, Group]] = {k: defaultdict(Group)
-                                       for k in ("type", "period", "district")}
+                                       for k in ("type", "outcome", "period", "district")}
     for r in rows:
         total.add(r)
         by["type"][r["event"]].add(r)
+        by["outcome"][r["outcome"] if r["state"] == "resolved" else "open"].add(r)
         by["period"][period_key(r["received_at"], period, tz)].add(r)
         by["district"][r["district"] or ""].add(r)
     return {"total": total.figures(),

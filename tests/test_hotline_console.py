@@ -256,6 +256,8 @@ async def test_statistics_by_type_outcome_period_district_and_csv(app_parts):
     assert got["total"]["alerts"] == 4
     assert got["total"]["outcomes"] == {"real_emergency": 1, "false_alarm": 2, "open": 1}
     assert got["by_type"]["fall"]["alerts"] == 2
+    assert got["by_outcome"]["false_alarm"]["alerts"] == 2 and got["by_outcome"]["open"][
+        "alerts"] == 1
     assert got["by_type"]["fall"]["accept_median_s"] == pytest.approx(60.0)
     assert got["by_district"]["朝阳区"]["alerts"] == 2 and got["by_district"][""]["alerts"] == 1
     assert got["total"]["accept_p90_s"] == pytest.approx(90.0)
