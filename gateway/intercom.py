@@ -112,6 +112,15 @@ class Intercom:
                  "snapshots": self.snapshots, "seen": self.seen, "asked": self.asked}
         await self.gw.store.call(Store.set_setting, STATE_SETTING, json.dumps(state), now)
 
+    async def shift(self, dt: float, now: float) -> None:
+        """The wall clock stepped by `dt`: a ring's 45 s and a still's wait go on as they
+        were (a step back must not hold a ring open for the length of the step)."""
+        for r in self.rings.values():
+            r.started += dt
+        self.snapshots = {a: until + dt for a, until in self.snapshots.items()}
+        if self.rings or self.snapshots:
+            await self._save(now)
+
     # --- events to the hotline --------------------------------------------------------------
 
     async def emit(self, device: str, event: str, request_id: str | None, now: float,

@@ -1033,6 +1033,8 @@ class Gateway:
         self.clock_steps.append((now, step))
         self._obs_buffer = [replace(o, at=o.at + step) for o in self._obs_buffer]
         moved = timesync.shift_state(step, self.core, self.manager, self.self_test)
+        self.timeline.shift(step)
+        await self.intercom.shift(step, now)
         if self.ingest is not None:
             timesync.shift_admission(self.ingest.admission, step)
         self.last_seen = {d: t + step for d, t in self.last_seen.items()}

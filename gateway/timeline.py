@@ -70,6 +70,14 @@ class Timeline:
         while self._entries and self._entries[0][0] < obs.at - KEPT_S:
             self._entries.popleft()
 
+    def shift(self, dt: float) -> None:
+        """The wall clock stepped by `dt` (NTP on a board without a real-time clock): what
+        was stamped on the old clock moves with it, as the stored observations do."""
+        for e in self._entries:
+            e[0] += dt
+            e[5] = None
+        self._last = {k: (v, at + dt) for k, (v, at) in self._last.items()}
+
     def entries(self, start: float, until: float, tz: ZoneInfo) -> list[dict[str, Any]]:
         """The wire form of what happened in [start, until], the newest `TIMELINE_MAX`."""
         picked: list[list[Any]] = []

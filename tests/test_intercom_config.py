@@ -207,3 +207,59 @@ def test_the_intercoms_checkin_key_keeps_the_missed_checkin_detector_quiet():
 
 def test_without_the_press_the_missed_checkin_is_a_care_call():
     assert missed_checkins(press=False) == ["missed_checkin"]
+
+
+def test_timeline_moves_with_a_clock_step():
+    t = Timeline()
+    t.add(obs("pir", "motion", True, T0))
+    t.shift(3 * 86400.0)  # NTP: the board had booted three days behind
+    (e,) = t.for_alert(T0 + 3 * 86400.0, T0 + 3 * 86400.0, TZ)
+    assert e["at"] == wire.iso(T0 + 3 * 86400.0, TZ)
+    t.add(obs("pir", "motion", True, T0 + 3 * 86400.0 + 1))  # still the same state: folded
+    assert len(t) == 1
+
+
+class _Store:
+    """What gateway/intercom.py asks of the store, kept in a list."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple]] = []
+
+    async def call(self, fn, *args):
+        self.calls.append((fn.__name__, args))
+
+
+class _Sender:
+    def wake(self) -> None:
+        pass
+
+
+def _intercom():
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from gateway.intercom import Intercom, Ring  # noqa: PLC0415
+
+    gw = SimpleNamespace(store=_Store(), tz=TZ, devices={}, intercom_senders={"c": _Sender()},
+                         cfg=SimpleNamespace(gateway=SimpleNamespace(id="gw"),
+                                             home=SimpleNamespace(id="h")))
+    ic = Intercom(gw)  # type: ignore[arg-type]
+    ic.rings[("R1", "door")] = Ring("R1", "door", "", "op", False, T0)
+    ic.snapshots["A1"] = T0 + 120
+    return ic, gw.store
+
+
+def _events(store: _Store) -> list[str]:
+    return [wire.decode_intercom(args[2])["event"] for name, args in store.calls
+            if name == "queue_intercom"]
+
+
+async def test_a_ring_keeps_its_45_s_across_a_clock_step():
+    from gateway.intercom import LOOK_IN_TIMEOUT_S  # noqa: PLC0415
+
+    ic, store = _intercom()
+    await ic.shift(-86400.0, T0 - 86400.0 + 1)  # NTP stepped the clock back a day
+    await ic.tick(T0 - 86400.0 + LOOK_IN_TIMEOUT_S - 1)
+    assert _events(store) == []
+    await ic.tick(T0 - 86400.0 + LOOK_IN_TIMEOUT_S)
+    assert _events(store) == ["missed"]
+    assert ic.snapshots == {"A1": T0 - 86400.0 + 120}
