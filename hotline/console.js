@@ -118,14 +118,26 @@ async function accept(id, button) {
   upsert(await r.json());
 }
 
+let pending = null;
+const fresh = new Set();
+
 function upsert(a) {
   if (a.state === "resolved") alerts.delete(a.alert_id);
   else {
-    a._new = !alerts.has(a.alert_id);
+    if (!alerts.has(a.alert_id)) fresh.add(a.alert_id);
     alerts.set(a.alert_id, a);
   }
+  // A burst of alerts is drawn once per 50 ms, not once per alert (a timer, not
+  // requestAnimationFrame: that one stops while the tab is in the background).
+  if (pending === null) pending = setTimeout(flush, 50);
+}
+
+function flush() {
+  pending = null;
+  for (const id of fresh) { const a = alerts.get(id); if (a) a._new = true; }
   render();
-  for (const x of alerts.values()) x._new = false;
+  for (const id of fresh) { const a = alerts.get(id); if (a) a._new = false; }
+  fresh.clear();
 }
 
 // --- the audible cue ------------------------------------------------------------------------
