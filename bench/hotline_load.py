@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import aiomqtt  # noqa: E402
 from yarl import URL  # noqa: E402
 
 from alerts import wire  # noqa: E402
@@ -65,7 +66,7 @@ from alerts.ulid import ulid  # noqa: E402
 from bench.e2e import cpu_seconds, percentile, rss_mb  # noqa: E402
 from detectors.finding import Finding  # noqa: E402
 from tests import _hotline  # noqa: E402
-from tests._mosquitto import free_port  # noqa: E402
+from tests._mosquitto import free_port, running_mosquitto  # noqa: E402
 
 SECRET = b"hotline-load-secret"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -103,8 +104,9 @@ class Hotline:
     log: Path
 
 
-def start_hotline(tmp: Path, supervision_s: float) -> Hotline:
-    """`anxin hotline` on a free loopback port with a fresh store (not yet ready)."""
+def start_hotline(tmp: Path, supervision_s: float, mqtt_url: str | None = None) -> Hotline:
+    """`anxin hotline` on a free loopback port with a fresh store (not yet ready); with
+    `mqtt_url`, also receiving the MQTT uplink from that broker."""
     port = free_port()
     key = tmp / "hotline.key"
     key.write_bytes(SECRET)
@@ -115,7 +117,8 @@ def start_hotline(tmp: Path, supervision_s: float) -> Hotline:
         proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; from hotline.server import main; "
              "sys.exit(main(sys.argv[1:]))", "--host", "127.0.0.1", "--port", str(port),
-             "--secret-file", str(key), "--db", str(db), "--supervision-s", str(supervision_s)],
+             "--secret-file", str(key), "--db", str(db), "--supervision-s", str(supervision_s),
+             *(["--mqtt", mqtt_url] if mqtt_url else [])],
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     return Hotline(proc, f"http://127.0.0.1:{port}", db, log)
 
@@ -372,6 +375,8 @@ class Sent:
     wall: dict[str, float] = field(default_factory=dict)  # the same, time.time()
     gateway: dict[str, str] = field(default_factory=dict)  # alert_id -> gateway_id
     response_s: list[float] = field(default_factory=list)
+    puback_s: list[float] = field(default_factory=list)  # MQTT uplink: publish -> PUBACK
+    over_mqtt: set[str] = field(default_factory=set)
     statuses: Counter[int] = field(default_factory=Counter)
     duplicates_sent: int = 0
     failed: list[str] = field(default_factory=list)
@@ -392,6 +397,56 @@ async def post_alert(http: aiohttp.ClientSession, base: str, body: bytes, alert_
         sent.failed.append(f"{alert_id}: {type(e).__name__}")
         return
     sent.response_s.append(time.perf_counter() - t0)
+
+
+class Uplink:
+    """A gateway on the MQTT uplink (gateway/transports/mqtt_uplink.py): a persistent
+    session with a retained online status and an "offline" last will, alerts published as
+    signed envelopes (QoS 1) on `anxin/<gateway>/alerts`, operators' actions back on
+    `anxin/<gateway>/feedback`."""
+
+    def __init__(self, port: int, gateway_id: str, home_id: str) -> None:
+        self.port, self.gateway_id, self.home_id = port, gateway_id, home_id
+        self.client: aiomqtt.Client | None = None
+        self.ready = asyncio.Event()
+        self.feedback: dict[str, float] = {}  # accepted alert_id -> time.time(), over MQTT
+
+    def _status(self, state: str) -> bytes:
+        return json.dumps({"state": state, "gateway_id": self.gateway_id,
+                           "home_id": self.home_id}).encode()
+
+    async def run(self) -> None:
+        """Connected until cancelled (then a clean disconnect: no last will)."""
+        status = f"anxin/{self.gateway_id}/status"
+        async with aiomqtt.Client(
+                "127.0.0.1", self.port, identifier=f"anxin-uplink-{self.gateway_id}",
+                clean_session=False, keepalive=30,
+                will=aiomqtt.Will(status, self._status("offline"), qos=1, retain=True)) as c:
+            await c.subscribe(f"anxin/{self.gateway_id}/feedback", qos=1)
+            await c.publish(status, self._status("online"), qos=1, retain=True)
+            self.client = c
+            self.ready.set()
+            async for m in c.messages:
+                payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+                msg = wire.decode_feedback(wire.open_envelope(SECRET, payload, time.time()))
+                for ev in msg["events"]:
+                    if ev["action"] == "accepted":
+                        self.feedback.setdefault(ev["alert_id"], time.time())
+
+    async def send(self, body: bytes, alert_id: str, sent: Sent, *, first: bool) -> None:
+        """Publish one alert; return when the broker has acknowledged it (PUBACK)."""
+        assert self.client is not None
+        t0 = time.perf_counter()
+        if first:
+            sent.at[alert_id], sent.wall[alert_id] = t0, time.time()
+        try:
+            await self.client.publish(f"anxin/{self.gateway_id}/alerts",
+                                      wire.envelope(SECRET, int(time.time()), body), qos=1,
+                                      timeout=30)
+        except (aiomqtt.MqttError, TimeoutError) as e:
+            sent.failed.append(f"{alert_id}: {type(e).__name__}")
+            return
+        sent.puback_s.append(time.perf_counter() - t0)
 
 
 # --- sampling ------------------------------------------------------------------------------
@@ -506,9 +561,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     gws = [(f"gw-{i:05d}", f"home-{i:05d}") for i in range(args.gateways)]
     loop = asyncio.get_running_loop()
-    with tempfile.TemporaryDirectory() as tmp_s:
+    n_mqtt = round(args.mqtt_alerts * args.alerts)
+    with tempfile.TemporaryDirectory() as tmp_s, contextlib.ExitStack() as stack:
         tmp = Path(tmp_s)
-        h = start_hotline(tmp, args.supervision_s)
+        broker = stack.enter_context(running_mosquitto()) if n_mqtt else None
+        h = start_hotline(tmp, args.supervision_s,
+                          f"mqtt://127.0.0.1:{broker[1]}" if broker else None)
         send_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
                                           connector=aiohttp.TCPConnector(limit=0))
         tasks: list[asyncio.Task[None]] = []
@@ -558,6 +616,20 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 raw = make_alert(rng, g, home, time.time())
                 bodies.append((json.loads(raw)["alert_id"], g, raw))
             offsets = sorted(rng.uniform(0, args.burst_s) for _ in bodies)
+            # Some homes' gateways use the MQTT uplink instead (they do not long-poll: their
+            # feedback comes over MQTT); each its own connection with its own last will.
+            uplinks: dict[int, Uplink] = {}
+            if broker is not None:
+                for i in rng.sample(range(len(bodies)), n_mqtt):
+                    alert_id, _, raw = bodies[i]
+                    g = f"gwm-{i:05d}"
+                    body = json.loads(raw)
+                    body.update(gateway_id=g, home_id=f"homem-{i:05d}")
+                    bodies[i] = (alert_id, g, json.dumps(body, ensure_ascii=False).encode())
+                    uplinks[i] = Uplink(broker[1], g, f"homem-{i:05d}")
+                    tasks.append(asyncio.create_task(uplinks[i].run()))
+                for u in uplinks.values():
+                    await asyncio.wait_for(u.ready.wait(), 60)
             dupes = set(rng.sample(range(len(bodies)), round(args.duplicates * len(bodies))))
             sent = Sent()
             console: dict[str, list[float]] = defaultdict(list)
@@ -574,11 +646,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 alert_id, g, raw = bodies[i]
                 sent.gateway[alert_id] = g
                 await asyncio.sleep(offsets[i])
-                await post_alert(send_http, h.base, raw, alert_id, sent, first=True)
-                if i in dupes:  # the acknowledgement "was lost": the gateway sends it again
-                    await asyncio.sleep(rng.uniform(0.2, 3.0))
-                    sent.duplicates_sent += 1
-                    await post_alert(send_http, h.base, raw, alert_id, sent, first=False)
+                for n in range(2 if i in dupes else 1):
+                    if n:  # the acknowledgement "was lost": the gateway sends it again
+                        await asyncio.sleep(rng.uniform(0.2, 3.0))
+                        sent.duplicates_sent += 1
+                    if i in uplinks:
+                        sent.over_mqtt.add(alert_id)
+                        await uplinks[i].send(raw, alert_id, sent, first=not n)
+                    else:
+                        await post_alert(send_http, h.base, raw, alert_id, sent, first=not n)
 
             async def accept_some() -> None:
                 # One operator takes charge of the oldest alert on screen not yet taken.
@@ -652,8 +728,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     lost_stream = sorted({a for s in streams for a in sent.gateway if a not in s.first_seen})
     shown_new_wrong = sorted({a for s in streams for a in sent.gateway if s.new[a] != 1})
     extra_deliveries = sum(deliveries.values()) - len(deliveries)
-    fb_latency = [fleet["feedback"][a] - t for a, t in accepted_at.items()
-                  if a in fleet["feedback"]]
+    learned = {**fleet["feedback"], **{a: t for u in uplinks.values()
+                                       for a, t in u.feedback.items()}}
+    fb_latency = [learned[a] - t for a, t in accepted_at.items() if a in learned]
+    by_transport = {
+        name: dist_ms([s.first_seen[a] - t for s in streams for a, t in sent.at.items()
+                       if a in s.first_seen and (a in sent.over_mqtt) == mqtt])
+        for name, mqtt in (("webhook", False), ("mqtt_uplink", True))}
     return {
         "gateways": args.gateways,
         "gateways_polling": fleet["started"],
@@ -664,10 +745,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "streams_dropped": sum(s.dropped for s in streams),
         "queue_update_ms": dist_ms(latency),
         "queue_update_over_1s": sum(1 for x in latency if x > SLOW_S),
+        "queue_update_by_transport_ms": by_transport,
         "queue_update_split_ms": {"post_to_hotline_received_at": dist_ms(to_hotline),
                                   "received_at_to_operator_stream": dist_ms(hotline_to_screen)},
         "post_alerts_ms": dist_ms(sent.response_s),
         "post_alerts_status": dict(sent.statuses), "post_alerts_failed": sent.failed[:10],
+        "mqtt_uplink": {"gateways": len(uplinks), "alerts": len(sent.over_mqtt),
+                        "publish_to_puback_ms": dist_ms(sent.puback_s)},
         "lost": {"not_in_store": len(lost_store), "not_on_every_stream": len(lost_stream),
                  "not_shown_new_exactly_once": len(shown_new_wrong),
                  "examples": (lost_store + lost_stream + shown_new_wrong)[:5]},
@@ -730,6 +814,9 @@ def parser() -> argparse.ArgumentParser:
                    help="how long to wait for the last alerts to show")
     p.add_argument("--supervision-s", type=float, default=120.0,
                    help="the hotline's loss-of-supervision time (its default)")
+    p.add_argument("--mqtt-alerts", type=float, default=0.0,
+                   help="share of the alerts sent by gateways on the MQTT uplink (through a "
+                        "real Mosquitto, the hotline subscribed with --mqtt) instead of POST")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--py-spy", metavar="OUT", help="profile the hotline during the burst "
                    "with py-spy (.svg flame graph, .json speedscope, else raw stacks)")

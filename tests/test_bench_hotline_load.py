@@ -48,3 +48,22 @@ async def test_small_load_run_loses_nothing():
     assert set(got["accepts"]["status"]) == {200}
     assert not got["console_errors"] and got["console_during_burst_ms"]["/"]["n"] >= 1
     assert got["hotline"]["exit_log"] == []
+
+
+async def test_small_load_run_with_the_mqtt_uplink_loses_nothing():
+    """A third of the alerts from gateways on the MQTT uplink (real Mosquitto): stored once,
+    shown once, every accept reaching its gateway (long poll or MQTT), no last will fired."""
+    args = hotline_load.parser().parse_args([
+        "--gateways", "20", "--alerts", "12", "--burst-s", "2", "--duplicates", "0.25",
+        "--mqtt-alerts", "0.34", "--operators", "1", "--accept-every-s", "0.3",
+        "--poll-wait-s", "2", "--ramp-s", "1", "--settle-s", "1", "--tail-s", "5"])
+    got = await hotline_load.bench(args)
+    assert got["mqtt_uplink"]["gateways"] == 4 and got["mqtt_uplink"]["alerts"] == 4
+    assert got["queue_update_by_transport_ms"]["mqtt_uplink"]["n"] == 4
+    assert got["queue_update_by_transport_ms"]["webhook"]["n"] == 8
+    assert got["lost"]["not_in_store"] == got["lost"]["not_on_every_stream"] == 0
+    assert got["lost"]["not_shown_new_exactly_once"] == 0
+    assert got["store"] == {"alerts": 12, "extra_deliveries_counted": 3, "rejected": 0}
+    assert got["duplicates_sent"] == 3 and not got["post_alerts_failed"]
+    assert got["false_gateway_silent"] == {"stored": 0, "on_stream": 0}
+    assert got["accepts"]["reached_gateway"] == got["accepts"]["made"] >= 1
