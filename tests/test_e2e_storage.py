@@ -89,7 +89,9 @@ async def test_full_disk_sos_still_reaches_the_hotline_and_is_written_when_room_
         await wait_until(counted)
         st = (await gw.status())["storage"]
         assert st["full_since"] is not None and st["pending_alerts"] == 1
-        assert "存储已满 STORAGE FULL" in await status_page(wport)
+        page = await status_page(wport)
+        assert "存储已满 STORAGE FULL" in page and "database or disk is full" in page
+        assert "2 在线 online /\n5" in page  # the smoke detector and the button were heard
 
         async def status_json_says_full() -> bool:
             text = (cfg.data_path() / "status.json").read_text(encoding="utf-8")
@@ -99,6 +101,8 @@ async def test_full_disk_sos_still_reaches_the_hotline_and_is_written_when_room_
         assert main(["status", "--config", str(path)]) == 1
         out = capsys.readouterr().out
         assert "✗ 存储已满 STORAGE FULL since" in out and "held in memory: 1 alert(s)" in out
+        assert "devices: 5 configured, 2 online" in out
+        assert "last alert: sos (delivered)" in out
 
         # room returns: the next write takes what memory held to the database first
         await gw.store.call(lambda s: s.conn.execute("PRAGMA max_page_count=1073741823"))
