@@ -9,7 +9,7 @@ records it. The device's MQTT interface is documented in devices/adapters/native
   only where every resident consented (`look_in_auto_answer`). The outcome comes back as
   `{"intercom": "answered"|"missed"|"declined"|"ended", "request_id"}`; a ring nobody
   answers within `LOOK_IN_TIMEOUT_S` is reported missed by the gateway, whatever the device
-  says later.
+  says later; an intercom known to be offline is reported missed at once, not rung.
 - After a fall or SOS, only where every resident consented (`snapshot_consent`), the
   gateway asks each intercom for one still (`{"snapshot": {"request_id": <alert id>}}`) and
   attaches the reference the intercom reports to that alert. Without consent it never asks,
@@ -179,7 +179,13 @@ class Intercom:
             await self.emit("", "missed", request_id, now, reason="no_intercom",
                             alert_id=alert_id)
         auto = self.consents("look_in_auto_answer")
+        offline = self.gw.core.offline()
         for d in devices:
+            if d.id in offline:
+                # the operator learns at once, and phones instead of waiting 45 s for nothing
+                await self.emit(d.id, "missed", request_id, now, reason="intercom_offline",
+                                alert_id=alert_id)
+                continue
             error = await self._command(d, {"ring": {"request_id": request_id, "from": source,
                                                      "auto_answer": auto}})
             if error is not None:

@@ -554,3 +554,19 @@ def _hotline_rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return []
     finally:
         conn.close()
+
+
+async def test_an_intercom_known_offline_is_not_rung_and_missed_at_once(tmp_path, mosquitto):
+    _, port = mosquitto
+    gid = "ic-offline"
+    async with home(tmp_path, port, gid) as (centre, gw, em), \
+            aiomqtt.Client("127.0.0.1", port) as c:
+        await c.publish(f"{gid}-native/intercom/availability", b'{"state": "offline"}', qos=1,
+                        retain=True)  # its last will: the power is off
+        await asyncio.wait_for(_until(lambda: "door-intercom" in gw.core.offline()), 20)
+        centre.look_in("R-off")
+        (missed,) = await centre.wait("missed", lambda: [
+            e for e in centre.events if e["request_id"] == "R-off"])
+        assert (missed["event"], missed["detail"]["reason"]) == ("missed", "intercom_offline")
+        assert not [c for c in em.commands if "ring" in c]
+        await c.publish(f"{gid}-native/intercom/availability", b"", qos=1, retain=True)
