@@ -1053,6 +1053,9 @@ class Gateway:
         logger.warning("the wall clock stepped by %+.1f s (%s): open timers and %d alert(s) "
                        "moved with it, %d unsent message(s) corrected", step,
                        "synchronised" if synced else "not synchronised", len(moved), fixed)
+        if synced:  # what the uplink sent on an unknown clock may have been refused: again
+            for uplink in self.uplinks:
+                await uplink.resend_unsure(step)
         self._tick_wake.set()
 
     def _heartbeat(self) -> None:

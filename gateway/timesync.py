@@ -167,6 +167,11 @@ class PeerClock:
         return self._wall() if self._offset is None else self._ticks() + self._offset
 
     @property
+    def learned(self) -> bool:
+        """Whether the receiver's time is known to differ from our wall clock."""
+        return self._offset is not None
+
+    @property
     def skew_s(self) -> float:
         """How far the receiver's clock is ahead of our wall clock (0: agreeing)."""
         return 0.0 if self._offset is None else self.now() - self._wall()

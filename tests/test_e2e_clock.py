@@ -27,6 +27,8 @@ from gateway.web.auth import hash_code
 from tests._config import SECRET
 from tests._mosquitto import free_port
 from tests.test_e2e_gateway import TS0215A_PRESS, TS0215A_RESET, gateway, hotline, publish
+from tests.test_e2e_uplink import centre as uplink_centre
+from tests.test_e2e_uplink import write_config as write_uplink_config
 
 pytestmark = pytest.mark.mosquitto
 
@@ -290,3 +292,29 @@ def test_where_the_os_cannot_say_a_wall_clock_behind_the_floor_is_not_trusted(tm
     assert clock.now() >= clock.floor and not status.plausible and not status.trusted
     wall.offset = 0.0
     assert gw.clock_status().trusted
+
+
+async def test_an_uplink_alert_refused_for_a_wrong_clock_is_sent_again_once_it_is_set(
+        tmp_path, mosquitto):
+    """Over the MQTT uplink the centre cannot answer "stale": the broker has acknowledged.
+    An alert stamped ten days behind (outside the centre's week) is sent again when NTP
+    sets the clock, with its corrected time, and the centre takes it."""
+    _, port = mosquitto
+    gid, prefix = "gw-clock-up", "anxin-clock"
+    cfg = write_uplink_config(tmp_path, port, gid, prefix)
+    wall = FakeWall(-10 * DAY)
+    hport = free_port()
+    async with uplink_centre(port, hport, tmp_path / "centre.db", prefix) as centre, \
+            gateway(cfg, clock=SteadyClock(wall=wall, synced=wall.synced)) as gw:
+        pressed = time.time()
+        await publish(port, (f"{gid}/bedside_sos", TS0215A_PRESS))
+        deadline = time.monotonic() + 15
+        while gw.metrics["alerts_raised"] < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)
+        assert await centre.alerts() == []  # refused as stale, silently, at the centre
+        wall.offset = 0.0  # NTP
+        (alert,) = await centre.wait_for(1, timeout=20)
+        assert alert["event"] == "sos"
+        assert at(alert["body"]["occurred_at"]) == pytest.approx(pressed, abs=15)
+        assert alert["body"]["clock"]["synced"] is True

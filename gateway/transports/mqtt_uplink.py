@@ -28,6 +28,7 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,12 +37,14 @@ import aiomqtt
 from alerts import wire
 from gateway.config import is_loopback
 from gateway.ingest import BrokerAddress
-from gateway.timesync import PEER_TOLERANCE_S, PeerClock, stamp_age
+from gateway.timesync import PEER_TOLERANCE_S, PeerClock, shift_body, stamp_age
 from gateway.transports.base import DeliveryError, Transport
 
 logger = logging.getLogger(__name__)
 
 ENVELOPE_WINDOW_S = 7 * 24 * 3600.0
+UNSURE_KEPT = 200  # alerts sent on an unknown clock, kept to send again once it is known
+UNSYNCED = b'"synced":false'  # in an alert body whose gateway clock was not synchronised
 ApplyFeedback = Callable[[str, list[dict[str, Any]], str], Awaitable[None]]
 
 
@@ -69,6 +72,8 @@ class MqttUplink(Transport):
         # a gateway whose clock is wrong still stamps its envelopes inside the window.
         self.peer = PeerClock(name, wall=clock)
         self._age_clock = age_clock  # the gateway's clock: an event's age when sent
+        self._unsure: deque[bytes] = deque(maxlen=UNSURE_KEPT)
+        self._relearned = False
         base = f"{prefix}/{gateway_id}"
         self.alerts_topic = f"{base}/alerts"
         self.status_topic = f"{base}/status"
@@ -134,11 +139,14 @@ class MqttUplink(Transport):
             stamp = float(json.loads(payload)["timestamp"])
         except (wire.WireError, ValueError, KeyError, TypeError):
             return
-        if stamp > self.peer.now() + PEER_TOLERANCE_S:
-            self.peer.learn(stamp, self.peer.mark())
+        if stamp > self.peer.now() + PEER_TOLERANCE_S and self.peer.learn(stamp, self.peer.mark()):
+            self._relearned = True
 
     async def _feedback(self, payload: bytes, apply: ApplyFeedback) -> None:
         self._learn_centre_time(payload)
+        if self._relearned:
+            self._relearned = False
+            await self.resend_unsure()
         try:
             msg = wire.decode_feedback(wire.open_envelope(self._secret, payload,
                                                           self.peer.now(), ENVELOPE_WINDOW_S))
@@ -151,9 +159,33 @@ class MqttUplink(Transport):
 
     async def send(self, body: bytes) -> None:
         """Publish one alert (QoS 1); return when the central broker has acknowledged it."""
+        raw = body
         if self._age_clock is not None:
             body = stamp_age(body, self._age_clock())
         await self._publish(self.alerts_topic, body)
+        if not self.peer.learned and UNSYNCED in raw:
+            # Stamped by a clock nobody vouches for, and the centre cannot say "stale" back
+            # over MQTT (the broker has acknowledged): sent again once the time is known.
+            self._unsure.append(raw)
+
+    async def resend_unsure(self, step: float = 0.0) -> int:
+        """Publish again the alerts sent while neither our clock nor the centre's time was
+        known (the gateway's clock has stepped by `step` since, or the centre's time was
+        learned); the centre deduplicates on the alert id. How many went."""
+        bodies, self._unsure = list(self._unsure), deque(maxlen=UNSURE_KEPT)
+        sent = 0
+        for body in bodies:
+            again = shift_body(body, step, synced=True) if step else body
+            try:
+                await self.send(again)
+            except DeliveryError:
+                self._unsure.append(again)
+                continue
+            sent += 1
+        if sent:
+            logger.warning("%d alert(s) sent again to %s, now stamped with a known time",
+                           sent, self.name)
+        return sent
 
     async def send_intercom(self, body: bytes) -> None:
         """Publish one intercom event (QoS 1); return when the central broker has it."""
