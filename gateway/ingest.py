@@ -231,10 +231,10 @@ class Admission:
         under way, carry on)."""
         self._topics.clear()
 
-    def admit(self, message: mqtt.MQTTMessage, now: float, mono: float) -> str:
+    def admit(self, topic: str, payload: bytes, qos: int, retain: bool, mid: int | None,
+              now: float, mono: float) -> str:
         """SHED, ADMITTED (acknowledge now) or ADMITTED_UNACKED (once handled). `now` stamps
         the message; `mono` is the clock rates are measured on."""
-        topic = message.topic
         hit = self._topics.get(topic)
         if hit is None:
             if len(self._topics) >= _TOPIC_CACHE:
@@ -247,10 +247,9 @@ class Admission:
         elif bucket.limit is not limit:  # the device was given another model
             bucket.limit = limit
         within = bucket.take(mono)
-        payload = message.payload
         if within and limit.urgent:
-            mid = message.mid if message.qos == 1 else None
-            self.urgent.push(key, (topic, payload, bool(message.retain), now, mid))
+            mid = mid if qos == 1 else None
+            self.urgent.push(key, (topic, payload, retain, now, mid))
             return ADMITTED if mid is None else ADMITTED_UNACKED
         if not within and not limit.urgent:
             self._note_shed(key, bucket, topic, payload, mono, now)
@@ -260,7 +259,7 @@ class Admission:
         if self.ordinary.size >= self.capacity and key not in self.ordinary.queues:
             self._note_shed(key, bucket, topic, payload, mono, now)
             return SHED
-        q = self.ordinary.push(key, (topic, payload, bool(message.retain), now, None))
+        q = self.ordinary.push(key, (topic, payload, retain, now, None))
         if len(q) > self.device_backlog or self.ordinary.size > self.capacity:
             old = q.popleft()  # this device's oldest: its newest state is what counts
             self.ordinary.size -= 1
@@ -350,15 +349,21 @@ class BrokerAddress:
         return ctx
 
 
+OnPublish = Callable[[str, bytes, int, bool, "int | None"], None]
+
+
 class _Reader:
-    """Reads the broker's socket for paho in large chunks, and parses every packet that
-    arrived per wake-up of the event loop.
+    """Reads the broker's socket in large chunks and decodes PUBLISH packets itself; paho
+    gets every other packet (acknowledgements, pings) from the same buffer.
 
     paho reads a packet with three or four `recv` calls (the command byte, the length bytes
-    one by one, the body) and aiomqtt's reader parses one packet per wake-up, so a burst
-    costs several system calls and a turn of the event loop per message (the profile of
-    bench/budget.py ingest: a quarter of the gateway's time). Here paho's reads are served
-    from one `recv` of up to 64 KiB, and the reader loops while bytes are buffered.
+    one by one, the body), builds an MQTTMessage and matches its topic against callbacks,
+    and aiomqtt's reader parses one packet per turn of the event loop: a burst cost several
+    system calls, objects and a loop turn per message (a quarter of the gateway's time in
+    the profile of `bench.budget ingest`), and a flood as much again before it could be shed.
+    Here one `recv` takes up to 64 KiB; an MQTT 3.1.1 PUBLISH (QoS 0 or 1) that is whole in
+    the buffer goes straight to admission; anything else, or a packet split across reads,
+    is read by paho from the buffer (`_sock_recv`), at its own pace.
     """
 
     CHUNK = 65536
@@ -366,11 +371,16 @@ class _Reader:
     # an alarm's later steps (its commit's result, the webhook) each wait for one such turn.
     BUDGET_S = 0.0005
 
-    def __init__(self, paho: mqtt.Client, disconnected: asyncio.Future[Any]) -> None:
+    def __init__(self, paho: mqtt.Client, disconnected: asyncio.Future[Any],
+                 on_publish: OnPublish) -> None:
         self.paho = paho
         self.disconnected = disconnected
+        self.on_publish = on_publish
+        # MQTT 5 PUBLISH packets carry properties: paho reads those
+        self.fast = paho.protocol in (mqtt.MQTTv31, mqtt.MQTTv311)
         self.buf = b""
         self.pos = 0
+        self.decoded = 0  # PUBLISH packets decoded here (the rest by paho)
         self._recv = paho._sock_recv  # paho's own: turns TLS want-read into BlockingIOError
         paho._sock_recv = self.recv  # type: ignore[method-assign]
 
@@ -393,16 +403,64 @@ class _Reader:
 
     def on_readable(self) -> None:
         """The event loop's reader callback for the socket."""
+        paho = self.paho
         try:
             until = time.perf_counter() + self.BUDGET_S
             while time.perf_counter() < until:
-                if self.paho.loop_read() != mqtt.MQTT_ERR_SUCCESS or not self.pending():
+                if self.pos >= len(self.buf):
+                    try:
+                        self.buf, self.pos = self._recv(self.CHUNK), 0
+                    except BlockingIOError:
+                        return  # all read: the socket signals when there is more
+                    if not self.buf:  # closed by the broker: paho notices and says so
+                        paho.loop_read()
+                        return
+                # paho between packets (not inside one it began to read): ours to decode
+                if self.fast and paho._in_packet["command"] == 0 and self._publish():
+                    continue
+                if paho.loop_read() != mqtt.MQTT_ERR_SUCCESS:
                     return
-            # more than a wake-up's worth buffered: the socket may not signal again
+            # more than a wake-up's worth: the socket may not signal again for what is read
             asyncio.get_running_loop().call_soon(self.on_readable)
         except Exception as exc:  # as aiomqtt's reader: a broken connection, disconnect
             if not self.disconnected.done():
                 self.disconnected.set_exception(exc)
+        finally:
+            paho._last_bytes_received = time.monotonic()  # (paho's keepalive bookkeeping)
+
+    def _publish(self) -> bool:
+        """Decode the PUBLISH packet at the buffer's position if it is whole; False (and
+        nothing consumed) for any other packet, or one to leave to paho."""
+        buf, pos = self.buf, self.pos
+        first = buf[pos]
+        qos = (first >> 1) & 3
+        if first & 0xF0 != 0x30 or qos > 1:
+            return False
+        # the remaining length: 1-4 bytes, 7 bits each, least significant first
+        i, shift, remaining = pos + 1, 0, 0
+        while True:
+            if i >= len(buf) or shift > 21:
+                return False
+            byte = buf[i]
+            remaining |= (byte & 0x7F) << shift
+            i += 1
+            if not byte & 0x80:
+                break
+            shift += 7
+        end = i + remaining
+        topic_end = i + 2 + int.from_bytes(buf[i:i + 2], "big")
+        start = topic_end + 2 if qos else topic_end
+        if end > len(buf) or remaining < 2 or start > end:
+            return False  # split across reads, or malformed: paho's to read (or refuse)
+        try:
+            topic = buf[i + 2:topic_end].decode()
+        except UnicodeDecodeError:
+            return False
+        mid = int.from_bytes(buf[topic_end:start], "big") if qos else None
+        self.pos = end
+        self.decoded += 1
+        self.on_publish(topic, buf[start:end], qos, bool(first & 1), mid)
+        return True
 
 
 class Ingest:
@@ -434,6 +492,7 @@ class Ingest:
         self.messages = 0
         self.client: aiomqtt.Client | None = None
         self._paho: mqtt.Client | None = None
+        self.reader: _Reader | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
@@ -473,11 +532,12 @@ class Ingest:
         paho = client._client
         paho.manual_ack_set(True)
         paho.on_message = self._on_message
+        self._paho = paho  # (a persistent session's messages may come with the CONNACK)
         async with client:
-            self.client, self._paho = client, paho
+            self.client = client
             sock = paho.socket()
             if sock is not None:  # our reader instead of aiomqtt's (see _Reader)
-                reader = _Reader(paho, client._disconnected)
+                reader = self.reader = _Reader(paho, client._disconnected, self._on_publish)
                 loop = asyncio.get_running_loop()
                 loop.remove_reader(sock.fileno())
                 loop.add_reader(sock.fileno(), reader.on_readable)
@@ -495,17 +555,24 @@ class Ingest:
 
     def _on_message(self, _client: mqtt.Client, _userdata: object,
                     message: mqtt.MQTTMessage) -> None:
-        """paho's callback (on the event loop, in aiomqtt's socket reader): admit or shed."""
+        """paho's callback, for what paho decoded (see _Reader)."""
+        self._on_publish(message.topic, message.payload, message.qos, bool(message.retain),
+                         message.mid)
+
+    def _on_publish(self, topic: str, payload: bytes, qos: int, retain: bool,
+                    mid: int | None) -> None:
+        """A message from the broker (on the event loop, in the socket reader): admit or
+        shed."""
         self.messages += 1
         # Rates are per second of the gateway's clock: a simulated home on a fast clock
         # (`anxin sim --life`) sends an honest device's day in minutes.
         now = self.clock()
-        verdict = self.admission.admit(message, now, now)
-        if verdict is not ADMITTED_UNACKED and message.qos == 1:
+        verdict = self.admission.admit(topic, payload, qos, retain, mid, now, now)
+        if verdict is not ADMITTED_UNACKED and qos == 1 and self._paho is not None:
             # Shed, or an ordinary message: acknowledged now, so the broker's in-flight
             # window to us never fills with what waits here (it would hold back an alarm
             # queued behind it at the broker).
-            _client.ack(message.mid, 1)
+            self._paho.ack(mid, 1)  # type: ignore[arg-type]
         if verdict is not SHED and self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
