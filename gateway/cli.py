@@ -384,6 +384,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     troubles = st.get("maintenance_open") or []
     lines.append(f"{ok if not troubles else bad} maintenance queue: "
                  + ("; ".join(troubles) or "empty") + " (anxin: daily digest to the centre)")
+    flooding = (st.get("ingest") or {}).get("flooding")
+    if flooding:  # a device over its rate limit: its messages are shed (anxin quarantine)
+        lines.append(f"{bad} flooding, messages shed: "
+                     + ", ".join(f"{d} ({n})" for d, n in sorted(flooding.items())))
     if st.get("maintenance_until"):
         lines.append(f"! test/maintenance mode until {when(st['maintenance_until'])}")
     home = st.get("home_state")
