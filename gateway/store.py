@@ -987,8 +987,11 @@ class Store:
         return row[0] if row else None
 
     def checkpoint(self) -> None:
-        """Move the WAL into the database and truncate it (after pruning)."""
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Move what it can of the WAL into the database (after pruning). PASSIVE: it never
+        waits for a reader (the nightly learning reads for seconds; the busy timeout would
+        hold the store's thread that long); the WAL is cut back to `WAL_LIMIT_BYTES` when
+        it next restarts."""
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @_droppable(None)
     def save_activity_hours(self, hours: dict[float, tuple[int, float, dict[str, int]]]

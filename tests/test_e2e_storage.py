@@ -92,6 +92,7 @@ async def test_full_disk_sos_still_reaches_the_hotline_and_is_written_when_room_
         page = await status_page(wport)
         assert "存储已满 STORAGE FULL" in page and "database or disk is full" in page
         assert "2 在线 online /\n5" in page  # the smoke detector and the button were heard
+        assert "紧急呼叫" in page  # the SOS, held in memory, among the recent alerts
 
         async def status_json_says_full() -> bool:
             text = (cfg.data_path() / "status.json").read_text(encoding="utf-8")
