@@ -187,28 +187,47 @@ function waitingLife() {
 
 function alarm() {
   const n = waitingLife().length;
+  // A queue that stopped updating must not look like a quiet one.
+  const lost = lostSince !== null && Date.now() - lostSince > 10000;
   const banner = document.getElementById("banner");
-  banner.classList.toggle("on", n > 0);
-  banner.textContent = n ? `${S.sev1}: ${n} ${S.received}` : "";
+  banner.classList.toggle("on", n > 0 || lost);
+  banner.textContent = [n ? `${S.sev1}: ${n} ${S.received}` : "", lost ? S.offline : ""]
+    .filter(Boolean).join(" · ");
 }
 
-setInterval(tick, 1000);
-setInterval(() => { if (waitingLife().length) beep(); }, 3000);
+setInterval(() => { tick(); if (lostSince !== null) alarm(); }, 1000);
+setInterval(() => {
+  if (waitingLife().length || (lostSince !== null && Date.now() - lostSince > 10000)) beep();
+}, 3000);
 
 // --- live updates ---------------------------------------------------------------------------
 async function resync() {
-  const r = await fetch("/api/queue");
+  let r;
+  try { r = await fetch("/api/queue"); } catch { return; }  // down: the stream retries
   if (!r.ok) { if (r.status === 401) location.href = "/login"; return; }
   alerts.clear();
   for (const a of await r.json()) alerts.set(a.alert_id, a);
   render();
 }
 
+let lostSince = null;
+
 function connect() {
   const status = document.getElementById("status");
   const es = new EventSource("/events");
-  es.onopen = () => { status.textContent = "● " + S.live; status.className = ""; resync(); };
-  es.onerror = () => { status.textContent = S.offline; status.className = "off"; };
+  es.onopen = () => {
+    status.textContent = "● " + S.live; status.className = ""; lostSince = null; resync();
+  };
+  es.onerror = () => {
+    status.textContent = S.offline; status.className = "off";
+    if (lostSince === null) lostSince = Date.now();
+    // A browser retries a dropped stream by itself, but gives up for good on an HTTP
+    // error (a proxy's 502, an expired session): then start again, and log in if needed.
+    if (es.readyState === EventSource.CLOSED) {
+      setTimeout(() => { resync(); connect(); }, 3000);
+    }
+    alarm();
+  };
   es.addEventListener("alert", (m) => upsert(JSON.parse(m.data)));
 }
 

@@ -211,6 +211,44 @@ async def test_queue_lanes_cue_detail_and_actions_in_the_browser(console):
         assert r is not None and r.status == 403
 
 
+async def test_the_queue_survives_a_hotline_restart_and_says_when_it_is_cut_off(tmp_path):
+    """The live stream drops: the page says so (and, after 10 s, sounds); the hotline comes
+    back on the same database: the same session goes on, and what came meanwhile shows."""
+    port, db = free_port(), str(tmp_path / "h.db")
+    add_operator(db, "李接警员", "operator")
+    base = f"http://127.0.0.1:{port}"
+
+    async def start() -> asyncio.Task:
+        task = asyncio.create_task(serve("127.0.0.1", port, SECRET, db))
+        async with session() as http:
+            await wait_healthy(http, f"{base}/healthz")
+        return task
+
+    async def stop(task: asyncio.Task) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    task = await start()
+    try:
+        async with browser() as b:
+            page = await b.new_page()
+            await log_in(page, base, "李接警员")
+            await stop(task)
+            await page.wait_for_selector("#status.off", timeout=WAIT_MS)
+            await page.wait_for_selector("#banner.on", timeout=WAIT_MS * 2)  # after 10 s
+            assert "连接中断" in await page.inner_text("#banner")
+            task = await start()
+            async with session() as http:
+                await deliver(http, port, alert("01JDPAGE0000000000000000RS", "sos", 101, 1))
+            await page.locator("#a-01JDPAGE0000000000000000RS").wait_for(timeout=WAIT_MS * 2)
+            await page.wait_for_selector("#status:not(.off)")
+            assert "/login" not in page.url  # the session outlived the restart
+            assert "连接中断" not in await page.inner_text("#banner")
+    finally:
+        await stop(task)
+
+
 def write_config(tmp: Path, broker: int, primary: int, backup: int, gid: str) -> Path:
     """A resident with her profile and contacts, a bathroom fall radar (cancel window 1 s),
     PIRs, the 爱的眼睛 intercom; tiers: this console, then a backup centre after 2 s."""
