@@ -365,7 +365,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     lines = [
         f"{ok if running else bad} gateway {st['gateway_id']} (home {st['home_id']}): "
-        + ("running" if running else f"NOT RUNNING — last status {age:.0f} s ago"),
+        + ("running" if running else f"NOT RUNNING — last status {age:.0f} s ago (or it "
+                                     "cannot write its data directory: a full disk? the "
+                                     "status page says)"),
         f"{ok if st['broker_connected'] else bad} MQTT broker "
         + ("connected" if st["broker_connected"] else "NOT connected"),
         f"{ok if st['path_down_since'] is None else bad} path to the centre: "

@@ -145,6 +145,7 @@ class Gateway:
         # a device sending garbage, or a bug hit by every message: logged once per episode
         self.bad_payloads = Episodes(logger, "payloads quarantined")
         self.internal_errors = Episodes(logger, "internal errors", level=logging.ERROR)
+        self.file_errors = Episodes(logger, "not written", level=logging.ERROR)
         self.uplinks: list[MqttUplink] = []
         # Senders, pollers and transports keep the wall clock even under a simulated one: the
         # hotline checks a webhook's HMAC timestamp (and DC-09's) against its own real clock
@@ -1161,8 +1162,15 @@ class Gateway:
         while True:
             await self._save_sequences()
             status = await self.status()
-            await asyncio.to_thread(_write_atomically, path,
-                                    json.dumps(status, ensure_ascii=False, indent=1))
+            try:
+                await asyncio.to_thread(_write_atomically, path,
+                                        json.dumps(status, ensure_ascii=False, indent=1))
+            except OSError as e:
+                # A full card: the gateway goes on (a dead task here would have the watchdog
+                # restart it, and lose the alerts held in memory); the page still shows it.
+                self.file_errors.failed(path.name, str(e), self.clock.now())
+            else:
+                self.file_errors.ok(path.name, self.clock.now())
             await asyncio.sleep(STATUS_EVERY_S)
 
     def _dc09(self) -> dict[str, DC09Transport]:

@@ -120,3 +120,22 @@ async def test_full_disk_sos_still_reaches_the_hotline_and_is_written_when_room_
             ("delivered",)]
         assert db.execute("SELECT count(*), count(acked_at) FROM outbox o JOIN alerts a "
                           "ON a.id = o.alert_id WHERE a.event='sos'").fetchone() == (1, 1)
+
+
+async def test_a_status_file_that_cannot_be_written_stops_nothing(tmp_path, mosquitto, caplog):
+    """On a full card `status.json` cannot be written either (ENOSPC): the writer says so
+    once and goes on, and so does the gateway; alerts still go out."""
+    _, port = mosquitto
+    hport = free_port()
+    path = write_config(tmp_path, port, hport, gateway_id="gw-nostatus")
+    (tmp_path / "data" / "status.json").mkdir(parents=True)  # os.replace onto it: OSError
+    async with hotline(hport, tmp_path / "hotline.db") as hl, gateway(path) as gw:
+        await asyncio.sleep(2 * 2.0 + 0.5)  # the writer has tried a few times
+        await publish(port, ("gw-nostatus/bedside_sos", TS0215A_PRESS),
+                      ("gw-nostatus/bedside_sos", TS0215A_RESET))
+        (alert,) = await hl.wait_for(1, timeout=20)
+        assert alert["code"] == 101
+        assert not [t.get_name() for t in gw._tasks if t.done()]  # nothing died
+        assert "status.json" in gw.file_errors.open
+    said = [r for r in caplog.records if "status.json: not written" in r.getMessage()]
+    assert len(said) == 1
