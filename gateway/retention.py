@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from detectors import routine
 from gateway.config import StorageSection
+from gateway.episodes import Episodes
 from gateway.store import AsyncStore, Store, read_newest_ids
 
 logger = logging.getLogger(__name__)
@@ -87,21 +89,35 @@ class Retention:
         self.ceiling_since: float | None = None  # the ceiling, not age, bounds the history
         self.ceiling_dropped = 0
         self._day: str | None = None  # the local date of the last daily pruning
+        self.errors = Episodes(logger, "failed", level=logging.ERROR, quiet_s=float("inf"))
 
     async def run(self) -> None:
         """Prune now, then daily; watch the ceiling and a full disk, until cancelled."""
-        await self.prune(self.clock())
+        first, looked = True, False  # the pruning at start is still to do; looked once
         while True:
-            await asyncio.sleep(CHECK_S)
+            if looked:
+                await asyncio.sleep(CHECK_S)
+            looked = True
             now = self.clock()
-            if (await self.store.call(Store.storage_state))["full_since"] is not None:
-                await self.store.call(Store.write_pending)
-            local = datetime.fromtimestamp(now, self.tz)
-            if local.hour >= self.policy.prune_hour and (self._day is None
-                                                         or local.date().isoformat() > self._day):
-                await self.prune(now)
+            try:
+                await self._step(now, first)
+            except (sqlite3.Error, OSError) as e:
+                # Pruning can wait for the next look (a disk too full even to delete, a
+                # database locked by a technician's command): the gateway must not stop.
+                self.errors.failed("storage pruning", str(e), now)
             else:
-                await self.enforce_ceiling()
+                self.errors.ok("storage pruning", now)
+                first = False
+
+    async def _step(self, now: float, first: bool) -> None:
+        if (await self.store.call(Store.storage_state))["full_since"] is not None:
+            await self.store.call(Store.write_pending)
+        local = datetime.fromtimestamp(now, self.tz)
+        if first or (local.hour >= self.policy.prune_hour
+                     and (self._day is None or local.date().isoformat() > self._day)):
+            await self.prune(now)
+        else:
+            await self.enforce_ceiling()
 
     async def prune(self, now: float) -> dict[str, Any]:
         """The daily pruning: by age, then the ceiling. Figures of what it did."""

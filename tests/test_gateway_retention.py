@@ -454,3 +454,39 @@ def test_a_card_gone_read_only_is_handled_as_a_full_one(store):
     assert store.write_pending()
     assert store.storage_state()["full_since"] is None
     assert store.conn.execute("SELECT sequence FROM alerts").fetchall() == [(seq,)]
+
+
+async def test_pruning_that_fails_is_said_once_and_tried_again(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(retention, "CHECK_S", 0.01)
+    s = Store(tmp_path / "anxin.db")
+    fill(s, 35, 3600.0)
+    s.close()
+    store = await opened(tmp_path)
+    ret = Retention(store, Policy(), TZ, lambda: NOW, pause_s=0)
+    # a technician's command holding the write lock (busy timeout shortened for the test)
+    await store.call(lambda st: st.conn.execute("PRAGMA busy_timeout=10"))
+    blocker = sqlite3.connect(tmp_path / "anxin.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    task = asyncio.create_task(ret.run())
+    try:
+        with caplog.at_level(logging.ERROR, logger="gateway.retention"):
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if "storage pruning" in ret.errors.open:
+                    break
+            await asyncio.sleep(0.2)  # many more looks, all failing
+            assert not task.done()
+            blocker.execute("ROLLBACK")
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if ret.last is not None:
+                    break
+        assert ret.last is not None and ret.last["deleted"]["observations"] > 0
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 2 and "locked" in said[0] and "works again" in said[1]
+    finally:
+        blocker.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
