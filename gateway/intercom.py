@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 INTERCOM_MODEL = "anxin-intercom"
 LOOK_IN_TIMEOUT_S = 45.0  # rung this long without an answer: missed
 SNAPSHOT_WAIT_S = 120.0  # a still asked for after a fall or SOS is attached up to this late
+CALL_KEPT_S = 2 * 3600.0  # an answered call whose "ended" never came is forgotten after this
 SNAPSHOT_EVENTS = wire.SNAPSHOT_EVENTS
 SEEN_KEPT = 200  # look-in request ids remembered, so a feedback replayed rings only once
 STATE_SETTING = "intercom_state"
@@ -255,12 +256,18 @@ class Intercom:
             del self.rings[(r.request_id, r.device)]
             await self.emit(r.device, "missed", r.request_id, now, reason="no_answer",
                             after_s=round(now - r.started, 1), alert_id=r.alert_id)
+        stale = [r for r in self.rings.values()
+                 if r.answered and now - r.started >= CALL_KEPT_S]
+        for r in stale:  # the device restarted mid-call, say: its "ended" will not come
+            del self.rings[(r.request_id, r.device)]
+            logger.warning("look-in %s on %s: no end reported after %.0f s, forgotten",
+                           r.request_id, r.device, now - r.started)
         late = [a for a, until in self.snapshots.items() if now > until]
         for alert_id in late:
             del self.snapshots[alert_id]
             logger.warning("alert %s: no still from the intercom within %.0f s", alert_id,
                            SNAPSHOT_WAIT_S)
-        if over or late:
+        if over or stale or late:
             await self._save(now)
 
     # --- stills after a fall or SOS ---------------------------------------------------------

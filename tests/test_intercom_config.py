@@ -263,3 +263,14 @@ async def test_a_ring_keeps_its_45_s_across_a_clock_step():
     await ic.tick(T0 - 86400.0 + LOOK_IN_TIMEOUT_S)
     assert _events(store) == ["missed"]
     assert ic.snapshots == {"A1": T0 - 86400.0 + 120}
+
+
+async def test_an_answered_call_whose_end_never_comes_is_forgotten_not_missed():
+    from gateway.intercom import CALL_KEPT_S  # noqa: PLC0415
+
+    ic, store = _intercom()
+    ic.rings[("R1", "door")].answered = True
+    await ic.tick(T0 + 600)
+    assert ("R1", "door") in ic.rings and _events(store) == []  # a long talk is fine
+    await ic.tick(T0 + CALL_KEPT_S)
+    assert ic.rings == {} and _events(store) == []
