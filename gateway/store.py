@@ -942,7 +942,8 @@ class Store:
         message still unacknowledged, or not closed, is never removed); commissioning records
         beyond the newest `records_keep` of their kind and closed maintenance items, both
         older than `records_before`; quarantined topics silent since `quarantine_before`;
-        hourly activity totals older than `hours_before`."""
+        hourly activity totals older than `hours_before`; intercom events acknowledged before
+        `alerts_before` (one not yet acknowledged stays)."""
         with self._tx(durable=False):
             ids = [r[0] for r in self.conn.execute(
                 "SELECT id FROM alerts WHERE state IN ('resolved', 'cancelled') "
@@ -968,8 +969,12 @@ class Store:
             hours = self.conn.execute(
                 "DELETE FROM activity_hours WHERE hour IN (SELECT hour FROM activity_hours "
                 "WHERE hour < ? LIMIT ?)", (hours_before, limit)).rowcount
+            intercom = self.conn.execute(
+                "DELETE FROM intercom_outbox WHERE id IN (SELECT id FROM intercom_outbox "
+                "WHERE acked_at < ? LIMIT ?)", (alerts_before, limit)).rowcount
         return {"alerts": len(ids), "outbox": outbox, "records": records,
-                "maintenance": maintenance, "quarantine": quarantine, "activity_hours": hours}
+                "maintenance": maintenance, "quarantine": quarantine, "activity_hours": hours,
+                "intercom_events": intercom}
 
     def size(self) -> dict[str, int]:
         """Bytes: the database file, the part of it in use (free pages are reused first),

@@ -119,13 +119,17 @@ async def test_old_closed_alerts_go_open_alerts_and_unacked_messages_never(tmp_p
     s.note_trouble("pir-1", "low_battery", "kitchen", {}, old)
     s.clear_trouble("pir-1", "low_battery", old + 60)
     s.note_trouble("pir-2", "low_battery", "kitchen", {}, old)  # still open: kept
+    s.queue_intercom("ev-old", ["t1", "t2"], b"{}", old)
+    for row in s.intercom_due("t1"):
+        s.intercom_acked(row.id, old + 1)  # t2 never acknowledged it: that one stays
     s.close()
     store = await opened(tmp_path)
     try:
         policy = Policy(alerts_keep=2, records_keep=1)
         done = await Retention(store, policy, TZ, lambda: NOW, pause_s=0).prune(NOW)
         assert done["deleted"] == {"alerts": 1, "outbox": 1, "records": 1, "maintenance": 1,
-                                   "quarantine": 1}
+                                   "quarantine": 1, "intercom_events": 1}
+        assert await store.call(Store.intercom_sent, "ev-old") == {"t2": None}
         left = {a["id"] for a in await store.call(Store.alerts, 10)}
         # the resolved one with a message never acknowledged stays, and so does its message
         assert left == {unacked.id, still_open.id, recent.id}
