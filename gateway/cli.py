@@ -377,6 +377,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     depth = st["outbox_depth"]
     lines.append(f"{ok if not depth else bad} outbox: "
                  + (", ".join(f"{n}: {k} waiting" for n, k in depth.items()) or "empty"))
+    ic = st.get("intercom")
+    if ic and (ic["unsent"] or ic["ringing"]):  # issue 6: the intercom's signalling
+        lines.append(f"  intercom: {ic['ringing']} look-in(s) ringing; events waiting: "
+                     + (", ".join(f"{n}: {k}" for n, k in ic["unsent"].items()) or "none"))
     dev = st["devices"]
     lines.append(f"{ok if not (dev['offline'] or dev['low_battery']) else bad} devices: "
                  f"{dev['configured']} configured, {dev.get('online', 0)} online; "

@@ -841,6 +841,11 @@ class Store:
                               "next_attempt_at=? WHERE id=?",
                               (error[:500], next_attempt_at, row_id))
 
+    def intercom_depth(self) -> dict[str, int]:
+        """Unacknowledged intercom events per target."""
+        return dict(self.conn.execute("SELECT target, count(*) FROM intercom_outbox WHERE "
+                                      "acked_at IS NULL GROUP BY target"))
+
     def intercom_sent(self, event_id: str) -> dict[str, float | None]:
         """When each target acknowledged an intercom event (None: not yet)."""
         return dict(self.conn.execute("SELECT target, acked_at FROM intercom_outbox "

@@ -361,6 +361,8 @@ async def test_intercom_events_survive_an_outage_and_a_restart(tmp_path, mosquit
                 centre.look_in("R-durable")
                 await asyncio.wait_for(_until(lambda: len(em.commands) == 1), 20)
                 await asyncio.sleep(2.5)  # answered, ended: all refused by the centre
+                st = await gw.status()  # what `anxin status` shows
+                assert st["intercom"]["unsent"] == {"hotline-1": 4}
         finally:
             await gw.stop()
         assert centre.events == []
