@@ -436,6 +436,9 @@ def _storage_lines(s: dict[str, Any] | None, when: Callable[[float | None], str]
                      f"{s['dropped'].get('observations', 0)} — free space on the card")
     if s["ceiling_since"] is not None:
         lines.append("! database at its ceiling: the oldest observations make room")
+    if s.get("age_paused"):
+        lines.append("! clock not synchronised: nothing is pruned by age until it is (the "
+                     "size ceiling still bounds the database)")
     return lines
 
 

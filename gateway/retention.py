@@ -77,12 +77,17 @@ class Retention:
     def __init__(self, store: AsyncStore, policy: Policy, tz: ZoneInfo,
                  clock: Callable[[], float], *, batch: int = BATCH_ROWS,
                  pause_s: float = PAUSE_S,
-                 from_wall: Callable[[float], float] = lambda wall: wall) -> None:
+                 from_wall: Callable[[float], float] = lambda wall: wall,
+                 trusted: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.policy = policy
         self.tz = tz
         self.clock = clock  # the gateway's clock: observations are stamped with it
         self.from_wall = from_wall  # the store stamps a full disk on the wall clock
+        # Ages are only as good as the clock: one set years ahead (no RTC, no NTP yet) would
+        # make everything "old". While it is not trusted only the ceiling removes anything.
+        self.trusted = trusted
+        self.age_paused = False
         self.batch = batch
         self.pause_s = pause_s
         self.last: dict[str, Any] | None = None  # the last pruning: when, what, how long
@@ -125,18 +130,15 @@ class Retention:
         self._day = datetime.fromtimestamp(now, self.tz).date().isoformat()
         p = self.policy
         done: Counter[str] = Counter()
-        done["observations"] = await self._observations(now - p.observations_s)
-        while True:
-            got = await self.store.call(
-                Store.prune_history, alerts_before=now - p.alerts_s, alerts_keep=p.alerts_keep,
-                records_before=now - p.records_s, records_keep=p.records_keep,
-                quarantine_before=now - p.quarantine_s,
-                hours_before=now - max(HOURS_KEEP_DAYS, routine.LOOKBACK_DAYS + 2) * DAY_S,
-                limit=self.batch)
-            done.update(got)
-            if max(got.values()) < self.batch:
-                break
-            await asyncio.sleep(self.pause_s)
+        if self.trusted():
+            if self.age_paused:
+                logger.warning("storage: the clock is trusted again: pruning by age resumes")
+                self.age_paused = False
+            await self._by_age(now, done)
+        elif not self.age_paused:
+            self.age_paused = True
+            logger.warning("storage: the clock is not synchronised: nothing is pruned by age "
+                           "until it is (the size ceiling still bounds the store)")
         if done["observations"] and self.ceiling_since is not None:
             logger.warning("storage: age bounds the history again (%d observations were "
                            "dropped for room at the ceiling of %.0f MB)", self.ceiling_dropped,
@@ -149,6 +151,22 @@ class Retention:
         logger.info("storage pruned in %.2f s: %s", self.last["seconds"],
                     self.last["deleted"] or "nothing to remove")
         return self.last
+
+    async def _by_age(self, now: float, done: Counter[str]) -> None:
+        """Everything past its window, batch by batch."""
+        p = self.policy
+        done["observations"] = await self._observations(now - p.observations_s)
+        while True:
+            got = await self.store.call(
+                Store.prune_history, alerts_before=now - p.alerts_s, alerts_keep=p.alerts_keep,
+                records_before=now - p.records_s, records_keep=p.records_keep,
+                quarantine_before=now - p.quarantine_s,
+                hours_before=now - max(HOURS_KEEP_DAYS, routine.LOOKBACK_DAYS + 2) * DAY_S,
+                limit=self.batch)
+            done.update(got)
+            if max(got.values()) < self.batch:
+                break
+            await asyncio.sleep(self.pause_s)
 
     async def _observations(self, before: float | None, *, goal: int | None = None) -> int:
         """Delete observations older than `before` (None: the oldest, until `goal` bytes are
@@ -192,6 +210,7 @@ class Retention:
             "observations_days": round(self.policy.observations_s / DAY_S, 1),
             "oldest_observation": await self.store.call(Store.oldest_observation),
             "ceiling_since": self.ceiling_since,
+            "age_paused": self.age_paused,
             "last_prune": self.last,
             **full,
             "full_since": None if full["full_since"] is None else self.from_wall(

@@ -141,7 +141,8 @@ class Gateway:
         self.metrics: Counter[str] = Counter()
         self.store = AsyncStore(cfg.data_path() / "anxin.db")
         self.retention = Retention(self.store, Policy.of(cfg.storage), self.tz, self.clock.now,
-                                   from_wall=self.clock.from_wall)
+                                   from_wall=self.clock.from_wall,
+                                   trusted=lambda: self._os_synced is not False)
         # a device sending garbage, or a bug hit by every message: logged once per episode
         self.bad_payloads = Episodes(logger, "payloads quarantined")
         self.internal_errors = Episodes(logger, "internal errors", level=logging.ERROR)
@@ -1230,8 +1231,6 @@ class Gateway:
                            "away_key": self.core.activity.away_by_key},
             "routine": (self.routine.get("days") or [None])[-1],
             "outbox_depth": await self.store.call(Store.outbox_depth),
-            "intercom": {"unsent": await self.store.call(Store.intercom_depth),
-                         "ringing": len(self.intercom.rings)},
             "last_alert": await self.store.call(Store.last_alert),
             "disk_free_mb": round(usage.free / 2**20),
             "storage": await self.retention.status(),

@@ -494,3 +494,34 @@ async def test_pruning_that_fails_is_said_once_and_tried_again(tmp_path, monkeyp
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await store.close()
+
+
+async def test_nothing_is_pruned_by_age_on_a_clock_not_to_be_trusted(tmp_path, caplog):
+    """A Pi without a real-time clock may start with its clock years ahead: every row would
+    look old. Until the clock is synchronised only the ceiling removes anything."""
+    s = Store(tmp_path / "anxin.db")
+    fill(s, 40, 3600.0)
+    alert = raised_alert(NOW - 500 * DAY_S)
+    s.raise_alert(alert, ["t1"], lambda seq: b"body", alert.finding.at)
+    s.acked(s.due("t1", 1)[0].id, alert.finding.at)
+    close(s, alert, alert.finding.at + 1, AlertState.RESOLVED)
+    s.close()
+    store = await opened(tmp_path)
+    synced = [False]
+    ahead = NOW + 5 * 365 * DAY_S
+    try:
+        ret = Retention(store, Policy(alerts_keep=0), TZ, lambda: ahead, pause_s=0,
+                        trusted=lambda: synced[0])
+        with caplog.at_level(logging.WARNING, logger="gateway.retention"):
+            assert (await ret.prune(ahead))["deleted"] == {}
+            assert (await ret.prune(ahead + DAY_S))["deleted"] == {}
+            assert (await ret.status())["age_paused"]
+            assert await store.call(Store.get_alert, alert.id) is not None
+            synced[0] = True
+            done = await ret.prune(NOW)  # NTP: the clock stepped back to the real time
+        assert done["deleted"]["observations"] == 10 * 24  # 40 days of hourly rows, 30 kept
+        assert done["deleted"]["alerts"] == 1  # 500 days old: past its 400
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 2 and "not synchronised" in said[0] and "resumes" in said[1]
+    finally:
+        await store.close()

@@ -304,6 +304,9 @@ def _storage_line(st: dict[str, Any], now: float) -> str:
     if s["ceiling_since"] is not None:
         line += ('<p class="warn">数据库已达上限：最旧的观测被删除以腾出空间 the database '
                  'reached its ceiling: the oldest observations make room</p>')
+    if s.get("age_paused"):
+        line += ('<p class="warn">时钟未同步：暂不按时间清理 clock not synchronised: nothing '
+                 'is pruned by age until it is (the size ceiling still applies)</p>')
     return line
 
 
