@@ -1231,6 +1231,8 @@ class Gateway:
                            "away_key": self.core.activity.away_by_key},
             "routine": (self.routine.get("days") or [None])[-1],
             "outbox_depth": await self.store.call(Store.outbox_depth),
+            "intercom": {"unsent": await self.store.call(Store.intercom_depth),
+                         "ringing": len(self.intercom.rings)},
             "last_alert": await self.store.call(Store.last_alert),
             "disk_free_mb": round(usage.free / 2**20),
             "storage": await self.retention.status(),
