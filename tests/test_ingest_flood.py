@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -17,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from devices.catalogue import MODELS_BY_ID
-from gateway import ingest
+from gateway import cli, ingest
 from gateway.ingest import (
     ADMITTED,
     ADMITTED_UNACKED,
@@ -200,7 +201,8 @@ room = "hall"
 
 @pytest.mark.mosquitto
 @pytest.mark.parametrize("qos", [0, 1])
-async def test_a_flood_does_not_stop_a_smoke_alarm(tmp_path, mosquitto, monkeypatch, qos):
+async def test_a_flood_does_not_stop_a_smoke_alarm(tmp_path, mosquitto, monkeypatch, capsys,
+                                                   qos):
     monkeypatch.setattr(ingest, "FLOOD_QUIET_S", 1.5)
     _, port = mosquitto
     hport = free_port()
@@ -233,6 +235,7 @@ async def test_a_flood_does_not_stop_a_smoke_alarm(tmp_path, mosquitto, monkeypa
                 if gw.ingest.admission.flooding():
                     break
                 await asyncio.sleep(0.1)
+            during = await gw.status()
         finally:
             stop.set()
             await asyncio.to_thread(flooder.join)
@@ -258,6 +261,11 @@ async def test_a_flood_does_not_stop_a_smoke_alarm(tmp_path, mosquitto, monkeypa
         status = await gw.status()
         assert status["ingest"]["shed"] == {"motion-hall": shed["motion-hall"]}
         assert status["metrics"]["floods"] == 1
+        # `anxin status` during the flood said so, on a line of its own
+        (tmp_path / "data" / "status.json").write_text(json.dumps(during))
+        capsys.readouterr()
+        cli.main(["status", "--config", str(cfg)])
+        assert "✗ flooding, messages shed: motion-hall (" in capsys.readouterr().out
         await gw.flush_observations()
     with sqlite3.connect(tmp_path / "data" / "anxin.db") as db:
         contacts = db.execute("SELECT count(*) FROM observations WHERE device = 'door-front' "
