@@ -10,8 +10,10 @@ Zigbee2MQTT's credentials, and a native device's credentials let it speak only f
   Home Assistant discovery/state topics;
 - **Zigbee2MQTT** (`zigbee2mqtt`) writes its own base topic (every Zigbee device, and its
   bridge) and reads its `…/set` commands;
-- **each anxin-native device** (user = its device id) writes its own topic and the subtopics
-  below it (`/availability`, `/imu`, `/bcg`) and nothing else;
+- **each anxin-native device** (user = its device id) writes its own topic, its
+  `/availability`, and the raw streams its model sends (`/imu`, `/bcg`), and nothing else;
+  an intercom also reads its command topic `<topic>/set`, which only the gateway writes (a
+  device able to write it could ring itself, or fake the centre's look-in);
 - **the speaker** (`speaker`) reads the speaker topic.
 
 Mosquitto denies whatever a user's lines do not allow, so nothing else can publish to the
@@ -20,7 +22,9 @@ gateway's command topics, and a user not listed can do nothing at all.
 
 from __future__ import annotations
 
-from gateway.config import Config
+from devices.adapters.native import COMMAND_SUFFIX, STREAMS
+from devices.catalogue import find_model
+from gateway.config import Config, DeviceEntry
 
 GATEWAY_USER = "anxin-gateway"
 Z2M_USER = "zigbee2mqtt"
@@ -51,6 +55,7 @@ def acl_text(cfg: Config) -> str:
             lines += [f"topic read {d.topic}", f"topic read {d.topic}/#"]
     if cfg.home.speaker_topic:
         lines.append(f"topic write {cfg.home.speaker_topic}")
+    lines += [f"topic write {d.topic}{COMMAND_SUFFIX}" for d in cfg.devices if _commanded(d)]
     if cfg.home_assistant.enabled:
         lines += [f"topic write {cfg.home_assistant.discovery_prefix}/#",
                   f"topic write {cfg.home_assistant.state_prefix}/#"]
@@ -58,7 +63,23 @@ def acl_text(cfg: Config) -> str:
         lines += ["", f"user {Z2M_USER}", f"topic readwrite {z2m}/#"]
     for d in cfg.devices:
         if d.source == "anxin":
-            lines += ["", f"user {d.id}", f"topic write {d.topic}", f"topic write {d.topic}/#"]
+            lines += ["", f"user {d.id}", *(f"topic write {t}" for t in _written_by(d))]
+            if _commanded(d):
+                lines.append(f"topic read {d.topic}{COMMAND_SUFFIX}")
     if cfg.home.speaker_topic:
         lines += ["", f"user {SPEAKER_USER}", f"topic read {cfg.home.speaker_topic}"]
     return "\n".join(lines) + "\n"
+
+
+def _written_by(d: DeviceEntry) -> list[str]:
+    """The topics a native device publishes: its own, its availability, its model's streams."""
+    model = find_model(d.model)
+    streams = [sub for sub, (kind, _) in STREAMS.items()
+               if model is not None and model.expose_for_kind(kind)]
+    return [d.topic, f"{d.topic}/availability", *(f"{d.topic}/{sub}" for sub in streams)]
+
+
+def _commanded(d: DeviceEntry) -> bool:
+    """Whether the gateway sends this device commands on `<topic>/set` (the intercom)."""
+    model = find_model(d.model)
+    return d.source == "anxin" and model is not None and "intercom" in model.classes

@@ -55,6 +55,11 @@ id = "bed-1"
 source = "anxin"
 topic = "anxin/sensor/bed-1"
 model = "anxin-bed-sensor"
+[[devices]]
+id = "intercom"
+source = "anxin"
+topic = "anxin/sensor/intercom"
+model = "anxin-intercom"
 [[hotline]]
 url = "http://127.0.0.1:9000/alerts"
 secret = "s"
@@ -73,7 +78,7 @@ async def receive(client: aiomqtt.Client, seconds: float) -> list[tuple[str, byt
 async def test_each_device_may_write_only_its_own_topic(tmp_path, capsys):
     cfg = parse(tomllib.loads(CONFIG))
     assert broker_acl.users(cfg) == ["anxin-gateway", "zigbee2mqtt", "pendant", "bed-1",
-                                     "speaker"]
+                                     "intercom", "speaker"]
     passwd, acl = tmp_path / "passwd", tmp_path / "acl"
     for user in broker_acl.users(cfg):
         subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if not passwd.exists() else []),
@@ -92,10 +97,12 @@ async def test_each_device_may_write_only_its_own_topic(tmp_path, capsys):
             async with as_user(None):
                 pass
         async with as_user("anxin-gateway") as gw, as_user("speaker") as speaker, \
-                as_user("pendant") as pendant, as_user("zigbee2mqtt") as z2m:
+                as_user("pendant") as pendant, as_user("zigbee2mqtt") as z2m, \
+                as_user("intercom") as intercom:
             await gw.subscribe("zigbee2mqtt/#", qos=1)
             await gw.subscribe("anxin/sensor/#", qos=1)
             await speaker.subscribe("anxin/home-acl/speaker", qos=1)
+            await intercom.subscribe("anxin/sensor/intercom/set", qos=1)
             # its own topic and below: heard
             await pendant.publish("anxin/sensor/pendant", b'{"sos": true}', qos=1)
             await pendant.publish("anxin/sensor/pendant/availability", b"online", qos=1)
@@ -103,15 +110,25 @@ async def test_each_device_may_write_only_its_own_topic(tmp_path, capsys):
             await pendant.publish("zigbee2mqtt/kitchen_smoke", b'{"smoke": true}', qos=1)
             await pendant.publish("anxin/sensor/bed-1", b'{"in_bed": false}', qos=1)
             await pendant.publish("anxin/home-acl/speaker", b'{"say": "spoof"}', qos=1)
+            # a stream its model does not send; the intercom ringing itself as the centre
+            await pendant.publish("anxin/sensor/pendant/imu", b"AXIM", qos=1)
+            await intercom.publish("anxin/sensor/intercom/set", b'{"ring": {}}', qos=1)
+            await pendant.publish("anxin/sensor/intercom/set", b'{"ring": {}}', qos=1)
             # Zigbee2MQTT for the Zigbee devices; the gateway to the speaker
             await z2m.publish("zigbee2mqtt/kitchen_smoke", b'{"smoke": false}', qos=1)
             await gw.publish("anxin/home-acl/speaker", b'{"say": "ok"}', qos=1)
+            await gw.publish("anxin/sensor/intercom/set", b'{"ring": {"request_id": "r1"}}',
+                             qos=1)
             heard = await receive(gw, 1.5)
             said = await receive(speaker, 0.5)
-    assert sorted(heard) == [("anxin/sensor/pendant", b'{"sos": true}'),
+            rung = await receive(intercom, 0.5)
+    ring = ("anxin/sensor/intercom/set", b'{"ring": {"request_id": "r1"}}')
+    assert sorted(heard) == [("anxin/sensor/intercom/set", ring[1]),  # its own, heard back
+                             ("anxin/sensor/pendant", b'{"sos": true}'),
                              ("anxin/sensor/pendant/availability", b"online"),
                              ("zigbee2mqtt/kitchen_smoke", b'{"smoke": false}')]
     assert said == [("anxin/home-acl/speaker", b'{"say": "ok"}')]
+    assert rung == [ring]  # only the gateway's
 
 
 async def test_a_device_that_is_not_commissioned_raises_no_alarm(tmp_path, mosquitto):
