@@ -294,7 +294,12 @@ class Store:
         for name, fn in MIGRATIONS:
             if name in done:
                 continue
+            # Checked again under the write lock: two processes opening a store at once
+            # (the gateway and a technician's command) must not both apply it.
             self.conn.execute("BEGIN IMMEDIATE")
+            if self.conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                self.conn.execute("COMMIT")
+                continue
             try:
                 fn(self.db)
                 self.conn.execute("INSERT INTO migrations VALUES (?, julianday('now'))", (name,))

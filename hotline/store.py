@@ -206,7 +206,12 @@ class HotlineStore:
         for name, fn in MIGRATIONS:
             if name in done:
                 continue
+            # Checked again under the write lock: two processes opening a store at once
+            # (a receiver and `anxin hotline --add-operator`) must not both apply it.
             self.db.execute("BEGIN IMMEDIATE")
+            if self.db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                self.db.execute("COMMIT")
+                continue
             try:
                 fn(self.db)
                 self.db.execute("INSERT INTO migrations (name) VALUES (?)", (name,))
