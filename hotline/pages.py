@@ -295,6 +295,8 @@ def _actions(lang: str, a: dict[str, Any]) -> str:
 DETAIL_JS = """
 const CSRF = document.querySelector('meta[name="csrf"]').content;
 const ID = document.body.dataset.alert, HOME = document.body.dataset.home;
+let reloading = false;
+const reload = () => { if (!reloading) { reloading = true; location.reload(); } };
 for (const f of document.querySelectorAll("[data-post]")) {
   const go = async (ev) => {
     ev.preventDefault();
@@ -306,7 +308,7 @@ for (const f of document.querySelectorAll("[data-post]")) {
     if (kind === "look-in" && ID) data.alert_id = ID;
     const r = await fetch(url, {method: "POST", body: JSON.stringify(data),
       headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF}});
-    if (r.ok) { location.reload(); return; }
+    if (r.ok) { reload(); return; }
     const e = await r.json().catch(() => ({error: r.statusText}));
     document.getElementById("action-error").textContent = e.error || r.statusText;
   };
@@ -319,7 +321,7 @@ const typing = () => [...document.querySelectorAll("main textarea, main input")]
   .some((i) => i.value);
 const fresh = (m) => {
   const d = JSON.parse(m.data);
-  if ((d.alert_id === ID || d.home_id === HOME) && !typing()) location.reload();
+  if ((d.alert_id === ID || d.home_id === HOME) && !typing()) reload();
 };
 es.addEventListener("alert", fresh);
 es.addEventListener("intercom", fresh);

@@ -385,10 +385,13 @@ async def test_a_fall_through_the_real_gateway_accepted_resolved_and_counted(tmp
         # video look-in: the gateway rings the home's intercom, she answers, the page shows it
         await page.click("form[data-post=look-in] button")
         await page.wait_for_selector("#intercom >> text=已接听", timeout=WAIT_MS * 2)
+        # the call ends (the emulated resident hangs up): no more events reload the page
+        await page.wait_for_selector("#intercom >> text=通话结束", timeout=WAIT_MS * 2)
         await page.wait_for_selector("#audit >> text=视频探视", timeout=WAIT_MS)
         await page.screenshot(path=str(shots / "hotline-alert.png"), full_page=True)
         await page.select_option("form[data-post=resolve] select", "real_emergency")
         await page.click("form[data-post=resolve] button")
+        await page.wait_for_selector("#state >> text=已处理", timeout=WAIT_MS)
         await until(lambda: gateway_state(tmp_path)[0] == "resolved")
 
         await page.goto(f"{base}/stats")
