@@ -62,6 +62,14 @@ async def opened(tmp_path) -> AsyncStore:
     return await AsyncStore(tmp_path / "anxin.db").open()
 
 
+async def until(check, timeout: float = 30.0) -> None:
+    """Wait for `check()` (generously: the machine may be loaded)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
 # --- by age -----------------------------------------------------------------------------------
 
 async def test_observations_older_than_the_window_go_each_devices_newest_stay(tmp_path):
@@ -395,16 +403,17 @@ async def test_the_runtime_loop_prunes_at_start_then_once_a_day_at_its_hour(tmp_
     monkeypatch.setattr(ret, "prune", counted)
     task = asyncio.create_task(ret.run())
     try:
-        async def settle() -> None:
+        async def done_at(at: float) -> None:  # that pruning over, and many looks after
+            await until(lambda: ret.last is not None and ret.last["at"] == at)
             for _ in range(20):
                 await asyncio.sleep(0.02)
-        await settle()
+        await done_at(NOW)
         assert runs == [NOW]  # at start
         clock[0] = NOW + 3 * 3600  # 01:13 the next day: not yet its hour
-        await settle()
+        await done_at(NOW)
         assert len(runs) == 1
         clock[0] = NOW + 7 * 3600  # 05:13
-        await settle()
+        await done_at(NOW + 7 * 3600)
         assert runs[1:] == [NOW + 7 * 3600]  # once, however often the loop looks
         oldest = await store.call(Store.oldest_observation)
         assert oldest >= NOW + 7 * 3600 - 30 * DAY_S
@@ -474,17 +483,11 @@ async def test_pruning_that_fails_is_said_once_and_tried_again(tmp_path, monkeyp
     task = asyncio.create_task(ret.run())
     try:
         with caplog.at_level(logging.ERROR, logger="gateway.retention"):
-            for _ in range(300):
-                await asyncio.sleep(0.01)
-                if "storage pruning" in ret.errors.open:
-                    break
+            await until(lambda: "storage pruning" in ret.errors.open)
             await asyncio.sleep(0.2)  # many more looks, all failing
             assert not task.done()
             blocker.execute("ROLLBACK")
-            for _ in range(300):
-                await asyncio.sleep(0.01)
-                if ret.last is not None:
-                    break
+            await until(lambda: ret.last is not None)
         assert ret.last is not None and ret.last["deleted"]["observations"] > 0
         said = [r.getMessage() for r in caplog.records]
         assert len(said) == 2 and "locked" in said[0] and "works again" in said[1]
