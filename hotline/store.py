@@ -267,7 +267,7 @@ class HotlineStore:
         if action == "resolved" and outcome not in RESOLUTION_OUTCOMES:
             raise ActionError(400, f"outcome must be one of {', '.join(RESOLUTION_OUTCOMES)}")
         if action == "note" and not note.strip():
-            raise ActionError(400, "the note is empty")
+            raise ActionError(400, "备注为空 / the note is empty")
         if action == "dispatched" and (detail or {}).get("target") not in DISPATCH_TARGETS:
             raise ActionError(400, f"dispatch target must be one of "
                                    f"{', '.join(DISPATCH_TARGETS)}")
@@ -278,11 +278,12 @@ class HotlineStore:
             if row is None:
                 raise ActionError(404, f"no alert {alert_id}")
             if row["state"] == "resolved":
-                raise ActionError(409, f"alert {alert_id} is already resolved")
+                raise ActionError(409, f"该报警已处理完毕 / alert {alert_id} is already resolved")
             if action == "accepted" and row["state"] == "accepted":
-                raise ActionError(409, f"alert {alert_id} is already accepted")
+                raise ActionError(409, f"该报警已有人接警 / alert {alert_id} is already accepted")
             if action in ("note", "dispatched") and row["state"] != "accepted":
-                raise ActionError(409, f"accept alert {alert_id} first: a {action.rstrip('ed')} "
+                what = "note" if action == "note" else "dispatch"
+                raise ActionError(409, f"请先接警 / accept alert {alert_id} first: a {what} "
                                        "needs an operator in charge")
             if action == "accepted":
                 self.db.execute("UPDATE alerts SET state='accepted', operator=?, accepted_at=? "

@@ -102,6 +102,18 @@ async def test_login_wrong_password_rate_limit_and_logout(anon, caplog):
     assert "wrong-password" not in caplog.text and PASSWORD not in caplog.text
 
 
+def test_failed_logins_lock_a_username_whatever_the_address():
+    limiter = auth.LoginLimiter()
+    for i in range(auth.MAX_FAILURES_USER):
+        assert limiter.wait(f"10.0.0.{i}", "op1", NOW) == 0
+        limiter.failed(f"10.0.0.{i}", "op1", NOW)
+    assert limiter.wait("10.0.0.99", "op1", NOW + 1) == auth.LOCK_USER_S - 1
+    assert limiter.wait("10.0.0.99", "op2", NOW + 1) == 0  # others still log in
+    assert limiter.wait("10.0.0.99", "op1", NOW + auth.LOCK_USER_S + 1) == 0
+    limiter.succeeded("10.0.0.99", "op1")
+    assert "op1" not in limiter.by_user
+
+
 async def test_session_cookie_flags_csrf_and_logout(anon):
     csrf = await login(anon, username="op1")
     cookie = next(c for c in anon.session.cookie_jar if c.key == auth.COOKIE)
@@ -170,7 +182,9 @@ async def test_actions_are_audited_and_only_allowed_in_order(app_parts):
         r = await c.post(f"/api/alerts/{AID}/{action}", json=data, headers=headers(csrf))
         return r.status, await r.json()
 
-    assert (await act("note", note="x"))[0] == 409
+    status, answer = await act("note", note="x")
+    assert status == 409 and answer["error"] == (
+        f"请先接警 / accept alert {AID} first: a note needs an operator in charge")
     assert (await act("accept"))[0] == 200
     now[0] += 5
     status, answer = await act("dispatch", target="helicopter")
