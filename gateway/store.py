@@ -314,7 +314,8 @@ class Store:
 
     # --- alerts ---------------------------------------------------------------------------
 
-    def _write_alert(self, alert: Alert, now: float, sequence: int | None = None) -> None:
+    def _write_alert(self, alert: Alert, now: float, sequence: int | None = None,
+                     created: float | None = None) -> None:
         r = alert.to_record()
         row = {**r, "test": int(r["test"]), "evidence": json.dumps(r["evidence"],
                                                                     ensure_ascii=False),
@@ -324,7 +325,7 @@ class Store:
             f"INSERT INTO alerts ({', '.join(cols)}, created_at) "  # noqa: S608 (fixed columns)
             f"VALUES ({', '.join('?' * len(cols))}, ?) ON CONFLICT(id) DO UPDATE SET "
             + ", ".join(f"{c}=excluded.{c}" for c in cols if c != "id"),
-            [*row.values(), now])
+            [*row.values(), now if created is None else created])
         if sequence is not None:
             self.conn.execute("UPDATE alerts SET sequence=? WHERE id=?", (sequence, alert.id))
 
@@ -439,7 +440,8 @@ class Store:
         if not pending:
             return
         for alert, at, _ in pending.alerts.values():
-            self._write_alert(alert, at)
+            # created when first held (its first state), not when last changed
+            self._write_alert(alert, at, created=alert.history[0][1] if alert.history else at)
         moved: dict[int, int] = {}
         for r in sorted(pending.rows.values(), key=lambda r: -r.id):
             cur = self.conn.execute(

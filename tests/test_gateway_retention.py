@@ -290,12 +290,17 @@ def test_on_a_full_disk_alerts_are_kept_in_memory_sent_and_written_when_room_ret
     assert store.outbox_depth() == {"t1": 1, "t2": 1}
     st = store.storage_state()
     assert (st["pending_alerts"], st["pending_messages"]) == (2, 2)
+    alert.move(AlertState.DELIVERED, NOW + 50, "test")  # a later state, still held
+    store.save_alert(alert, NOW + 50)
     # room returns
     store.conn.execute("PRAGMA max_page_count=1000000")
     store.room_after_s = 0.0
     store.add_observations([obs(NOW + 100)])
     assert store.full_since is None
     assert store.storage_state()["pending_alerts"] == 0
+    assert store.conn.execute("SELECT created_at, updated_at, state FROM alerts WHERE id=?",
+                              (alert.id,)).fetchone() == (alert.history[0][1], NOW + 50,
+                                                           "delivered")
     depth = store.conn.execute("SELECT target, alert_id, acked_at IS NOT NULL FROM outbox "
                                "WHERE target != 'filler' ORDER BY id").fetchall()
     assert depth == [("t1", alert.id, 1), ("t2", alert.id, 0), ("t1", other.id, 0)]
