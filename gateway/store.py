@@ -296,15 +296,21 @@ class Store:
                 continue
             # Checked again under the write lock: two processes opening a store at once
             # (the gateway and a technician's command) must not both apply it.
-            self.conn.execute("BEGIN IMMEDIATE")
-            if self.conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
-                self.conn.execute("COMMIT")
-                continue
             try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                if self.conn.execute("SELECT 1 FROM migrations WHERE name = ?",
+                                     (name,)).fetchone():
+                    self.conn.execute("COMMIT")
+                    continue
                 fn(self.db)
                 self.conn.execute("INSERT INTO migrations VALUES (?, julianday('now'))", (name,))
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+            except BaseException as e:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                if is_full(e):  # an up-to-date store opens on a full card; an upgrade cannot
+                    logger.critical("store %s: migration %s needs room the disk does not have "
+                                    "(%s): free space on the card, then start again",
+                                    self.path, name, e)
                 raise
             self.conn.execute("COMMIT")
             logger.info("store %s: applied migration %s", self.path, name)

@@ -24,7 +24,7 @@ from gateway.coreconfig import core_config
 from gateway.evaluate import START
 from gateway.retention import DAY_S, Policy, Retention
 from gateway.runtime import Gateway
-from gateway.store import AsyncStore, Store
+from gateway.store import MIGRATIONS, AsyncStore, Store
 from simulator.homes import make_home
 from simulator.resident import IncidentSpec, simulate, to_observations
 from tests.test_e2e_gateway import write_config
@@ -533,3 +533,31 @@ async def test_nothing_is_pruned_by_age_on_a_clock_not_to_be_trusted(tmp_path, c
         assert len(said) == 2 and "not synchronised" in said[0] and "resumes" in said[1]
     finally:
         await store.close()
+
+
+def test_a_store_opens_on_a_full_card_and_an_upgrade_says_why_it_cannot(tmp_path, monkeypatch,
+                                                                       caplog):
+    """A gateway restarted on a full card opens its up-to-date store (no write needed) and
+    runs as above; a migration that needs room fails saying so."""
+    Store(tmp_path / "anxin.db").close()
+    real = sqlite3.connect
+
+    def full_card(*a, **kw):  # every connection refuses writes, as on a card with no room
+        conn = real(*a, **kw)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+    monkeypatch.setattr(sqlite3, "connect", full_card)
+    store = Store(tmp_path / "anxin.db")
+    try:
+        alert = raised_alert(NOW)
+        store.raise_alert(alert, ["t1"], lambda s: b"body", NOW)
+        assert [r.alert_id for r in store.due("t1", 5)] == [alert.id]
+    finally:
+        store.close()
+
+    def _m999(db):
+        db["later"].create({"id": int}, pk="id")
+    monkeypatch.setattr("gateway.store.MIGRATIONS", [*MIGRATIONS, ("999_later", _m999)])
+    with pytest.raises(sqlite3.OperationalError), caplog.at_level(logging.CRITICAL):
+        Store(tmp_path / "anxin.db")
+    assert "migration 999_later needs room the disk does not have" in caplog.text
