@@ -11,6 +11,7 @@ Machine routes, signed with the shared secret (alerts/wire.py), no login:
                            requests are kept (GET /api/notifications), as a provider would
                            receive them, so tests and the demo send real requests
     GET  /healthz          liveness
+    SIA DC-09 over TCP     (optional, hotline/dc09.py) alarms from DC-09 transmitters
 
 Everything else is the operator console (hotline/console.py) and needs a logged-in
 operator (hotline/auth.py). Supervision: a gateway that polls its feedback or reports its
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from alerts import wire
-from hotline import auth, console
+from hotline import auth, console, dc09
 from hotline.mqtt_link import MqttLink
 from hotline.store import AsyncHotlineStore
 
@@ -45,6 +46,7 @@ ACTIONS: web.AppKey[asyncio.Condition] = web.AppKey("actions", asyncio.Condition
 MAX_FEEDBACK_WAIT_S = 30.0
 BACKGROUND: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("background", list)
 MQTT_LINK: web.AppKey[MqttLink] = web.AppKey("mqtt_link", MqttLink)
+DC09: web.AppKey[dc09.Receiver] = web.AppKey("dc09", dc09.Receiver)
 
 # Refusals that are about who sent it (401) rather than what was sent (400).
 UNAUTHORISED = frozenset({"unsigned", "bad_signature", "stale", "bad_timestamp"})
@@ -56,14 +58,16 @@ PUBLIC = {("POST", "/alerts"), ("POST", "/intercom"), ("POST", "/notify"),
 def make_app(secret: bytes, store: AsyncHotlineStore,
              clock: Callable[[], float] = time.time, *, supervision_s: float = 120.0,
              supervision_check_s: float = 5.0, mqtt_url: str | None = None,
-             mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None
-             ) -> web.Application:
+             mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None,
+             dc09_listen: tuple[str, int] | None = None,
+             dc09_accounts: dict[str, dc09.Account] | None = None) -> web.Application:
     """The hotline app; `clock` is injectable so tests can check the 5-minute rule.
 
     Supervision: a gateway that polls its feedback feed is supervised, and every signed
     alert or poll from it counts as a sign of life. A gateway silent for `supervision_s`
     (0 = off) becomes a loss-of-supervision alert for its home (网关失联, Contact ID 350,
-    severity 2), closed when it is heard again.
+    severity 2), closed when it is heard again. With `dc09_listen` (host, port) a SIA DC-09
+    receiver takes alarms for `dc09_accounts` too; a transmitter's NULL messages supervise it.
     """
     app = web.Application(middlewares=[auth.middleware(store, PUBLIC, clock)])
     app[STORE] = store
@@ -111,6 +115,11 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
         tasks = []
         if supervision_s > 0:
             tasks.append(asyncio.create_task(supervise(), name="hotline-supervision"))
+        if dc09_listen is not None:
+            receiver = dc09.Receiver(dc09_accounts or {}, dc09_alarm, dc09_alive, dc09_reject,
+                                     clock, TZ)
+            await receiver.start(*dc09_listen)
+            app[DC09] = receiver
         if mqtt_url is not None:
             link = MqttLink(mqtt_url, secret, store, publish, uplink_status, app[ACTIONS],
                             prefix=mqtt_prefix, share_group=mqtt_share_group, clock=clock,
@@ -119,7 +128,26 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
             tasks.append(asyncio.create_task(link.run(), name="hotline-mqtt"))
         app[BACKGROUND] = tasks
 
+    async def dc09_alarm(body: dict[str, Any], now: float) -> None:
+        row, duplicate = await store.call(lambda s: s.record(body, now))
+        await alive(body["gateway_id"], body["home_id"], now, heartbeat=False)
+        if duplicate:
+            logger.info("alert %s delivered again over DC-09", row["alert_id"])
+        else:
+            logger.info("alert %s received over DC-09: %s %s, home %s", row["alert_id"],
+                        row["code"], row["event"], row["home_id"])
+        publish(row)
+
+    async def dc09_alive(gateway_id: str, home_id: str, now: float) -> None:
+        await alive(gateway_id, home_id, now, heartbeat=True)
+
+    async def dc09_reject(remote: str, reason: str, detail: str, raw: bytes,
+                          now: float) -> None:
+        await store.call(lambda s: s.reject(remote, reason, detail, raw, now))
+
     async def stop_supervision(app: web.Application) -> None:
+        if DC09 in app:
+            await app[DC09].close()
         for task in app.get(BACKGROUND, []):
             task.cancel()
         await asyncio.gather(*app.get(BACKGROUND, []), return_exceptions=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hotline import auth
+from hotline import auth, dc09
 from hotline.app import make_app
 from hotline.store import AsyncHotlineStore, HotlineStore
 
@@ -26,15 +26,20 @@ SECRET_ENV = "ANXIN_HOTLINE_SECRET"
 
 async def serve(host: str, port: int, secret: bytes, db_path: str, *,
                 supervision_s: float = 120.0, mqtt_url: str | None = None,
-                mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None) -> None:
-    """Receive alerts on host:port (and the MQTT uplink, if given) into `db_path`."""
+                mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None,
+                dc09_port: int | None = None,
+                dc09_accounts: dict[str, dc09.Account] | None = None) -> None:
+    """Receive alerts on host:port (and the MQTT uplink, and SIA DC-09 on `dc09_port`, if
+    given) into `db_path`."""
     store = await AsyncHotlineStore(db_path).open()
     password = await auth.ensure_first_admin(store, time.time())
     if password is not None:
         show_first_password(password, db_path)
     runner = web.AppRunner(make_app(secret, store, supervision_s=supervision_s,
                                     mqtt_url=mqtt_url, mqtt_prefix=mqtt_prefix,
-                                    mqtt_share_group=mqtt_share_group),
+                                    mqtt_share_group=mqtt_share_group,
+                                    dc09_listen=(host, dc09_port) if dc09_port else None,
+                                    dc09_accounts=dc09_accounts),
                            access_log=None, shutdown_timeout=2.0)
     try:
         await runner.setup()
@@ -149,9 +154,23 @@ def main(argv: list[str]) -> int:
                    help="role for --add-operator (default operator)")
     p.add_argument("--reset-password", metavar="NAME", help="give an operator a new "
                    "generated password (printed once; their sessions end), and exit")
+    p.add_argument("--dc09-port", type=int, help="also receive SIA DC-09 alarms over TCP on "
+                   "this port (same address as --host)")
+    p.add_argument("--dc09-accounts", metavar="FILE", help="TOML file of DC-09 accounts: "
+                   "[[account]] number, home_id, key or key_file (see hotline/dc09.py)")
     args = p.parse_args(argv)
     if args.add_operator or args.reset_password:
         return _manage_operator(args)
+    accounts: dict[str, dc09.Account] = {}
+    if args.dc09_port:
+        if not args.dc09_accounts:
+            print("anxin hotline: --dc09-port needs --dc09-accounts", file=sys.stderr)
+            return 2
+        try:
+            accounts = dc09.load_accounts(args.dc09_accounts)
+        except ValueError as e:
+            print(f"anxin hotline: {e}", file=sys.stderr)
+            return 2
     secret, problem = _secret(args)
     if secret is None:
         print(f"anxin hotline: {problem}", file=sys.stderr)
@@ -173,7 +192,8 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await serve(args.host, args.port, secret, args.db,
                         supervision_s=args.supervision_s, mqtt_url=args.mqtt,
-                        mqtt_prefix=args.mqtt_prefix, mqtt_share_group=args.mqtt_share_group)
+                        mqtt_prefix=args.mqtt_prefix, mqtt_share_group=args.mqtt_share_group,
+                        dc09_port=args.dc09_port, dc09_accounts=accounts)
 
     try:
         asyncio.run(run())
