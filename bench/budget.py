@@ -331,7 +331,8 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
                 flooder = subprocess.Popen(
                     [sys.executable, "-m", "bench.peers", "flood", "--port", str(port),
                      "--topic", "zigbee2mqtt/bg_0", "--rate", str(flood_rate),
-                     "--seconds", str(args.flood_seconds)],
+                     "--seconds", str(args.flood_seconds
+                                      or args.alarms * args.alarm_gap + 3.0)],
                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
             try:
                 await asyncio.sleep(1.0)  # background (and flood) at steady state
@@ -345,7 +346,7 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
                         else b'{"action": "emergency", "battery": 100, "linkquality": 90}'
                     published[f"alarm-{i}"] = time.perf_counter(), time.monotonic()
                     probe.publish(f"zigbee2mqtt/alarm_{i}", body, qos=1)
-                    await asyncio.sleep(rng.uniform(0.005, 0.03))
+                    await asyncio.sleep(rng.uniform(0.5, 1.5) * args.alarm_gap)
                 deadline = time.perf_counter() + 30
                 while any(d not in rx.arrived for d in published) \
                         and time.perf_counter() < deadline:
@@ -480,10 +481,15 @@ def add_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `python -m bench` and each sub-bench run alone."""
     p.add_argument("--burst", type=int, default=20_000, help="ingest: messages in the burst")
     p.add_argument("--devices", type=int, default=200, help="ordinary sensor devices")
-    p.add_argument("--alarms", type=int, default=300, help="latency: alarm events")
+    p.add_argument("--alarms", type=int, default=200, help="latency: alarm events")
+    p.add_argument("--alarm-gap", type=float, default=0.1,
+                   help="latency: mean seconds between alarms (each is measured on its own; "
+                        "many alarms at once queue behind each other's durable commits, which "
+                        "is bench/outage.py's subject)")
     p.add_argument("--background", type=float, default=1000.0, help="ordinary msgs/s")
     p.add_argument("--flood-rate", type=float, default=10_000.0, help="flood: msgs/s")
-    p.add_argument("--flood-seconds", type=float, default=12.0, help="flood: how long")
+    p.add_argument("--flood-seconds", type=float,
+                   help="flood: how long (default: as long as the alarms take, and 3 s)")
     p.add_argument("--profile", metavar="FILE",
                    help="record the gateway with py-spy (collapsed stacks) while measured")
     p.add_argument("--footprint-devices", type=int, default=200)
