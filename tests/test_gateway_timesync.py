@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as paho_mqtt
 import pytest
 from aiohttp import web
 
@@ -383,8 +382,7 @@ async def test_an_sms_from_a_gateway_days_behind_is_accepted_and_tells_the_real_
 def test_after_a_step_back_the_ingest_rate_limit_refills_as_before():
     """Ingest measures rates on the gateway's clock: unshifted, a step back of a day would
     refill a motion sensor's bucket with nothing for a day, and shed it."""
-    message = paho_mqtt.MQTTMessage(topic=b"z2m/living_pir")
-    message.payload = b'{"occupancy":true}'
+    message = ("z2m/living_pir", b'{"occupancy":true}', 0, False, None)  # topic … mid
 
     def sensor(_topic: str) -> tuple[str, Limit]:
         return "pir-living", Limit(rate_per_s=1.0, burst=2.0)
@@ -392,12 +390,12 @@ def test_after_a_step_back_the_ingest_rate_limit_refills_as_before():
     def admitted_after_a_step_back(shift: bool) -> str:
         admission = Admission(sensor)
         for _ in range(2):  # the burst, spent
-            assert admission.admit(message, T0, T0) == "admitted"
-        assert admission.admit(message, T0, T0) == "shed"
+            assert admission.admit(*message, T0, T0) == "admitted"
+        assert admission.admit(*message, T0, T0) == "shed"
         if shift:
             timesync.shift_admission(admission, -DAY)
         later = T0 - DAY + 5  # five seconds on, on the stepped clock
-        return admission.admit(message, later, later)
+        return admission.admit(*message, later, later)
 
     assert admitted_after_a_step_back(shift=False) == "shed"  # what the shift prevents
     assert admitted_after_a_step_back(shift=True) == "admitted"
