@@ -224,18 +224,24 @@ class HotlineStore:
         """Store a verified alert; a repeat only counts a delivery. Returns (row, duplicate).
 
         A repeat that carries `escalation` (a reminder or the next tier) keeps the first
-        escalation's time and shows the latest escalation; the first body stands otherwise.
+        escalation's time and shows the latest escalation; one that carries a `snapshot` (an
+        SOS is sent at once, and again when the intercom's still arrives) adds it to the
+        body; the first body stands otherwise.
         """
         escalation = body.get("escalation")
         esc = json.dumps(escalation, ensure_ascii=False) if escalation else None
+        snapshot = body.get("snapshot")
+        snap = json.dumps(snapshot, ensure_ascii=False) if snapshot else None
         self.db.execute("BEGIN IMMEDIATE")
         try:
             cur = self.db.execute(
                 "UPDATE alerts SET deliveries = deliveries + 1, last_received_at = ?, "
                 "escalation = coalesce(?, escalation), "
                 "first_escalated_at = CASE WHEN ? IS NOT NULL "
-                "THEN coalesce(first_escalated_at, ?) ELSE first_escalated_at END "
-                "WHERE alert_id = ?", (now, esc, esc, now, body["alert_id"]))
+                "THEN coalesce(first_escalated_at, ?) ELSE first_escalated_at END, "
+                "body = CASE WHEN ? IS NOT NULL THEN json_set(body, '$.snapshot', json(?)) "
+                "ELSE body END "
+                "WHERE alert_id = ?", (now, esc, esc, now, snap, snap, body["alert_id"]))
             duplicate = cur.rowcount == 1
             if not duplicate:
                 self.db.execute(INSERT_ALERT,

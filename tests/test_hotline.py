@@ -82,6 +82,20 @@ async def test_duplicate_alert_id_is_one_row_with_two_deliveries(client):
     assert a["deliveries"] == 2 and a["sequence"] == 1  # the first body stands
 
 
+async def test_a_repeat_carrying_the_intercoms_still_adds_it_to_the_alert(client):
+    """An SOS goes out at once; with the resident's consent the intercom's still follows in
+    a repeat of the same alert, and the operator must see it."""
+    await post(client, *signed(body(event="sos", code=101)))
+    snap = {"ref": "https://media.centre.example/s/01JDSNAP", "taken_at":
+            "2026-11-22T21:44:07.000+08:00"}
+    status, answer = await post(client, *signed(body(event="sos", code=101, snapshot=snap)))
+    assert status == 200 and answer["duplicate"] is True
+    await post(client, *signed(body(event="sos", code=101)))  # a later repeat without it
+    (a,) = await (await client.get("/api/alerts")).json()
+    assert a["deliveries"] == 3 and a["body"]["snapshot"] == snap
+    assert a["body"]["residents"][0]["name"] == "王秀英"  # the rest of the first body stands
+
+
 async def test_newest_first(client):
     for i in range(3):
         await post(client, *signed(body(f"01JDTEST00000000000000000{i}", sequence=i)))
