@@ -61,7 +61,7 @@ from gateway.coreconfig import core_config, watched_devices
 from gateway.discover import BridgeEvent, DiscoveryError, parse_bridge_event
 from gateway.episodes import Episodes
 from gateway.feedback import FeedbackPoller
-from gateway.ingest import BrokerAddress, Ingest, read_password
+from gateway.ingest import BrokerAddress, FloodReport, Ingest, device_classifier, read_password
 from gateway.intercom import SNAPSHOT_EVENTS, Intercom
 from gateway.outbox import INTERCOM, OutboxSender
 from gateway.retention import Policy, Retention
@@ -250,6 +250,8 @@ class Gateway:
                 sender.transport.zones = self.cfg.zones()  # a device added on site: its zone
         if added and self.ready.is_set():
             logger.warning("devices now watched: %s", ", ".join(added))
+        if getattr(self, "ingest", None) is not None:
+            self.ingest.admission.forget_topics()  # type: ignore[union-attr]
 
     def _apply_baseline(self, cfg: Config) -> None:
         """Use the learned limits, unless the config sets them."""
@@ -421,7 +423,9 @@ class Gateway:
                              will=None if ha is None else aiomqtt.Will(
                                  ha.availability, b"offline", qos=1, retain=True),
                              on_connect=None if ha is None else self._ha_announce,
-                             clock=self.clock.now)
+                             clock=self.clock.now,
+                             classify=device_classifier(self.route, self.bridge_prefix),
+                             on_flood=self._on_flood)
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._flusher(), "observations")
@@ -572,6 +576,18 @@ class Gateway:
         else:
             self.bad_payloads.ok(device.id, now)
         await self.process(observations, now, prime=retained)
+
+    async def _on_flood(self, report: FloodReport) -> None:
+        """A device began or stopped flooding: one quarantine entry each, for the technician."""
+        if report.ended:
+            reason = (f"flood over: {report.shed} message(s) shed in {report.duration_s:.0f} s "
+                      f"above {report.limit_per_s:g} msg/s")
+        else:
+            self.metrics["floods"] += 1
+            reason = (f"flooding ({report.key}): over {report.limit_per_s:g} msg/s; messages "
+                      "beyond that are shed and counted until it stops")
+        await self.store.call(Store.quarantine, report.topic, "flood", reason, report.sample,
+                              self.clock.now())
 
     async def _on_bridge(self, what: str, payload: bytes, now: float) -> None:
         """Keep what commissioning reads: the paired devices and the latest pairing events."""
@@ -1237,6 +1253,7 @@ class Gateway:
             "disk_free_mb": round(usage.free / 2**20),
             "storage": await self.retention.status(),
             "metrics": dict(self.metrics),
+            "ingest": self.ingest.status() if self.ingest is not None else None,
         }
 
     async def _flusher(self) -> None:
