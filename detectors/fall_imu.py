@@ -71,8 +71,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
-from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from detectors.finding import Finding
 from detectors.instant import FALL_CODE
@@ -126,13 +124,19 @@ class FallImuConfig:
         return self.settle_s + self.still_s
 
 
+# scipy is imported where it is used: a home without a raw-streaming device never loads it
+# (scipy.signal is ~70 MB of a Pi's memory and a second of start-up).
 @lru_cache(maxsize=64)
 def _lowpass(rate_hz: float) -> np.ndarray:
+    from scipy.signal import butter  # noqa: PLC0415 - see above
+
     return butter(LOWPASS_ORDER, LOWPASS_HZ, fs=rate_hz, output="sos")
 
 
 @lru_cache(maxsize=64)
 def _zi_unit(rate_hz: float) -> np.ndarray:
+    from scipy.signal import sosfilt_zi  # noqa: PLC0415 - see above
+
     return sosfilt_zi(_lowpass(rate_hz))  # (sections, 2): steady state for a unit input
 
 
@@ -273,6 +277,7 @@ def _runs(dev: DeviceFall, runs: list[Run[ImuBlock]], cfg: FallImuConfig, where:
 
 def _run(dev: DeviceFall, run: Run[ImuBlock], cfg: FallImuConfig, where: Where,
          at: float) -> list[Finding]:
+    from scipy.signal import sosfilt  # noqa: PLC0415 - see _lowpass
     block = run.block
     dev.counters.samples_in += block.n
     dev.rate = block.rate_hz
@@ -359,6 +364,7 @@ def _angle(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _scan_impacts(dev: DeviceFall, cfg: FallImuConfig) -> None:
+    from scipy.ndimage import maximum_filter1d  # noqa: PLC0415 - see _lowpass
     half = int(PEAK_HALF_S * FS)
     end = dev.k0 + dev.used
     hi = end - half  # a peak needs half a second after it to be the largest

@@ -80,8 +80,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import fft as sfft
-from scipy import signal as sps
 
 from detectors.finding import Finding
 from devices.bcg import BcgBlock, block_from_value
@@ -224,8 +222,13 @@ class _Filters:
     hann: np.ndarray
 
 
+# scipy is imported where it is used: a home without a raw-streaming device never loads it
+# (scipy.signal is ~70 MB of a Pi's memory and a second of start-up).
 @lru_cache(maxsize=32)
 def _filters(rate_hz: float, s: SignalSettings) -> _Filters:
+    from scipy import fft as sfft  # noqa: PLC0415 - see above
+    from scipy import signal as sps  # noqa: PLC0415 - see above
+
     q = max(1, int(rate_hz // s.working_hz))
     r = rate_hz / q
     aa = sps.butter(4, 0.4 * r, fs=rate_hz, output="sos") if q > 1 else None
@@ -283,6 +286,7 @@ def feed(an: Analyser, block: BcgBlock, continues: bool, s: SignalSettings,
          in_bed: bool | None = None) -> list[Assessment]:
     """Add a block to the analysis; return the assessments now due (`in_bed`: the device's
     own occupancy, if it reports one)."""
+    from scipy import signal as sps  # noqa: PLC0415 - see _filters
     if not continues or block.rate_hz != an.rate_hz:
         an.restart(block)
     f = _filters(block.rate_hz, s)
@@ -425,6 +429,7 @@ def _judge_update(an: Analyser, s: SignalSettings, t: float, seg_rms: float, mov
 def _heart_rate(env: np.ndarray, f: _Filters, s: SignalSettings
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Heart rate (bpm) and quality per row of envelope windows, by autocorrelation."""
+    from scipy import fft as sfft  # noqa: PLC0415 - see _filters
     w = env.shape[1]
     x = env - env.mean(axis=1, keepdims=True)
     spec = sfft.rfft(x, f.nfft_hr, axis=1)
@@ -453,6 +458,7 @@ def _heart_rate(env: np.ndarray, f: _Filters, s: SignalSettings
 def _breathing_rate(b: np.ndarray, f: _Filters, s: SignalSettings
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Breathing rate (/min) and quality per row of breathing-band windows, by spectrum."""
+    from scipy import fft as sfft  # noqa: PLC0415 - see _filters
     fs = f.r / f.q2
     x = (b - b.mean(axis=1, keepdims=True)) * f.hann
     p = np.abs(sfft.rfft(x, f.nfft_rr, axis=1)) ** 2

@@ -3,10 +3,14 @@ away days and outages teach nothing."""
 
 from __future__ import annotations
 
+import math
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 
 from detectors import baseline
 from detectors.activity import ActivityConfig, cold_start_limits, spent
@@ -136,3 +140,33 @@ def test_history_is_replayed_with_the_detectors_own_rules():
     assert h.away == [(t0 + 630, t0 + 9000)]
     assert h.activity[0] == t0 and t0 + 9000 in h.activity
     assert h.up == [t0 + 600]  # out of the bedroom for 10 min: up
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 30, 200])
+def test_harrell_davis_is_scipys_without_loading_scipy_stats(n):
+    from scipy.stats.mstats import hdquantiles  # noqa: PLC0415 - the reference, tests only
+
+    rng = np.random.default_rng(n)
+    values = rng.gamma(2.0, 1800.0, n)
+    for p in (0.05, 0.5, 0.8, 0.9, 0.95, 0.99):
+        assert baseline.hd_quantile(values, p) == pytest.approx(
+            float(hdquantiles(values, prob=[p])[0]), rel=1e-9)
+    assert math.isnan(baseline.hd_quantile(values[:1], 0.9))
+
+
+def test_the_incomplete_beta_function_is_scipys():
+    from scipy.special import betainc  # noqa: PLC0415 - the reference, tests only
+
+    x = np.linspace(0.0, 1.0, 301)
+    for a in (0.3, 0.55, 1.0, 2.5, 9.3, 27.9, 180.5, 951.0):
+        for b in (0.3, 0.55, 1.0, 3.1, 10.2, 28.0, 49.95, 190.0):
+            assert np.max(np.abs(baseline.betainc(a, b, x) - betainc(a, b, x))) < 1e-11, (a, b)
+
+
+def test_the_gateway_loads_no_scipy_until_a_raw_stream_device_needs_it():
+    """scipy is ~70 MB of a Pi's memory: the gateway loads it only for raw-stream devices."""
+    code = ("import sys, gateway.runtime; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
