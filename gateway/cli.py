@@ -434,6 +434,9 @@ def _storage_lines(s: dict[str, Any] | None, when: Callable[[float | None], str]
                      f"out (held in memory: {s['pending_alerts']} alert(s), "
                      f"{s['pending_messages']} message(s)); observations dropped: "
                      f"{s['dropped'].get('observations', 0)} — free space on the card")
+    if s.get("reserve_spent"):
+        lines.append(f"✗ disk space reserve ({s['reserve_mb']:g} MB) in use: only alerts are "
+                     "stored until the card has room for it again")
     if s["ceiling_since"] is not None:
         lines.append("! database at its ceiling: the oldest observations make room")
     if s.get("age_paused"):

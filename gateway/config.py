@@ -228,6 +228,10 @@ class StorageSection:
         "(alerts and the outbox never do)", 512.0, min=16, max=1_000_000)
     prune_hour: int = doc(
         "Local hour (0-23) of the daily pruning (it also runs at start)", 4, min=0, max=23)
+    reserve_mb: float = doc(
+        "Disk space kept in reserve beside the database (MB): given up on a full card to "
+        "store the alert that found it full, then only alerts are stored until there is room "
+        "(0 = none)", 8.0, min=0, max=1024)
 
 
 @dataclass(frozen=True)

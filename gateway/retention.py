@@ -117,6 +117,7 @@ class Retention:
     async def _step(self, now: float, first: bool) -> None:
         if (await self.store.call(Store.storage_state))["full_since"] is not None:
             await self.store.call(Store.write_pending)
+        await self.store.call(Store.ensure_reserve)  # given up on a full disk: back when room
         local = datetime.fromtimestamp(now, self.tz)
         if first or (local.hour >= self.policy.prune_hour
                      and (self._day is None or local.date().isoformat() > self._day)):

@@ -139,7 +139,8 @@ class Gateway:
         self.bridge_devices: bytes | None = None  # retained <base>/bridge/devices
         self.bridge_events: deque[tuple[float, BridgeEvent]] = deque(maxlen=BRIDGE_EVENTS_KEPT)
         self.metrics: Counter[str] = Counter()
-        self.store = AsyncStore(cfg.data_path() / "anxin.db")
+        self.store = AsyncStore(cfg.data_path() / "anxin.db",
+                                reserve_bytes=int(cfg.storage.reserve_mb * 2**20))
         self.retention = Retention(self.store, Policy.of(cfg.storage), self.tz, self.clock.now,
                                    from_wall=self.clock.from_wall,
                                    trusted=lambda: self._os_synced is not False)

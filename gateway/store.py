@@ -13,6 +13,11 @@ them, so they are still sent) and written through, in one durable transaction, a
 disk has room; observations and other bookkeeping are dropped and counted. The episode is
 logged once when it starts and once when it ends.
 
+**A reserve** (gateway/reserve.py): `reserve_bytes` kept allocated beside the database and
+given up when an alert cannot be written on a full disk, so that alert is stored durably
+rather than only held in memory; while it is spent, only alerts and what concerns them are
+written.
+
 **Space** freed by pruning (gateway/retention.py) goes to SQLite's free list and is reused by
 the next inserts, so a store at its steady state (a month of observations) stops growing
 without the file being shrunk and grown again every day (needless writes on an SD card); the
@@ -39,6 +44,7 @@ import sqlite_utils
 from alerts.alert import Alert, AlertState
 from alerts.maintenance import Item
 from devices.observation import Observation
+from gateway.reserve import Reserve
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +203,9 @@ def _droppable(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """A write the gateway can go on without: on a full disk it is counted and skipped."""
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         def run(self: Store, *args: Any, **kw: Any) -> T:
+            if self.reserve.spent:
+                self._full(fn.__name__)  # the room the reserve left is for alerts
+                return default  # type: ignore[no-any-return]
             try:
                 return fn(self, *args, **kw)
             except sqlite3.OperationalError as e:
@@ -262,9 +271,10 @@ class Store:
     # only after this long without a refusal, so it is logged once, not once per flap.
     room_after_s = 60.0
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, reserve_bytes: int = 0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.reserve = Reserve(self.path.with_suffix(".reserve"), reserve_bytes)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
         # what the code says it is.
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -282,6 +292,7 @@ class Store:
         self._last_full = 0.0  # monotonic: the last write refused
         self._pending = _Pending()
         self._moving: dict[int, int] | None = None  # written through, not yet committed
+        self.reserve.ensure()
 
     def close(self) -> None:
         """Checkpoint and close."""
@@ -337,18 +348,22 @@ class Store:
 
     def save_alert(self, alert: Alert, now: float) -> None:
         """Record an alert's current state (pending, cancelled, repeat count, delivered)."""
-        try:
-            with self._tx(durable=True):
-                self._write_pending()
-                self._write_alert(alert, now)
-        except sqlite3.OperationalError as e:
-            self._moving = None
-            if not is_full(e):
-                raise
-            self._full("alerts", e)
-            self._keep_alert(alert, now, None)
+        for last in (False, True):
+            try:
+                with self._tx(durable=True):
+                    self._write_pending()
+                    self._write_alert(alert, now)
+            except sqlite3.OperationalError as e:
+                self._moving = None
+                if not is_full(e):
+                    raise
+                if not last and self._use_reserve(e):
+                    continue
+                self._full("alerts", e)
+                self._keep_alert(alert, now, None)
+                return
+            self._room_again()
             return
-        self._room_again()
 
     def raise_alert(self, alert: Alert, targets: Sequence[str],
                     encode: Callable[[int], bytes], now: float) -> int:
@@ -367,28 +382,33 @@ class Store:
         On a full disk the alert and its messages are kept in memory (and sent from there)
         until the disk has room.
         """
-        try:
-            with self._tx(durable=True):
-                self._write_pending()
-                (seq,) = self.conn.execute(
-                    "INSERT INTO counters(name, value) VALUES ('sequence', 1) ON CONFLICT(name) "
-                    "DO UPDATE SET value = value + 1 RETURNING value").fetchone()
-                body = encode(seq)
-                self._write_alert(alert, now, seq if purpose == "raise" else None)
-                self.conn.executemany(
-                    "INSERT INTO outbox (alert_id, target, sequence, severity, body, "
-                    "created_at, attempts, next_attempt_at, purpose) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                    [(alert.id, t, seq, alert.finding.severity, body, now, now, purpose)
-                     for t in targets])
-        except sqlite3.OperationalError as e:
-            self._moving = None
-            if not is_full(e):
-                raise
-            self._full("alerts", e)
-            return self._keep_message(alert, targets, encode, now, purpose)
-        self._room_again()
-        return seq
+        for last in (False, True):
+            try:
+                with self._tx(durable=True):
+                    self._write_pending()
+                    (seq,) = self.conn.execute(
+                        "INSERT INTO counters(name, value) VALUES ('sequence', 1) "
+                        "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
+                    ).fetchone()
+                    body = encode(seq)
+                    self._write_alert(alert, now, seq if purpose == "raise" else None)
+                    self.conn.executemany(
+                        "INSERT INTO outbox (alert_id, target, sequence, severity, body, "
+                        "created_at, attempts, next_attempt_at, purpose) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                        [(alert.id, t, seq, alert.finding.severity, body, now, now, purpose)
+                         for t in targets])
+            except sqlite3.OperationalError as e:
+                self._moving = None
+                if not is_full(e):
+                    raise
+                if not last and self._use_reserve(e):
+                    continue  # the room the reserve leaves is for this alert
+                self._full("alerts", e)
+                return self._keep_message(alert, targets, encode, now, purpose)
+            self._room_again()
+            return seq
+        raise AssertionError("unreachable")  # the second attempt returns either way
 
     # --- a full disk --------------------------------------------------------------------------
 
@@ -396,6 +416,17 @@ class Store:
         """A write found the disk full: say so once, count what was lost."""
         self.dropped[what] += 1
         self._episode_dropped += what != "alerts"
+        self._note_full(error)
+
+    def _use_reserve(self, error: BaseException) -> bool:
+        """An alert found the disk full: give up the reserve for it (the episode of a full
+        disk starts all the same); whether there was one, so the write is worth retrying."""
+        if not self.reserve.release():
+            return False
+        self._note_full(error)
+        return True
+
+    def _note_full(self, error: BaseException | None) -> None:
         self._last_full = time.monotonic()
         if self.full_since is None:
             self.full_since = time.time()
@@ -403,6 +434,11 @@ class Store:
             logger.error("storage full (存储已满): %s cannot be written (%s); alerts are kept in "
                          "memory and still sent, observations are dropped until there is room",
                          self.path, self.full_reason)
+
+    def ensure_reserve(self) -> bool:
+        """Allocate the space reserve again once the disk has room for it; whether it is in
+        place (or none is wanted)."""
+        return self.reserve.ensure() or self.reserve.size <= 0
 
     def _room_again(self) -> None:
         """After a commit: what it wrote through leaves memory; the episode may be over."""
@@ -495,7 +531,9 @@ class Store:
                 "pending_alerts": len(self._pending.alerts),
                 "pending_messages": sum(r.acked_at is None
                                         for r in self._pending.rows.values()),
-                "dropped": dict(self.dropped)}
+                "dropped": dict(self.dropped),
+                "reserve_mb": round(self.reserve.size / 2**20, 1),
+                "reserve_spent": self.reserve.spent}
 
     # --- settings -------------------------------------------------------------------------------
 
@@ -886,7 +924,7 @@ class Store:
                 for o in batch]
         if not rows:
             return
-        if not self.write_pending():  # alerts first: they need the room more
+        if not self.write_pending() or self.reserve.spent:  # alerts first: they need the room
             self._drop_observations(len(rows))
             return
         try:
@@ -1070,15 +1108,16 @@ class _Transaction:
 class AsyncStore:
     """Runs a Store on one dedicated thread; every call is awaited from the event loop."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, reserve_bytes: int = 0) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anxin-store")
         self._path = path
+        self._reserve_bytes = reserve_bytes
         self.path = Path(path)  # for readers on connections of their own
         self.store: Store | None = None
 
     async def open(self) -> AsyncStore:
         """Open the database (runs migrations) on the store thread."""
-        self.store = await self._run(Store, self._path)
+        self.store = await self._run(partial(Store, self._path, self._reserve_bytes))
         return self
 
     async def call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:

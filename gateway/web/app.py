@@ -301,6 +301,10 @@ def _storage_line(st: dict[str, Any], now: float) -> str:
                  f"{s['pending_messages']} 待发 message(s) · 已丢弃观测 observations dropped: "
                  f"{s['dropped'].get('observations', 0)} — 请清理存储卡 free space on the "
                  f"card</p>")
+    if s.get("reserve_spent"):
+        line += (f'<p class="bad">备用空间（{s["reserve_mb"]:g} MB）已用于保存报警：'
+                 f'存储卡有空间前只保存报警 the disk space reserve is in use: only alerts are '
+                 f'stored until the card has room for it again</p>')
     if s["ceiling_since"] is not None:
         line += ('<p class="warn">数据库已达上限：最旧的观测被删除以腾出空间 the database '
                  'reached its ceiling: the oldest observations make room</p>')
