@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.store import AsyncStore, OutboxRow, Store
@@ -38,6 +38,19 @@ INTERCOM = Queue("intercom event", Store.intercom_due, Store.intercom_acked,
                  Store.intercom_failed, lambda t, body: t.send_intercom(body))
 
 
+def read_due(store: Store, senders: Sequence[OutboxSender]) -> dict[str, list[OutboxRow] | None]:
+    """On the store thread, just after a commit: each sender's most urgent message, for
+    its `wake` (None where the read failed: that sender asks for itself)."""
+    due: dict[str, list[OutboxRow] | None] = {}
+    for s in senders:
+        try:
+            due[s.target] = s.queue.due(store, s.target, 1)
+        except Exception:  # the commit stands whatever this read does
+            logger.exception("outbox of %s not read after a commit", s.target)
+            due[s.target] = None
+    return due
+
+
 class OutboxSender:
     """Drains one target's outbox through its transport."""
 
@@ -56,6 +69,8 @@ class OutboxSender:
         self.clock = clock
         self.sleep = sleep  # injectable with the clock, to replay a day of outage in seconds
         self._wake = asyncio.Event()
+        self._idle = False  # waiting for a wake-up, having found nothing to send
+        self._fresh: list[OutboxRow] | None = None  # `due` read right after a commit
         self.failures = 0  # consecutive failed attempts; > 0 means the path is down
         self.down_since: float | None = None  # when the current outage began
         self.sent = 0
@@ -65,8 +80,15 @@ class OutboxSender:
         """The target's name (the outbox rows' `target`)."""
         return self.transport.name
 
-    def wake(self) -> None:
-        """New rows were written: look at the outbox now."""
+    def wake(self, due: list[OutboxRow] | None = None) -> None:
+        """New rows were written: look at the outbox now. `due` is what `queue.due` answered
+        for this target on the store thread right after that commit; a sender idle since it
+        last found nothing sends it without asking again (an alarm's store-thread round trip
+        fewer). A busy sender asks anyway: its own acks may have changed the answer."""
+        if self._idle:
+            # the newest commit's answer (the store thread runs in order); a wake without
+            # one leaves it unknown, so the sender asks
+            self._fresh = due
         self._wake.set()
 
     def _delay(self) -> float:
@@ -81,9 +103,15 @@ class OutboxSender:
         try:
             while True:
                 self._wake.clear()
-                rows = await self.store.call(self.queue.due, self.target, 1)
+                rows, self._fresh = self._fresh, None
+                if rows is None:
+                    rows = await self.store.call(self.queue.due, self.target, 1)
                 if not rows:
-                    await self._wake.wait()
+                    self._idle = True
+                    try:
+                        await self._wake.wait()
+                    finally:
+                        self._idle = False
                     continue
                 row = rows[0]
                 if not await self._attempt(row.id, row.alert_id, row.sequence, row.body):

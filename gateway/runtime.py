@@ -63,9 +63,9 @@ from gateway.episodes import Episodes
 from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, FloodReport, Ingest, device_classifier, read_password
 from gateway.intercom import SNAPSHOT_EVENTS, Intercom
-from gateway.outbox import INTERCOM, OutboxSender
+from gateway.outbox import INTERCOM, OutboxSender, read_due
 from gateway.retention import Policy, Retention
-from gateway.store import AsyncStore, Store, read_observations
+from gateway.store import AsyncStore, OutboxRow, Store, read_observations
 from gateway.timeline import Timeline
 from gateway.transports import SmsTransport, Transport, WebhookTransport
 from gateway.transports.dc09 import DC09Transport
@@ -171,6 +171,7 @@ class Gateway:
         self.ingest: Ingest | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._obs_buffer: list[Observation] = []
+        self._obs_writing: asyncio.Future[None] | None = None  # a batch on the store thread
         self._tick_wake = asyncio.Event()
         self._web: aiohttp_web.AppRunner | None = None
         self._path_announced = False
@@ -653,7 +654,7 @@ class Gateway:
         if any(o.kind in INTERCOM_KINDS for o in observations):
             await self.intercom.observe(observations, now, prime=prime)
         if len(self._obs_buffer) >= OBSERVATION_FLUSH_ROWS:
-            await self._flush()
+            await self._flush(wait=False)
 
     async def _route(self, findings: list[Finding], now: float) -> list[tuple[Alert, Change]]:
         """Technical troubles to the maintenance queue (and, for some, at once to the centre
@@ -826,9 +827,17 @@ class Gateway:
                                      contacts=[asdict(c) for c in home.contacts],
                                      timeline=timeline, snapshot=snapshot)
 
-        seq = await self.store.call(Store.notify, alert, targets, encode, now, purpose)
-        for t in targets:
-            self.senders[t].wake()
+        senders = [self.senders[t] for t in targets]
+
+        def commit(store: Store) -> tuple[int, dict[str, list[OutboxRow] | None]]:
+            # what each sender would ask next, read in the same turn of the store thread
+            return (store.notify(alert, targets, encode, now, purpose),
+                    read_due(store, senders))
+
+        seq, due = await self.store.call(commit)
+        for s in senders:
+            s.wake(due[s.target])
+        await asyncio.sleep(0)  # the senders' POSTs go out before this handler goes on
         return seq
 
     def _in_maintenance(self, finding: Finding, now: float) -> Finding:
@@ -1262,10 +1271,21 @@ class Gateway:
             await asyncio.sleep(OBSERVATION_FLUSH_S)
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, wait: bool = True) -> None:
+        """Hand the buffered observations to the store thread; with `wait`, until written.
+        The message path does not wait for its batch (ingest goes on meanwhile, on the
+        other core), only for the one before it: one batch at a time is written, so ingest
+        slows to the disk's pace rather than buffering without bound."""
+        writing, self._obs_writing = self._obs_writing, None
+        if writing is not None:
+            await writing
         batch, self._obs_buffer = self._obs_buffer, []
         if batch:
-            await self.store.call(Store.add_observations, batch)
+            self._obs_writing = writing = asyncio.ensure_future(
+                self.store.call(Store.add_observations, batch))
+            if wait:
+                self._obs_writing = None
+                await writing
 
 
 def _mtime(path: Path | None) -> float | None:

@@ -8,7 +8,7 @@ import asyncio
 from alerts.manager import Manager
 from bench import outage_day
 from detectors.finding import Finding
-from gateway.outbox import OutboxSender
+from gateway.outbox import OutboxSender, Queue, read_due
 from gateway.store import AsyncStore, Store
 from gateway.transports.base import DeliveryError, Transport
 
@@ -118,3 +118,108 @@ async def test_a_day_without_the_hotline_on_a_virtual_clock(tmp_path):
     assert got["out_of_urgency_order"] == 0
     assert got["failed_attempts_during_outage"] > 24 * 60  # about one a minute, all day
     assert got["oldest_alert_age_at_delivery_h"] >= 23
+
+
+class CountingDue:
+    """`Store.due`, counting how often a sender asks."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __call__(self, store: Store, target: str, limit: int = 50):
+        self.asked += 1
+        return Store.due(store, target, limit)
+
+
+async def test_an_idle_sender_sends_the_answer_read_with_the_commit(tmp_path):
+    """The alarm path's shortcut: `wake(due)` with what `read_due` read right after the
+    commit; an idle sender sends the newest such answer (the most urgent first) without
+    asking the store again, and a wake without an answer makes it ask."""
+    t = FlakyTransport([])
+    counting = CountingDue()
+    queue = Queue("alert", counting, Store.acked, Store.failed, lambda tr, body: tr.send(body))
+    store = await AsyncStore(tmp_path / "anxin.db").open()
+
+    async def on_delivered(alert_id: str) -> None:
+        pass
+
+    sender = OutboxSender(store, t, on_delivered, queue=queue)
+    task = asyncio.create_task(sender.run())
+    try:
+        async with asyncio.timeout(5):
+            while not sender._idle:  # it asked once at start and found nothing
+                await asyncio.sleep(0.005)
+        assert counting.asked == 1
+
+        def commit(event: str, at: float):
+            def run(s: Store):
+                Store.raise_alert(s, raised(at, event), ["t1"], lambda seq: event.encode(), at)
+                return read_due(s, [sender])
+            return run
+
+        first = await store.call(commit("low_battery", 0.0))
+        second = await store.call(commit("fall", 1.0))
+        assert [r.body for r in first["t1"]] == [b"low_battery"]
+        assert [r.body for r in second["t1"]] == [b"fall"]  # severity 1 first
+        before = counting.asked  # read_due asked too, through the sender's queue
+        sender.wake(first["t1"])
+        sender.wake(second["t1"])  # the newer answer replaces the older
+        async with asyncio.timeout(5):
+            while len(t.delivered) < 2:
+                await asyncio.sleep(0.005)
+            while not sender._idle:  # and found nothing more
+                await asyncio.sleep(0.005)
+        assert t.delivered == [b"fall", b"low_battery"]
+        # the fall was sent from the answer; after it the sender asked (low battery), and
+        # again after that (nothing): two questions for two messages, not three
+        assert counting.asked - before == 2
+
+        await store.call(Store.raise_alert, raised(2.0, "smoke"), ["t1"],
+                         lambda seq: b"smoke", 2.0)
+        sender.wake()  # no answer: the sender must ask
+        async with asyncio.timeout(5):
+            while len(t.delivered) < 3:
+                await asyncio.sleep(0.005)
+        assert t.delivered[-1] == b"smoke"
+        assert counting.asked - before >= 3
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+
+
+async def test_a_busy_sender_ignores_an_answer_and_asks(tmp_path):
+    """An answer given to a sender that is sending (or backing off) may be stale: its own
+    acks and failures since are not in it. It asks instead: the fall still goes first."""
+    t = FlakyTransport([DeliveryError("down")])
+    store = await AsyncStore(tmp_path / "anxin.db").open()
+    backing_off, go_on = asyncio.Event(), asyncio.Event()
+
+    async def on_delivered(alert_id: str) -> None:
+        pass
+
+    async def held_backoff(_seconds: float) -> None:  # the backoff ends when the test says
+        backing_off.set()
+        await go_on.wait()
+
+    sender = OutboxSender(store, t, on_delivered, sleep=held_backoff)
+    task = asyncio.create_task(sender.run())
+    try:
+        stale = await store.call(lambda s: (
+            Store.raise_alert(s, raised(0.0, "low_battery"), ["t1"], lambda seq: b"low_battery",
+                              0.0), read_due(s, [sender]))[1])
+        sender.wake(stale["t1"])
+        async with asyncio.timeout(5):
+            await backing_off.wait()  # the low battery failed; the sender backs off
+        await store.call(Store.raise_alert, raised(1.0, "fall"), ["t1"], lambda seq: b"fall",
+                         1.0)
+        sender.wake(stale["t1"])  # an answer read before the fall: must not be used
+        go_on.set()
+        async with asyncio.timeout(5):
+            while len(t.delivered) < 2:
+                await asyncio.sleep(0.005)
+        assert t.delivered == [b"fall", b"low_battery"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
