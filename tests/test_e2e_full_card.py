@@ -1,8 +1,8 @@
 """A card that is really full: the gateway's data directory on a small tmpfs, filled by
-another file to the last byte (ENOSPC from the kernel, not a simulated SQLite limit). With the space reserve
-the SOS that finds the card full is stored durably (it survives a restart) as well as sent;
-without one it is only sent from memory. When room returns the reserve comes back and
-observations are stored again.
+another file to the last byte (ENOSPC from the kernel, not a simulated SQLite limit). With
+the space reserve the SOS that finds the card full is stored durably (it survives a
+restart) as well as sent; without one it is only sent from memory. When room returns the
+reserve comes back and observations are stored again.
 
 Mounting a tmpfs needs root, which CI has; elsewhere the test is skipped, saying why.
 """
