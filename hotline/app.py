@@ -75,8 +75,16 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
     closing = asyncio.Event()
     live = console.Live()
 
-    async def acted() -> None:
-        """An operator did something the gateways may need: answer their long polls now."""
+    polls: dict[str, set[asyncio.Event]] = {}  # gateway -> its feedback long polls waiting
+
+    async def acted(gateway_id: str | None = None) -> None:
+        """An operator did something `gateway_id` (None: every gateway) may need: answer its
+        long polls now, and tell the MQTT link. Only that gateway's: waking all 5,000 polls
+        for each accept sent 5,000 gateways polling again (bench/hotline_load.py)."""
+        woken = ([e for waiting in polls.values() for e in waiting] if gateway_id is None
+                 else list(polls.get(gateway_id, ())))
+        for e in woken:
+            e.set()
         async with app[ACTIONS]:
             app[ACTIONS].notify_all()
 
@@ -261,10 +269,17 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
         await alive(gateway_id, request.query.get("home_id", ""), now, heartbeat=True)
         events, cursor = await store.call(lambda s: s.feedback(gateway_id, after))
         if not events and wait > 0 and not closing.is_set():
-            # Long poll: answer as soon as an operator acts, or after `wait` seconds.
-            async with app[ACTIONS]:
+            # Long poll: answer as soon as an operator acts on this gateway's alerts, or
+            # after `wait` seconds.
+            woken = asyncio.Event()
+            polls.setdefault(gateway_id, set()).add(woken)
+            try:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(app[ACTIONS].wait(), wait)
+                    await asyncio.wait_for(woken.wait(), wait)
+            finally:
+                polls[gateway_id].discard(woken)
+                if not polls[gateway_id]:
+                    del polls[gateway_id]
             events, cursor = await store.call(lambda s: s.feedback(gateway_id, after))
         body = json.dumps({"schema": wire.FEEDBACK_SCHEMA, "gateway_id": gateway_id,
                            "cursor": str(cursor), "events": events},

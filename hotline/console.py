@@ -121,7 +121,8 @@ def _text(data: dict[str, Any], key: str, limit: int = MAX_NOTE) -> str:
 
 
 def add_routes(app: web.Application, store: AsyncHotlineStore, live: Live,
-               clock: Callable[[], float], acted: Callable[[], Awaitable[None]]) -> None:
+               clock: Callable[[], float],
+               acted: Callable[[str | None], Awaitable[None]]) -> None:
     """Add the console to the hotline app."""
     limiter = auth.LoginLimiter()
 
@@ -244,7 +245,7 @@ def add_routes(app: web.Application, store: AsyncHotlineStore, live: Live,
             return _json({"error": str(e)}, e.status)
         logger.info("alert %s %s by %s", alert_id, action, op.username)
         live.publish("alert", row)
-        await acted()
+        await acted(row["gateway_id"])
         return _json(row)
 
     async def accept(request: web.Request) -> web.Response:
@@ -275,7 +276,7 @@ def add_routes(app: web.Application, store: AsyncHotlineStore, live: Live,
             current = await store.call(lambda s: s.get(alert_id))
             if current is not None:
                 live.publish("alert", current)
-        await acted()
+        await acted(row["gateway_id"])
         return _json(row)
 
     # --- history and statistics -----------------------------------------------------------
