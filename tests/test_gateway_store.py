@@ -155,3 +155,22 @@ def test_maintenance_setting_survives_reopen(tmp_path):
         assert s.maintenance_until() == 1234.5
     finally:
         s.close()
+
+
+def test_observation_values_are_stored_as_json_exactly(tmp_path):
+    """The store writes bools and ints without json.dumps (a speed-up on the ingest path):
+    every value still reads back as the JSON text json.dumps makes, and as the same value."""
+    import json  # noqa: PLC0415
+
+    values = [True, False, 0, 1, -7, 10**20, 2.5, None, "open", 'say "hi"', {"a": [1, True]},
+              [1.5, "x"]]
+    store = Store(tmp_path / "anxin.db")
+    try:
+        store.add_observations([Observation("h", "d", "battery", v, float(i), "k")
+                                for i, v in enumerate(values)])
+        stored = [r[0] for r in store.conn.execute("SELECT value FROM observations ORDER BY at")]
+    finally:
+        store.close()
+    assert stored == [json.dumps(v) for v in values]
+    assert [json.loads(s) for s in stored] == values
+    assert [type(json.loads(s)) for s in stored] == [type(v) for v in values]
