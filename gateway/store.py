@@ -199,6 +199,20 @@ def is_full(e: BaseException) -> bool:
         code & 0xFF) in _CANNOT_WRITE
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the database to WAL. Another connection switching the same new file at that
+    moment makes SQLite refuse at once ("database is locked": the busy timeout does not apply
+    to this), so try again for a few seconds."""
+    for attempt in range(50):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 49:
+                raise
+            time.sleep(0.1)
+
+
 def _droppable(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """A write the gateway can go on without: on a full disk it is counted and skipped."""
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
@@ -278,7 +292,7 @@ class Store:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
         # what the code says it is.
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self.conn)
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -188,6 +189,20 @@ INSERT_ALERT = (f"INSERT INTO alerts ({', '.join(COLUMNS)}) "  # noqa: S608
                 f"VALUES ({', '.join('?' * len(COLUMNS))})")
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the database to WAL. Another connection switching the same new file at that
+    moment makes SQLite refuse at once ("database is locked": the busy timeout does not apply
+    to this), so try again for a few seconds."""
+    for attempt in range(50):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 49:
+                raise
+            time.sleep(0.1)
+
+
 class HotlineStore:
     """The SQLite `ConsoleStore` (hotline/protocol.py); use from one thread
     (see AsyncHotlineStore)."""
@@ -195,7 +210,7 @@ class HotlineStore:
     def __init__(self, path: str | Path) -> None:
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self.db)
         self.db.execute("PRAGMA synchronous=FULL")
         self._migrate()
         # The queue's rows: every column, the body without its timeline (the queue shows

@@ -41,7 +41,7 @@ def open_at_once(opener: Callable[[Path], Any], path: Path, n: int = 6) -> list[
 ])
 def test_a_new_store_opened_by_several_at_once_is_migrated_once(tmp_path: Path, module,
                                                                 opener):
-    for round_ in range(5):  # the race is narrow: give it several chances
+    for round_ in range(10):  # the race is narrow: give it several chances
         path = tmp_path / f"store-{round_}.db"
         assert open_at_once(opener, path) == []
         with sqlite3.connect(path) as db:
