@@ -232,6 +232,14 @@ def _droppable(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
     return wrap
 
 
+class _StillFullError(Exception):
+    """An alert could not be written: the disk is full even without the reserve."""
+
+    def __init__(self, error: sqlite3.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(slots=True)
 class _MemRow:
     """An outbox message kept in memory while the disk is full."""
@@ -362,22 +370,11 @@ class Store:
 
     def save_alert(self, alert: Alert, now: float) -> None:
         """Record an alert's current state (pending, cancelled, repeat count, delivered)."""
-        for last in (False, True):
-            try:
-                with self._tx(durable=True):
-                    self._write_pending()
-                    self._write_alert(alert, now)
-            except sqlite3.OperationalError as e:
-                self._moving = None
-                if not is_full(e):
-                    raise
-                if not last and self._use_reserve(e):
-                    continue
-                self._full("alerts", e)
-                self._keep_alert(alert, now, None)
-                return
-            self._room_again()
-            return
+        try:
+            self._alert_durably(lambda: self._write_alert(alert, now))
+        except _StillFullError as full:
+            self._full("alerts", full.error)
+            self._keep_alert(alert, now, None)
 
     def raise_alert(self, alert: Alert, targets: Sequence[str],
                     encode: Callable[[int], bytes], now: float) -> int:
@@ -396,33 +393,44 @@ class Store:
         On a full disk the alert and its messages are kept in memory (and sent from there)
         until the disk has room.
         """
+        def write() -> int:
+            (seq,) = self.conn.execute(
+                "INSERT INTO counters(name, value) VALUES ('sequence', 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value").fetchone()
+            body = encode(seq)
+            self._write_alert(alert, now, seq if purpose == "raise" else None)
+            self.conn.executemany(
+                "INSERT INTO outbox (alert_id, target, sequence, severity, body, "
+                "created_at, attempts, next_attempt_at, purpose) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                [(alert.id, t, seq, alert.finding.severity, body, now, now, purpose)
+                 for t in targets])
+            return int(seq)
+
+        try:
+            return self._alert_durably(write)
+        except _StillFullError as full:
+            self._full("alerts", full.error)
+            return self._keep_message(alert, targets, encode, now, purpose)
+
+    def _alert_durably(self, write: Callable[[], T]) -> T:
+        """`write` an alert in one durable transaction, after what memory holds. On a full
+        disk the reserve is given up and it is tried once more; _StillFullError if that fails."""
         for last in (False, True):
             try:
                 with self._tx(durable=True):
                     self._write_pending()
-                    (seq,) = self.conn.execute(
-                        "INSERT INTO counters(name, value) VALUES ('sequence', 1) "
-                        "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
-                    ).fetchone()
-                    body = encode(seq)
-                    self._write_alert(alert, now, seq if purpose == "raise" else None)
-                    self.conn.executemany(
-                        "INSERT INTO outbox (alert_id, target, sequence, severity, body, "
-                        "created_at, attempts, next_attempt_at, purpose) "
-                        "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                        [(alert.id, t, seq, alert.finding.severity, body, now, now, purpose)
-                         for t in targets])
+                    result = write()
             except sqlite3.OperationalError as e:
                 self._moving = None
                 if not is_full(e):
                     raise
                 if not last and self._use_reserve(e):
                     continue  # the room the reserve leaves is for this alert
-                self._full("alerts", e)
-                return self._keep_message(alert, targets, encode, now, purpose)
+                raise _StillFullError(e) from None
             self._room_again()
-            return seq
-        raise AssertionError("unreachable")  # the second attempt returns either way
+            return result
+        raise AssertionError("unreachable")  # the second attempt returns or raises
 
     # --- a full disk --------------------------------------------------------------------------
 
