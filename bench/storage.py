@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from devices.observation import Observation  # noqa: E402
 from gateway import retention  # noqa: E402
 from gateway.evaluate import START  # noqa: E402
-from gateway.retention import DAY_S, Policy, Retention  # noqa: E402
+from gateway.retention import DAY_S, Policy, Retention, Thinning  # noqa: E402
 from gateway.runtime import OBSERVATION_FLUSH_ROWS, RAW_KINDS  # noqa: E402
 from gateway.store import AsyncStore, Store  # noqa: E402
 from simulator.homes import make_home  # noqa: E402
@@ -52,13 +52,14 @@ def _stream(days: int, index: int, homes: int) -> tuple[list[Observation], int]:
     stream: list[Observation] = []
     residents = 0
     for n in range(homes):
+        thinning = Thinning(40.0)  # as the home's gateway stores them
         rng = np.random.default_rng([1, index + n])
         home = make_home(index + n, rng)
         residents += len(home.residents)
         sim = simulate(home, START, days, rng, [])
         stream += [replace(o, device=f"{n}-{o.device}") if homes > 1 else o
                    for o in to_observations(home, sim.events, start=START)
-                   if o.kind not in RAW_KINDS]
+                   if o.kind not in RAW_KINDS and thinning.keep(o, o.at)]
     stream.sort(key=lambda o: o.at)
     return stream, residents
 

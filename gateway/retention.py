@@ -18,6 +18,17 @@ outbox are never dropped for room. The technician sees it on the status page and
 
 While the disk is full (gateway/store.py keeps alerts in memory then), writing them through
 is tried again every `FULL_RETRY_S`.
+
+**Repeated health readings are thinned before they are stored** (`Thinning`). Zigbee2MQTT
+repeats a device's battery and link quality in every message it publishes: a motion sensor's
+"battery 100" hundreds of times a day, two of every three rows written. A reading of those
+kinds is stored when it differs from the last one stored (link quality: by `LQI_BAND` or
+more; below or across the weak-link limit every reading is kept, for the technician), and
+at least every `KEEP_EVERY_S` whatever it says. The detectors see every reading; only the
+stored history is thinner, and the newest stored link quality, which commissioning shows, is
+on the same side of the weak-link limit as the last one heard and within `LQI_BAND` of it.
+(Zigbee2MQTT's own Home Assistant entities for link quality are off by default for the same
+reason.)
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors import routine
+from devices.observation import Observation
 from gateway.config import StorageSection
 from gateway.episodes import Episodes
 from gateway.store import AsyncStore, Store, read_newest_ids
@@ -48,6 +60,9 @@ FULL_RETRY_S = CHECK_S
 LOW_WATER = 0.9  # a ceiling prune goes down to this share of the ceiling
 # hourly activity totals: the routine detector reads 35 days; a year more is a few hundred KB
 HOURS_KEEP_DAYS = 400.0
+KEEP_EVERY_S = 3600.0  # a repeated health reading is still stored this often
+LQI_BAND = 16.0  # link quality (0-255) changes smaller than this are not stored
+THINNED_KINDS = frozenset({"battery", "link_quality"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +84,39 @@ class Policy:
         return cls(s.observations_days * DAY_S, s.alerts_days * DAY_S, s.alerts_keep,
                    s.records_days * DAY_S, s.records_keep, s.quarantine_days * DAY_S,
                    int(s.max_db_mb * 2**20), s.prune_hour)
+
+
+class Thinning:
+    """Which observations are worth a row: all but a repeated health reading (battery,
+    link quality). Pure; the gateway asks `keep(obs, now)` of each before it is buffered."""
+
+    def __init__(self, weak_link_lqi: float, every_s: float = KEEP_EVERY_S) -> None:
+        self.weak_link_lqi = weak_link_lqi
+        self.every_s = every_s
+        self.skipped = 0
+        self._stored: dict[tuple[str, str], tuple[Any, float]] = {}  # -> (value, at)
+
+    def keep(self, obs: Observation, now: float) -> bool:
+        """Whether to store `obs` (and note it as the last stored of its device and kind)."""
+        kind = obs.kind
+        if kind not in THINNED_KINDS:
+            return True
+        key = (obs.device, kind)
+        last = self._stored.get(key)
+        # (a clock stepped back makes the age negative: stored again, as when it is old)
+        if last is not None and 0.0 <= now - last[1] < self.every_s and self._same(
+                kind, obs.value, last[0]):
+            self.skipped += 1
+            return False
+        self._stored[key] = (obs.value, now)
+        return True
+
+    def _same(self, kind: str, value: Any, stored: Any) -> bool:
+        if kind == "battery" or type(value) not in (int, float) or type(stored) not in (
+                int, float):
+            return bool(value == stored)
+        weak = self.weak_link_lqi  # below it, and across it, every reading is stored
+        return value >= weak and stored >= weak and abs(value - stored) < LQI_BAND
 
 
 class Retention:

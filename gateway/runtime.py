@@ -64,7 +64,7 @@ from gateway.feedback import FeedbackPoller
 from gateway.ingest import BrokerAddress, FloodReport, Ingest, device_classifier, read_password
 from gateway.intercom import SNAPSHOT_EVENTS, Intercom
 from gateway.outbox import INTERCOM, OutboxSender, read_due
-from gateway.retention import Policy, Retention
+from gateway.retention import Policy, Retention, Thinning
 from gateway.store import AsyncStore, OutboxRow, Store, read_observations
 from gateway.timeline import Timeline
 from gateway.transports import SmsTransport, Transport, WebhookTransport
@@ -171,6 +171,8 @@ class Gateway:
         self.ingest: Ingest | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._obs_buffer: list[Observation] = []
+        # repeated battery and link-quality readings are not stored (gateway/retention.py)
+        self.thinning = Thinning(cfg.maintenance.weak_link_lqi)
         self._tick_wake = asyncio.Event()
         self._web: aiohttp_web.AppRunner | None = None
         self._path_announced = False
@@ -634,7 +636,8 @@ class Gateway:
             self.metrics["observations"] += 1
             self.last_seen[obs.device] = now
             if obs.kind not in RAW_KINDS:  # samples stream past: too many for an SD card
-                self._obs_buffer.append(obs)
+                if self.thinning.keep(obs, now):
+                    self._obs_buffer.append(obs)
                 self.timeline.add(obs)
             changes = [] if prime else self.manager.on_observation(obs, now)
             mode = self._home_mode()
@@ -1261,7 +1264,8 @@ class Gateway:
                          "ringing": len(self.intercom.rings)},
             "last_alert": await self.store.call(Store.last_alert),
             "disk_free_mb": round(usage.free / 2**20),
-            "storage": await self.retention.status(),
+            "storage": {**await self.retention.status(),
+                        "readings_not_stored": self.thinning.skipped},
             "metrics": dict(self.metrics),
             "ingest": self.ingest.status() if self.ingest is not None else None,
         }

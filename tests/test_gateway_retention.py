@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import time
 import tomllib
 from zoneinfo import ZoneInfo
 
@@ -22,12 +23,14 @@ from gateway import retention
 from gateway.config import ConfigError, load, parse
 from gateway.coreconfig import core_config
 from gateway.evaluate import START
-from gateway.retention import DAY_S, Policy, Retention
+from gateway.retention import DAY_S, Policy, Retention, Thinning
 from gateway.runtime import Gateway
 from gateway.store import MIGRATIONS, AsyncStore, Store
 from simulator.homes import make_home
 from simulator.resident import IncidentSpec, simulate, to_observations
-from tests.test_e2e_gateway import write_config
+from tests._config import write_home
+from tests._mosquitto import free_port
+from tests.test_e2e_gateway import gateway, write_config
 from tests.test_gateway_store import raised_alert
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -561,3 +564,76 @@ def test_a_store_opens_on_a_full_card_and_an_upgrade_says_why_it_cannot(tmp_path
     with pytest.raises(sqlite3.OperationalError), caplog.at_level(logging.CRITICAL):
         Store(tmp_path / "anxin.db")
     assert "migration 999_later needs room the disk does not have" in caplog.text
+
+
+# --- thinning: repeated health readings -------------------------------------------------------
+
+def test_a_repeated_battery_is_stored_once_then_on_change_and_hourly():
+    t = Thinning(weak_link_lqi=40.0)
+    kept = [t.keep(obs(NOW + i, kind="battery", value=v), NOW + i)
+            for i, v in enumerate([100, 100, 100, 97, 97, 100])]
+    assert kept == [True, False, False, True, False, True]
+    assert t.skipped == 3
+    assert not t.keep(obs(NOW + 3000, kind="battery", value=100), NOW + 3000)
+    assert t.keep(obs(NOW + 5 + retention.KEEP_EVERY_S, kind="battery", value=100),
+                  NOW + 5 + retention.KEEP_EVERY_S)  # an hour since the last one stored
+
+
+def test_link_quality_is_stored_beyond_its_band_and_every_reading_below_the_weak_limit():
+    t = Thinning(weak_link_lqi=40.0)
+    band = retention.LQI_BAND
+    values = [120, 120 - band + 1, 120 + band - 1, 120 + band, 120 + band + 3, 39, 39, 41, 41]
+    kept = [t.keep(obs(NOW + i, kind="link_quality", value=v), NOW + i)
+            for i, v in enumerate(values)]
+    # (the band is measured from the last value stored, not the last one heard)
+    assert kept == [True, False, False, True, False, True, True, True, False]
+
+
+def test_thinning_is_per_device_and_leaves_every_other_kind_alone():
+    t = Thinning(weak_link_lqi=40.0)
+    assert t.keep(obs(NOW, "pir-1", "battery", 100), NOW)
+    assert t.keep(obs(NOW, "pir-2", "battery", 100), NOW)
+    assert all(t.keep(obs(NOW + i, "pir-1", "motion", True), NOW + i) for i in range(5))
+    assert all(t.keep(obs(NOW + i, "smoke-1", "smoke", False), NOW + i) for i in range(5))
+    assert all(t.keep(obs(NOW + i, "door-1", "battery_low", False), NOW + i) for i in range(5))
+
+
+def test_a_clock_stepped_back_stores_the_next_reading():
+    t = Thinning(weak_link_lqi=40.0)
+    assert t.keep(obs(NOW, kind="battery", value=100), NOW)
+    assert t.keep(obs(NOW - 600, kind="battery", value=100), NOW - 600)
+    assert not t.keep(obs(NOW - 500, kind="battery", value=100), NOW - 500)
+
+
+@pytest.mark.mosquitto
+async def test_the_gateway_stores_repeated_readings_thinned_and_still_finds_a_weak_link(
+        tmp_path, mosquitto):
+    _, port = mosquitto
+    gid = "gw-thin"
+    cfg = write_home(tmp_path, port, free_port(), gid, f"""
+[[devices]]
+id = "motion-hall"
+source = "zigbee2mqtt"
+topic = "{gid}/hall_pir"
+model = "RTCGQ11LM"
+room = "hall"
+""")
+
+    def report(lqi: int) -> bytes:
+        return json.dumps({"battery": 100, "linkquality": lqi, "occupancy": True,
+                           "voltage": 3055}).encode()
+
+    async with gateway(cfg) as gw:
+        t0 = time.time()
+        for k, lqi in enumerate([90, 92, 88, 91, 30, 31, 29]):
+            await gw.handle_message(f"{gid}/hall_pir", report(lqi), False, t0 + k * 60)
+        await gw.flush_observations()
+        rows = gw.store.store.conn.execute(
+            "SELECT kind, value FROM observations WHERE device = 'motion-hall' ORDER BY id"
+        ).fetchall()
+        assert [v for k, v in rows if k == "motion"] == ["true"] * 7
+        assert [v for k, v in rows if k == "battery"] == ["100"]
+        assert [v for k, v in rows if k == "link_quality"] == ["90", "30", "31", "29"]
+        assert ("motion-hall", "weak_link") in gw._troubles
+        status = await gw.status()
+        assert status["storage"]["readings_not_stored"] == 6 + 3
