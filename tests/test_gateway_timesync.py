@@ -281,6 +281,35 @@ def test_an_unsynchronised_body_carries_the_age_of_its_event_when_sent():
     assert timesync.stamp_age(b"not json", T0) == b"not json"
 
 
+def slow_stamp_age(body: bytes, sent_at: float) -> bytes:
+    """What stamp_age makes, by parsing the body and writing it again."""
+    msg = json.loads(body)
+    age = round(max(0.0, sent_at - datetime.fromisoformat(msg["occurred_at"]).timestamp()), 3)
+    msg["clock"] = {**msg["clock"], "age_s": age}
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("sent_after", [0.0, 42.5, 1 / 3, 86400 * 3 + 0.0004, -5.0])
+def test_stamping_a_real_alert_body_without_parsing_it_writes_what_parsing_would(sent_after,
+                                                                               monkeypatch):
+    f = Finding(detector="instant", home="h1", code=101, event="sos", severity=1, at=T0,
+                device="sos-1", room="卧室 \"北\"", evidence={
+                    "value": True, "occurred_at": "2020-01-01T00:00:00+08:00",
+                    "nested": {"clock": {"synced": False}}})
+    ((alert, _),) = Manager().on_finding(f, T0 + 0.25)
+    timeline = [wire.timeline_entry(T0 - 60 * i, "厨房", "pir-1", "motion", i % 2 == 0, TZ)
+                for i in range(300)]
+    body = wire.encode_alert(alert, gateway_id="gw", sequence=7, residents=[
+        {"name": "周玉兰", "occurred_at": "x"}], tz=TZ, timeline=timeline,
+        clock={"synced": False})
+    expected = slow_stamp_age(body, T0 + sent_after)
+    with monkeypatch.context() as m:
+        m.setattr(timesync.json, "loads", lambda *_: pytest.fail("the body was parsed"))
+        stamped = timesync.stamp_age(body, T0 + sent_after)
+    assert stamped == expected
+    assert json.loads(stamped)["clock"]["age_s"] == round(max(0.0, sent_after), 3)
+
+
 def test_an_unsent_body_is_corrected_by_the_step():
     fixed = json.loads(timesync.shift_body(body(T0 - 3 * DAY, False), 3 * DAY, True))
     assert datetime.fromisoformat(fixed["occurred_at"]).timestamp() == T0
