@@ -132,7 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         logger.warning("SIMULATED CLOCK from %s at %g x real time: for simulation only, never "
                        "in a home", datetime.fromtimestamp(clock.start, ZoneInfo(
                            cfg.gateway.timezone)).isoformat(timespec="seconds"), clock.speed)
-    gw = Gateway(cfg, broker_url=args.broker, config_path=Path(args.config), clock=clock)
+    gw = Gateway(cfg, broker_url=args.broker, config_path=Path(args.config), clock=clock,
+                 freeze_heap=True)
     return _run_async(gw.run_forever())
 
 
