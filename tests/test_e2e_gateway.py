@@ -425,3 +425,30 @@ async def test_a_bug_on_one_message_is_kept_and_ingest_goes_on(tmp_path, mosquit
     with gateway_db(tmp_path) as db:
         (row,) = db.execute("SELECT category, reason FROM quarantine").fetchall()
     assert row == ("internal_error", "RuntimeError: simulated adapter bug")
+
+
+async def test_a_gateway_alone_in_its_process_freezes_its_start_up_heap_and_alarms_still_go(
+        tmp_path, mosquitto):
+    import gc  # noqa: PLC0415
+
+    _, port = mosquitto
+    hport = free_port()
+    cfg = write_config(tmp_path, port, hport, gateway_id="gw-frozen")
+    assert gc.get_freeze_count() == 0
+    try:
+        async with hotline(hport, tmp_path / "hotline.db") as hl, \
+                gateway(cfg, freeze_heap=True) as gw:
+            assert gw.ready.is_set()
+            frozen = gc.get_freeze_count()
+            assert frozen > 10_000  # modules, config, the gateway itself
+            await publish(port, ("gw-frozen/kitchen_smoke", HS1SA_QUIET),
+                          ("gw-frozen/kitchen_smoke", HS1SA_ALARM))
+            (alert,) = await hl.wait_for(1, timeout=10)
+            assert alert["event"] == "smoke"
+            gc.collect()  # a collection after the freeze leaves the frozen heap alone
+            assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()  # (this process goes on to start other gateways)
+    (tmp_path / "b").mkdir()
+    async with gateway(write_config(tmp_path / "b", port, hport, gateway_id="gw-unfrozen")):
+        assert gc.get_freeze_count() == 0  # only `anxin run` asks for it
