@@ -445,8 +445,6 @@ async def test_a_gateway_alone_in_its_process_freezes_its_start_up_heap_and_alar
                           ("gw-frozen/kitchen_smoke", HS1SA_ALARM))
             (alert,) = await hl.wait_for(1, timeout=10)
             assert alert["event"] == "smoke"
-            gc.collect()  # a collection after the freeze leaves the frozen heap alone
-            assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()  # (this process goes on to start other gateways)
     (tmp_path / "b").mkdir()
