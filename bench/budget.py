@@ -38,7 +38,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +54,6 @@ from bench.e2e import (  # noqa: E402
     percentile,
     publisher,
     rss_mb,
-    run_background,
     stored_observations,
     write_config,
 )
@@ -324,10 +322,14 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
                 raise RuntimeError("bare MQTT timer did not start")
             await warm_up(probe, rx)
             spy = profiler(gw.pid, args.profile)
-            stop, sent = threading.Event(), [0]
-            bg = threading.Thread(target=run_background,
-                                  args=(port, args.background, args.devices, stop, sent))
-            bg.start()
+            # sensors' traffic from a process of its own (bench/peers.py says why)
+            bg = subprocess.Popen(
+                [sys.executable, "-m", "bench.peers", "background", "--port", str(port),
+                 "--rate", str(args.background), "--devices", str(args.devices)],
+                stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            assert bg.stdout is not None
+            if bg.stdout.readline().strip() != "ready":
+                raise RuntimeError("background publisher did not start")
             flooder = None
             if flood_rate:
                 flooder = subprocess.Popen(
@@ -340,7 +342,7 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
                 await asyncio.sleep(1.0)  # background (and flood) at steady state
                 rng = random.Random(1)
                 published: dict[str, tuple[float, float]] = {}  # perf_counter, monotonic
-                cpu0, t_start, bg0 = cpu_seconds(gw.pid), time.perf_counter(), sent[0]
+                cpu0, t_start = cpu_seconds(gw.pid), time.perf_counter()
                 for i in range(1, args.alarms + 1):
                     if flooder is not None and flooder.poll() is not None:
                         break  # the flood is over: what follows is not under it
@@ -358,10 +360,9 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     spy.wait(30)
-                bg_rate = (sent[0] - bg0) / elapsed
             finally:
-                stop.set()
-                await asyncio.to_thread(bg.join)
+                bg.terminate()
+                bg_out = json.loads(bg.communicate(timeout=30)[0].strip() or "{}")
                 probe.loop_stop()
                 probe.disconnect()
                 bare.terminate()
@@ -376,7 +377,8 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
             bare_lat = [(bare_arrived[topics[d]] - t) * 1000 for d, (_, t) in published.items()
                         if topics[d] in bare_arrived]
             out = {"alarms_published": len(published), "alarms_received": len(lat),
-                   "bad_signatures": rx.bad, "background_msgs_per_s": round(bg_rate),
+                   "bad_signatures": rx.bad,
+                   "background_msgs_per_s": round(bg_out["sent"] / bg_out["seconds"]),
                    "gateway": summary(lat),
                    "bare_mqtt": {**summary(bare_lat), "subscribed_to": bare_topic},
                    "gateway_cpu_pct": round(cpu_pct, 1)}

@@ -6,6 +6,11 @@ bench or with each other:
     python -m bench.peers subscriber --port P --count N   # prints one JSON line when done
     python -m bench.peers timer --port P --prefix zigbee2mqtt/alarm_   # until SIGTERM
     python -m bench.peers flood --port P --topic T --rate 10000 --seconds 10
+    python -m bench.peers background --port P --rate 1000 --devices 200   # until SIGTERM
+
+(The background traffic once ran as a thread of the bench, beside the webhook receiver that
+times the alarms: the receiver then waited for the GIL behind two busy paho threads, and
+that wait, up to the 5 ms switch interval, was counted as the gateway's.)
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 import aiomqtt
@@ -70,6 +76,23 @@ def timer(port: int, prefix: str, topics: list[str]) -> None:
     c.connect("127.0.0.1", port)
     c.loop_forever()
     print(json.dumps(arrived), flush=True)
+
+
+def background(port: int, rate: float, devices: int) -> None:
+    """Ordinary sensor traffic (bench/e2e.py's) at `rate` msg/s until SIGTERM. Prints `ready`
+    when it starts; at the end, one JSON object: messages sent, seconds taken."""
+    from bench.e2e import run_background  # noqa: PLC0415 (only this role needs it)
+
+    stop, sent, stopped_at = threading.Event(), [0], [0.0]
+
+    def on_term(*_: object) -> None:
+        stopped_at[0] = time.monotonic()  # (not after the client's own closing down)
+        stop.set()
+    signal.signal(signal.SIGTERM, on_term)
+    print("ready", flush=True)
+    t0 = time.monotonic()
+    run_background(port, rate, devices, stop, sent)
+    print(json.dumps({"sent": sent[0], "seconds": stopped_at[0] - t0}), flush=True)
 
 
 def _remaining(n: int) -> bytes:
@@ -134,11 +157,17 @@ def main() -> None:
     f.add_argument("--topic", required=True)
     f.add_argument("--rate", type=float, default=10_000.0)
     f.add_argument("--seconds", type=float, default=10.0)
+    b = sub.add_parser("background")
+    b.add_argument("--port", type=int, required=True)
+    b.add_argument("--rate", type=float, default=1000.0)
+    b.add_argument("--devices", type=int, default=200)
     a = p.parse_args()
     if a.role == "subscriber":
         asyncio.run(subscriber(a.port, a.topic, a.count, a.client_id))
     elif a.role == "timer":
         timer(a.port, a.prefix, a.topic or ["#"])
+    elif a.role == "background":
+        background(a.port, a.rate, a.devices)
     else:
         flood(a.port, a.topic, a.rate, a.seconds)
     sys.exit(0)
