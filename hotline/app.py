@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,12 +55,35 @@ PUBLIC = {("POST", "/alerts"), ("POST", "/intercom"), ("POST", "/notify"),
           ("GET", "/feedback"), ("GET", "/healthz"), ("GET", "/login"), ("POST", "/login")}
 
 
+def forwarded(trusted: frozenset[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Behind a reverse proxy that terminates TLS (nginx, Caddy), every request reaches the
+    console over plain HTTP from the proxy's address: cookies would not be marked Secure and
+    every failed login would count against one address, so one attacker could lock every
+    operator out. A request from a `trusted` address is taken as its X-Forwarded-Proto and
+    X-Forwarded-For say (the last hop of each: what that proxy itself saw). From any other
+    address those headers are ignored: anyone can send them."""
+
+    @web.middleware
+    async def middleware(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+        if trusted and request.remote in trusted:
+            proto = request.headers.get("X-Forwarded-Proto", "").rsplit(",", 1)[-1].strip()
+            client = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+            request = request.clone(
+                scheme=proto.lower() if proto.lower() in ("http", "https") else request.scheme,
+                remote=client or request.remote)
+        return await handler(request)
+    return middleware
+
+
 def make_app(secret: bytes, store: AsyncHotlineStore,
              clock: Callable[[], float] = time.time, *, supervision_s: float = 120.0,
              supervision_check_s: float = 5.0, mqtt_url: str | None = None,
              mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None,
              dc09_listen: tuple[str, int] | None = None,
-             dc09_accounts: dict[str, dc09.Account] | None = None) -> web.Application:
+             dc09_accounts: dict[str, dc09.Account] | None = None,
+             trusted_proxies: frozenset[str] = frozenset()) -> web.Application:
     """The hotline app; `clock` is injectable so tests can check the 5-minute rule.
 
     Supervision: a gateway that polls its feedback feed is supervised, and every signed
@@ -68,8 +91,11 @@ def make_app(secret: bytes, store: AsyncHotlineStore,
     (0 = off) becomes a loss-of-supervision alert for its home (网关失联, Contact ID 350,
     severity 2), closed when it is heard again. With `dc09_listen` (host, port) a SIA DC-09
     receiver takes alarms for `dc09_accounts` too; a transmitter's NULL messages supervise it.
+    Requests from `trusted_proxies` (the addresses of a TLS-terminating reverse proxy) are
+    taken as the proxy says they came: see `forwarded`.
     """
-    app = web.Application(middlewares=[auth.middleware(store, PUBLIC, clock)])
+    app = web.Application(middlewares=[forwarded(trusted_proxies),
+                                       auth.middleware(store, PUBLIC, clock)])
     app[STORE] = store
     app[ACTIONS] = asyncio.Condition()
     closing = asyncio.Event()

@@ -28,7 +28,8 @@ async def serve(host: str, port: int, secret: bytes, db_path: str, *,
                 supervision_s: float = 120.0, mqtt_url: str | None = None,
                 mqtt_prefix: str = "anxin", mqtt_share_group: str | None = None,
                 dc09_port: int | None = None,
-                dc09_accounts: dict[str, dc09.Account] | None = None) -> None:
+                dc09_accounts: dict[str, dc09.Account] | None = None,
+                trusted_proxies: frozenset[str] = frozenset()) -> None:
     """Receive alerts on host:port (and the MQTT uplink, and SIA DC-09 on `dc09_port`, if
     given) into `db_path`."""
     store = await AsyncHotlineStore(db_path).open()
@@ -39,7 +40,8 @@ async def serve(host: str, port: int, secret: bytes, db_path: str, *,
                                     mqtt_url=mqtt_url, mqtt_prefix=mqtt_prefix,
                                     mqtt_share_group=mqtt_share_group,
                                     dc09_listen=(host, dc09_port) if dc09_port else None,
-                                    dc09_accounts=dc09_accounts),
+                                    dc09_accounts=dc09_accounts,
+                                    trusted_proxies=trusted_proxies),
                            access_log=None, shutdown_timeout=2.0)
     try:
         await runner.setup()
@@ -154,6 +156,10 @@ def main(argv: list[str]) -> int:
                    help="role for --add-operator (default operator)")
     p.add_argument("--reset-password", metavar="NAME", help="give an operator a new "
                    "generated password (printed once; their sessions end), and exit")
+    p.add_argument("--trusted-proxy", metavar="ADDR", action="append",
+                   help="address of a reverse proxy that terminates TLS in front of the "
+                        "console (repeat for more): its X-Forwarded-Proto/-For are believed, "
+                        "so cookies are Secure and login limits count the real client")
     p.add_argument("--dc09-port", type=int, help="also receive SIA DC-09 alarms over TCP on "
                    "this port (same address as --host)")
     p.add_argument("--dc09-accounts", metavar="FILE", help="TOML file of DC-09 accounts: "
@@ -193,7 +199,8 @@ def main(argv: list[str]) -> int:
             await serve(args.host, args.port, secret, args.db,
                         supervision_s=args.supervision_s, mqtt_url=args.mqtt,
                         mqtt_prefix=args.mqtt_prefix, mqtt_share_group=args.mqtt_share_group,
-                        dc09_port=args.dc09_port, dc09_accounts=accounts)
+                        dc09_port=args.dc09_port, dc09_accounts=accounts,
+                        trusted_proxies=frozenset(args.trusted_proxy or ()))
 
     try:
         asyncio.run(run())

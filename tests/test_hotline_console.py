@@ -441,3 +441,41 @@ def test_an_older_database_migrates_with_districts_and_audit_homes(tmp_path):
         assert store.db.execute("SELECT home_id FROM actions").fetchone()[0] == "home-1"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_behind_a_trusted_tls_proxy_cookies_are_secure_and_limits_count_the_client(
+        tmp_path, trusted):
+    db = tmp_path / "hotline.db"
+    add_operator(db, "op1", "operator")
+    store = await AsyncHotlineStore(db).open()
+    proxies = frozenset({"127.0.0.1"}) if trusted else frozenset()
+    c = TestClient(TestServer(make_app(SECRET, store, clock=lambda: NOW,
+                                       trusted_proxies=proxies)))
+    await c.start_server()
+    try:
+        cookie: dict[str, str] = {}
+
+        def via(client: str) -> dict[str, str]:
+            # (a Secure cookie comes back only over https: between browser and proxy)
+            return {"X-Forwarded-Proto": "https", "X-Forwarded-For": f"198.51.100.9, {client}",
+                    **cookie}
+
+        page = await c.get("/login", headers=via("203.0.113.7"))
+        assert ("Secure" in page.headers["Set-Cookie"]) is trusted
+        token = page.cookies[auth.LOGIN_COOKIE].value
+        cookie["Cookie"] = f"{auth.LOGIN_COOKIE}={token}"
+        for _ in range(auth.MAX_FAILURES_ADDR):
+            await c.post("/login", headers=via("203.0.113.7"), data={
+                "csrf": token, "username": "nobody", "password": "wrong-password"})
+        # another operator behind the same proxy, from another address
+        r = await c.post("/login", headers=via("203.0.113.8"), allow_redirects=False, data={
+            "csrf": token, "username": "op1", "password": PASSWORD})
+        if trusted:
+            assert r.status == 303
+            assert "Secure" in r.headers["Set-Cookie"]
+        else:  # the headers are anyone's to send: not believed, one address for all
+            assert r.status == 429
+    finally:
+        await c.close()
+        await store.close()
