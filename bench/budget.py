@@ -57,7 +57,7 @@ from bench.e2e import (  # noqa: E402
     stored_observations,
     write_config,
 )
-from bench.peers import FLOOD_PAYLOAD  # noqa: E402
+from bench.peers import FLOOD_PAYLOAD, Background  # noqa: E402
 from devices.observation import Observation  # noqa: E402
 from gateway.store import Store  # noqa: E402
 from tests._mosquitto import running_mosquitto  # noqa: E402
@@ -323,13 +323,7 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
             await warm_up(probe, rx)
             spy = profiler(gw.pid, args.profile)
             # sensors' traffic from a process of its own (bench/peers.py says why)
-            bg = subprocess.Popen(
-                [sys.executable, "-m", "bench.peers", "background", "--port", str(port),
-                 "--rate", str(args.background), "--devices", str(args.devices)],
-                stdout=subprocess.PIPE, text=True, cwd=ROOT)
-            assert bg.stdout is not None
-            if bg.stdout.readline().strip() != "ready":
-                raise RuntimeError("background publisher did not start")
+            bg = Background(port, args.background, args.devices)
             flooder = None
             if flood_rate:
                 flooder = subprocess.Popen(
@@ -361,8 +355,7 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
                     spy.send_signal(signal.SIGINT)
                     spy.wait(30)
             finally:
-                bg.terminate()
-                bg_out = json.loads(bg.communicate(timeout=30)[0].strip() or "{}")
+                bg_rate = bg.stop()
                 probe.loop_stop()
                 probe.disconnect()
                 bare.terminate()
@@ -378,7 +371,7 @@ async def alarm_run(args: argparse.Namespace, *, flood_rate: float = 0.0) -> dic
                         if topics[d] in bare_arrived]
             out = {"alarms_published": len(published), "alarms_received": len(lat),
                    "bad_signatures": rx.bad,
-                   "background_msgs_per_s": round(bg_out["sent"] / bg_out["seconds"]),
+                   "background_msgs_per_s": round(bg_rate),
                    "gateway": summary(lat),
                    "bare_mqtt": {**summary(bare_lat), "subscribed_to": bare_topic},
                    "gateway_cpu_pct": round(cpu_pct, 1)}

@@ -37,6 +37,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from alerts import wire  # noqa: E402
+from bench.peers import Background  # noqa: E402
 from tests._mosquitto import free_port, running_mosquitto  # noqa: E402
 
 SECRET = "bench-secret"
@@ -207,32 +208,29 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                     await asyncio.wait_for(rx.event.wait(), 0.5)
             startup_s = time.perf_counter() - ready_t
 
-            stop = threading.Event()
-            sent = [0]
-            bg = threading.Thread(target=run_background,
-                                  args=(port, args.background, args.devices, stop, sent))
-            bg.start()
-            await asyncio.sleep(1.0)  # background at steady state
-            rng = random.Random(1)
-            published: dict[str, float] = {}
-            bg_before, t_before = sent[0], time.perf_counter()
-            cpu_before = cpu_seconds(gw.pid)
-            for i in range(1, args.alarms):
-                device = f"alarm-{i}"
-                body = b'{"smoke": true, "battery": 100, "linkquality": 90}' if i % 2 == 0 \
-                    else b'{"action": "emergency", "battery": 100, "linkquality": 90}'
-                published[device] = time.perf_counter()
-                probe.publish(f"zigbee2mqtt/alarm_{i}", body, qos=1)
-                await asyncio.sleep(rng.uniform(0.005, 0.03))
-            deadline = time.perf_counter() + 30
-            while len([d for d in published if d in rx.arrived]) < len(published) \
-                    and time.perf_counter() < deadline:
-                await asyncio.sleep(0.05)
-            elapsed = time.perf_counter() - t_before
-            bg_rate = (sent[0] - bg_before) / elapsed
-            cpu_pct = 100 * (cpu_seconds(gw.pid) - cpu_before) / elapsed
-            stop.set()
-            bg.join()
+            # sensors' traffic from a process of its own (bench/peers.py says why)
+            bg = Background(port, args.background, args.devices)
+            try:
+                await asyncio.sleep(1.0)  # background at steady state
+                rng = random.Random(1)
+                published: dict[str, float] = {}
+                t_before = time.perf_counter()
+                cpu_before = cpu_seconds(gw.pid)
+                for i in range(1, args.alarms):
+                    device = f"alarm-{i}"
+                    body = b'{"smoke": true, "battery": 100, "linkquality": 90}' if i % 2 == 0 \
+                        else b'{"action": "emergency", "battery": 100, "linkquality": 90}'
+                    published[device] = time.perf_counter()
+                    probe.publish(f"zigbee2mqtt/alarm_{i}", body, qos=1)
+                    await asyncio.sleep(rng.uniform(0.005, 0.03))
+                deadline = time.perf_counter() + 30
+                while len([d for d in published if d in rx.arrived]) < len(published) \
+                        and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.05)
+                elapsed = time.perf_counter() - t_before
+                cpu_pct = 100 * (cpu_seconds(gw.pid) - cpu_before) / elapsed
+            finally:
+                bg_rate = bg.stop()
             lat = [(rx.arrived[d] - t) * 1000 for d, t in published.items() if d in rx.arrived]
             results.update({
                 "alarms_published": len(published),

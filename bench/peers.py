@@ -21,12 +21,16 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import aiomqtt
 import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FLOOD_PAYLOAD = (b'{"battery":100,"illuminance":12,"linkquality":120,"occupancy":true,'
                  b'"voltage":3055}')
@@ -93,6 +97,27 @@ def background(port: int, rate: float, devices: int) -> None:
     t0 = time.monotonic()
     run_background(port, rate, devices, stop, sent)
     print(json.dumps({"sent": sent[0], "seconds": stopped_at[0] - t0}), flush=True)
+
+
+class Background:
+    """The `background` role as a process, from the benches: started and connected when
+    made, `stop()` ends it and says the rate it kept."""
+
+    def __init__(self, port: int, rate: float, devices: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.peers", "background", "--port", str(port),
+             "--rate", str(rate), "--devices", str(devices)],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError("background publisher did not start")
+
+    def stop(self) -> float:
+        """Messages a second it sent, from its start to this stop."""
+        self.proc.terminate()
+        out = json.loads(self.proc.communicate(timeout=30)[0].strip() or "{}")
+        return out["sent"] / out["seconds"] if out.get("seconds") else 0.0
 
 
 def _remaining(n: int) -> bytes:
